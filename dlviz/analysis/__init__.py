@@ -1,0 +1,1 @@
+"""Math on models and features; returns arrays, draws nothing."""

@@ -1,0 +1,1 @@
+"""Small networks the demos train."""

@@ -1,0 +1,9 @@
+"""The streamlit layer: the only part of dlviz that imports streamlit."""
+
+from .controls import config_form
+from .live import live_run
+from .settings import current_device, global_seed, lecture_mode, render_sidebar
+from .show import explain, show
+
+__all__ = ["config_form", "live_run", "current_device", "global_seed", "lecture_mode", "render_sidebar",
+           "explain", "show"]

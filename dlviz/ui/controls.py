@@ -1,0 +1,106 @@
+"""Widgets built from a demo's Config: one preset picker and one widget per field, round-tripped via the URL.
+
+A copied link reproduces the run: the preset and every field that differs from it go into ``st.query_params``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import streamlit as st
+
+from ..config import ConfigError, spec_of, to_strings, with_overrides
+from ..demos.base import Demo
+from .settings import global_seed, lecture_mode
+
+
+def _snap_to_choice(value, choices):
+    """A number from a link that is not on a select slider snaps to the nearest allowed value."""
+    if value in choices or isinstance(value, str):
+        return value
+    return min(choices, key=lambda c: abs(c - value))
+
+
+def _config_from_url(demo: Demo) -> tuple[str, object, list[str]]:
+    params = st.query_params.to_dict()
+    slug = params.get("preset", "")
+    if slug not in demo.presets:  # the preset that equals the defaults, else the first one
+        default = demo.default_config()
+        slug = next((k for k, p in demo.presets.items() if p.config == default), next(iter(demo.presets), ""))
+    config = demo.presets[slug].config if slug else demo.default_config()
+    problems = []
+    names = {f.name for f in dataclasses.fields(config)}
+    for k, v in params.items():
+        if k in names and k != "seed":
+            try:
+                config = with_overrides(config, {k: v})
+            except ConfigError as exc:
+                problems.append(str(exc))
+    return slug, config, problems
+
+
+def config_form(demo: Demo, key: str, columns: int = 4):
+    """Render the preset picker and the widgets of ``demo.config_cls``; return the Config they describe.
+
+    Widget keys are ``f"{key}.{field}"``. The seed comes from the sidebar. The config is remembered across page
+    switches (streamlit forgets the values of widgets that were not drawn) and written to the URL.
+    """
+    ss = st.session_state
+    store = f"{key}._config"
+    if store not in ss:
+        slug, config, problems = _config_from_url(demo)
+        ss[f"{key}.preset"] = slug
+        ss[store] = config
+        for p in problems:
+            st.warning(f"Ignored a setting from the link: {p}")
+    fields = [f for f in dataclasses.fields(demo.config_cls) if spec_of(f).widget]
+    for f in fields:
+        if f"{key}.{f.name}" not in ss:
+            value = getattr(ss[store], f.name)
+            ss[f"{key}.{f.name}"] = _snap_to_choice(value, spec_of(f).choices) if spec_of(f).choices else value
+
+    def apply_preset():
+        preset = demo.presets[ss[f"{key}.preset"]].config
+        for f in fields:
+            ss[f"{key}.{f.name}"] = getattr(preset, f.name)
+
+    with st.expander("Controls", expanded=not lecture_mode()):
+        if demo.presets:
+            st.selectbox("Preset", list(demo.presets), key=f"{key}.preset", on_change=apply_preset,
+                         format_func=lambda s: demo.presets[s].title,
+                         help="A preset reproduces one textbook phenomenon; change any control afterwards.")
+        cols = st.columns(columns)
+        for i, f in enumerate(fields):
+            with cols[i % columns]:
+                _widget(f, f"{key}.{f.name}")
+    values = {f.name: ss[f"{key}.{f.name}"] for f in fields}
+    config = dataclasses.replace(demo.default_config(), **values, seed=global_seed())
+    ss[store] = config
+    slug = ss.get(f"{key}.preset", "")
+    base = demo.presets[slug].config if slug in demo.presets else demo.default_config()
+    if slug in demo.presets:
+        note = demo.presets[slug].note
+        modified = dataclasses.replace(config, seed=base.seed) != base
+        st.caption(("Modified from the preset. " if modified else "") + note)
+    st.query_params.from_dict({**({"preset": slug} if slug else {}), **to_strings(config, base=base),
+                               "seed": str(config.seed)})
+    return config
+
+
+def _widget(f: dataclasses.Field, wkey: str):
+    spec = spec_of(f)
+    label, default = spec.label or f.name.replace("_", " "), f.default
+    if isinstance(default, bool):
+        return st.toggle(label, key=wkey, help=spec.help)
+    if spec.choices is not None and isinstance(default, str):
+        return st.selectbox(label, spec.choices, key=wkey, help=spec.help)
+    if spec.choices is not None:
+        return st.select_slider(label, options=list(spec.choices), key=wkey, help=spec.help)
+    if isinstance(default, (int, float)) and spec.lo is not None and spec.hi is not None:
+        step = spec.step if spec.step is not None else (1 if isinstance(default, int) else None)
+        cast = type(default)
+        return st.slider(label, cast(spec.lo), cast(spec.hi), key=wkey, step=cast(step) if step else None,
+                         help=spec.help)
+    if isinstance(default, (int, float)):
+        return st.number_input(label, key=wkey, help=spec.help)
+    return st.text_input(label, key=wkey, help=spec.help)

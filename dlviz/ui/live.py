@@ -1,0 +1,88 @@
+"""The live runner in streamlit: play, pause, one step, reset; a fragment advances training in time slices.
+
+Each refresh of the fragment trains for ``budget_s`` seconds (many optimizer steps), then redraws only the live
+figures; the page around it does not rerun. When the run ends the timer turns off.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import streamlit as st
+import torch
+
+from ..demos.base import Demo
+from ..runner import DONE, FAILED, IDLE, PAUSED, RUNNING, Runner
+
+BUDGET_S = 0.15  # training time per refresh
+EVERY_S = 0.25  # refresh period while running: about 4 redraws per second
+
+
+def _runner_for(key: str, demo: Demo, config, device: torch.device) -> Runner:
+    """The page's runner; a new one (with its step-0 snapshot) when settings change while nothing is running."""
+    ss, rk = st.session_state, f"{key}._runner"
+    runner: Runner | None = ss.get(rk)
+    stale = runner is not None and (runner.config != config or runner.device != device)
+    if runner is None or (stale and runner.status in (IDLE, DONE, FAILED)):
+        runner = Runner(demo, config, device)
+        runner._next()  # the untrained state: figures appear before anyone presses Start
+        ss[rk] = runner
+    return runner
+
+
+def _control_row(key: str, runner: Runner, config, device) -> None:
+    ss, rk = st.session_state, f"{key}._runner"
+
+    def reset():
+        ss[rk] = Runner(demo=runner.demo, config=config, device=device)
+        ss[rk]._next()
+
+    def play():
+        r = ss[rk]
+        if r.finished:  # Start after a finished run starts a fresh one
+            reset()
+        ss[rk].play()
+
+    c = st.columns([1, 1, 1, 1, 3])
+    running = runner.status == RUNNING
+    c[0].button("▶ Start" if runner.status == IDLE or runner.finished else "▶ Resume", key=f"{key}.play",
+                on_click=play, disabled=running, type="primary", width="stretch")
+    c[1].button("⏸ Pause", key=f"{key}.pause", on_click=lambda: ss[rk].pause(), disabled=not running,
+                width="stretch")
+    c[2].button("⏭ Step", key=f"{key}.step", on_click=lambda: ss[rk].step(), disabled=runner.finished,
+                width="stretch", help="Advance one snapshot and pause.")
+    c[3].button("↺ Reset", key=f"{key}.reset", on_click=reset, width="stretch")
+    if runner.config != config or runner.device != device:
+        c[4].warning("Controls changed during this run: press Reset to apply them.", icon="⚙️")
+
+
+def _status(runner: Runner) -> None:
+    snap = runner.latest
+    step = snap.step if snap else 0
+    label = {IDLE: "ready", RUNNING: "training", PAUSED: "paused", DONE: "finished", FAILED: "stopped"}[runner.status]
+    st.caption(f"**{label}** · step {step} · {runner.compute_seconds:.1f} s of compute on {runner.device.type}")
+    if runner.status == FAILED:
+        st.error(runner.message, icon="🛑")
+
+
+def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[[Runner], None],
+             budget_s: float = BUDGET_S, every_s: float = EVERY_S) -> Runner:
+    """Controls plus a live area that ``draw(runner)`` fills; returns the page's runner."""
+    runner = _runner_for(key, demo, config, device)
+    _control_row(key, runner, config, device)
+
+    @st.fragment(run_every=every_s if runner.status == RUNNING else None)
+    def live_area():
+        r: Runner = st.session_state[f"{key}._runner"]
+        if r.status == RUNNING:
+            r.advance(budget_s)
+            if r.status != RUNNING:
+                st.rerun()  # the run ended: redraw the buttons and turn the timer off
+        _status(r)
+        draw(r)
+
+    live_area()
+    return runner
+
+
+__all__ = ["live_run", "RUNNING", "PAUSED", "DONE", "FAILED", "IDLE"]

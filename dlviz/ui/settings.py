@@ -1,0 +1,60 @@
+"""App-wide settings in the sidebar: device (with a switch to force CPU), global seed, lecture mode."""
+
+from __future__ import annotations
+
+import streamlit as st
+import torch
+
+from ..device import available_devices, describe_device, pick_device
+
+FORCE_CPU, SEED, LECTURE = "dlviz.force_cpu", "dlviz.seed", "dlviz.lecture"
+
+LECTURE_CSS = """
+<style>
+html, body, [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.3rem; }
+h1 { font-size: 2.6rem !important; } h2 { font-size: 2.0rem !important; } h3 { font-size: 1.6rem !important; }
+[data-testid="stMetricValue"] { font-size: 2.4rem; }
+.katex { font-size: 1.5em; }
+[data-testid="stMainBlockContainer"] { padding-top: 1.5rem; max-width: 100%; }
+</style>
+"""
+
+
+def _init_from_url() -> None:
+    """The seed comes from a shared link (``?seed=3``) the first time the session sees it."""
+    if SEED not in st.session_state:
+        try:
+            st.session_state[SEED] = int(st.query_params.get("seed", 0))
+        except ValueError:
+            st.session_state[SEED] = 0
+
+
+def render_sidebar() -> None:
+    """Draw the shared sidebar; call once per run from app.py."""
+    _init_from_url()
+    with st.sidebar:
+        st.markdown("### Settings")
+        devices = available_devices()
+        st.toggle("Force CPU", key=FORCE_CPU, disabled=devices == ["cpu"],
+                  help="Train on the CPU even when a GPU is present (to compare speed, or free the GPU).")
+        st.caption(f"Device: **{describe_device(current_device())}**"
+                   + ("" if len(devices) > 1 else " · no GPU found"))
+        st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=SEED,
+                        help="Seeds initialization and data order of every demo; part of the page link.")
+        st.toggle("Lecture mode", key=LECTURE,
+                  help="Larger fonts and figures; the controls start collapsed so the figures fill the projector.")
+    if lecture_mode():
+        st.markdown(LECTURE_CSS, unsafe_allow_html=True)
+
+
+def current_device() -> torch.device:
+    return pick_device(force_cpu=bool(st.session_state.get(FORCE_CPU, False)))
+
+
+def global_seed() -> int:
+    _init_from_url()
+    return int(st.session_state[SEED])
+
+
+def lecture_mode() -> bool:
+    return bool(st.session_state.get(LECTURE, False))

@@ -1,0 +1,50 @@
+"""The topics of the app, discovered from ``pages/*.py``: each page's docstring gives its title, icon and summary.
+
+Page docstring format::
+
+    \"\"\"Title of the topic
+    icon: 🧠
+    One-line summary for the home page.
+    \"\"\"
+
+A thumbnail is ``assets/thumbs/<page stem>.png`` when present (made by ``python -m tests.make_thumbs``).
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Topic:
+    path: Path
+    title: str
+    icon: str
+    summary: str
+
+    @property
+    def slug(self) -> str:
+        return self.path.stem.split("_", 1)[-1]
+
+    @property
+    def thumbnail(self) -> Path | None:
+        p = ROOT / "assets" / "thumbs" / f"{self.path.stem}.png"
+        return p if p.exists() else None
+
+
+def discover(pages_dir: Path = ROOT / "pages") -> list[Topic]:
+    """Every page with a docstring, in file-name order (prefix files with 10_, 20_, ... to order them)."""
+    topics = []
+    for path in sorted(pages_dir.glob("*.py")):
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+        lines = [ln.strip() for ln in doc.splitlines() if ln.strip()]
+        if not lines:
+            continue
+        icon = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("icon:")), "📄")
+        rest = [ln for ln in lines[1:] if not ln.startswith("icon:")]
+        topics.append(Topic(path, lines[0], icon, rest[0] if rest else ""))
+    return topics

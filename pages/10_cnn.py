@@ -1,0 +1,116 @@
+"""CNN (LeNet) on digits
+icon: 🧮
+LeNet trains live: loss and accuracy, its filters and feature maps, a confusion matrix and what its features learn.
+"""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dlviz.analysis.embedding import pca, tsne
+from dlviz.data import DatasetMissing, load_image_dataset
+from dlviz.demos import get_demo
+from dlviz.demos.cnn import probe
+from dlviz.figures.cnn import confusion_figure, feature_maps_figure, misclassified_figure
+from dlviz.figures.common import embedding_scatter, image_grid, metric_curves
+from dlviz.models.lenet import LeNet
+from dlviz.ui import config_form, current_device, explain, live_run, show
+
+KEY = "cnn"
+demo = get_demo("cnn")
+st.title("CNN: LeNet learns to read digits")
+config = config_form(demo, KEY)
+try:
+    data = load_image_dataset(config.dataset, config.input_size)
+except DatasetMissing as exc:
+    st.error(str(exc), icon="📂")
+    st.stop()
+
+rows = LeNet(config.input_size, config.activation, config.pool).layer_shapes(config.input_size)
+explain(
+    "LeNet (LeCun et al., 1998) stacks two **convolution + pooling** blocks and three fully connected layers. "
+    "A convolution slides the same small filter over the image, so it needs few weights and responds to a "
+    "pattern wherever it appears; pooling halves the resolution. Training minimizes the cross-entropy "
+    "by gradient steps on mini-batches:",
+    r"\mathcal{L}(\theta) = -\frac{1}{B}\sum_{i=1}^{B} \log \frac{e^{z_{y_i}}}{\sum_{c} e^{z_c}},\qquad "
+    r"\theta \leftarrow \theta - \eta\, \nabla_\theta \mathcal{L}",
+    claim="ReLU + max pooling + Adam learn within a second; the 1998 recipe (sigmoid, average pooling, SGD) "
+          "sits at chance for a long time because sigmoid units saturate and their gradients vanish.",
+)
+with st.expander("Layer shapes (from a real forward pass)"):
+    st.dataframe(pd.DataFrame(rows, columns=["layer", "output shape (C, H, W)", "parameters"]), hide_index=True)
+
+
+def draw(runner) -> None:
+    snap, first = runner.latest, runner.first
+    if snap is None:
+        return
+    m = snap.metrics
+    c = st.columns(4)
+    c[0].metric("test accuracy", f"{m['test_acc']:.1%}")
+    c[1].metric("test loss", f"{m['test_loss']:.3f}")
+    c[2].metric("epoch", f"{m['epoch']:.1f} / {config.epochs}")
+    c[3].metric("steps / s", f"{m['steps_per_second']:.0f}")
+    show(metric_curves(runner.history, [("loss (cross-entropy)", ["train_loss", "test_loss"]),
+                                        ("accuracy", ["train_acc", "test_acc"])]), key=f"{KEY}.curves")
+    left, right = st.columns(2)
+    with left:
+        show(image_grid(snap.arrays["filters"], [f"filter {i}" for i in range(6)], ncols=6, symmetric=True,
+                        title="First-layer filters (5x5; red +, blue -)", tile_px=120), key=f"{KEY}.filters")
+        idx = st.slider("Test digit for the feature maps", 0, len(data.y_test) - 1, 0, key=f"{KEY}.digit")
+        img = data.x_test[idx:idx + 1]
+        out = probe(runner.config, snap.arrays["state"], img)
+        st.caption(f"True label **{data.classes[int(data.y_test[idx])]}**, predicted "
+                   f"**{data.classes[int(out['probs'][0].argmax())]}** ({out['probs'][0].max():.0%})")
+    with right:
+        show(confusion_figure(snap.arrays["confusion"], data.classes), key=f"{KEY}.confusion")
+    show(image_grid(img[:, 0].numpy(), ["input"], ncols=1, tile_px=140), key=f"{KEY}.input")
+    for layer in ("conv1", "conv2"):
+        show(feature_maps_figure(out[layer][0], layer), key=f"{KEY}.{layer}")
+    wrong = misclassified_figure(data.x_test[:, 0].numpy(), data.y_test.numpy(), snap.arrays["test_pred"],
+                                 data.classes)
+    if wrong is not None:
+        show(wrong, key=f"{KEY}.wrong")
+    draw_features(runner, first, snap)
+
+
+def draw_features(runner, first, snap) -> None:
+    st.subheader("What the 84 penultimate features learned")
+    method = st.radio("Projection", ["PCA", "t-SNE"], horizontal=True, key=f"{KEY}.proj",
+                      help="PCA is instant and redrawn live; t-SNE takes a second and is computed for the "
+                           "current step when you press the button.")
+    labels = data.y_test.numpy()
+    hover = [f"test #{i}: true {data.classes[labels[i]]}, predicted {data.classes[snap.arrays['test_pred'][i]]}"
+             for i in range(len(labels))]
+    ss = st.session_state
+    if method == "t-SNE":
+        cache = ss.get(f"{KEY}.tsne")
+        if st.button("Compute t-SNE at this step", key=f"{KEY}.tsne_go"):
+            with st.spinner("t-SNE of the test features..."):
+                cache = (id(runner), snap.step, tsne(first.arrays["features"], seed=runner.config.seed),
+                         tsne(snap.arrays["features"], seed=runner.config.seed))
+            ss[f"{KEY}.tsne"] = cache
+        if cache is None or cache[0] != id(runner):
+            st.info("Press the button to embed the features before training and at the current step.")
+            return
+        step, before, after = cache[1], cache[2], cache[3]
+    else:
+        step, (before, _), (after, _) = snap.step, pca(first.arrays["features"]), pca(snap.arrays["features"])
+    left, right = st.columns(2)
+    with left:
+        show(embedding_scatter(before, labels, f"{method} before training", hover, data.classes),
+             key=f"{KEY}.emb0")
+    with right:
+        event = show(embedding_scatter(after, labels, f"{method} at step {step}", hover, data.classes),
+                     key=f"{KEY}.emb1", on_select="rerun", selection_mode=("points", "box", "lasso"))
+    points = (event or {}).get("selection", {}).get("points", []) if event else []
+    chosen = [int(p["customdata"]) for p in points if "customdata" in p][:16]
+    if chosen:
+        show(image_grid(data.x_test[chosen, 0].numpy(),
+                        [f"#{i} true {data.classes[labels[i]]}" for i in chosen], ncols=8, tile_px=90,
+                        title="Selected digits"), key=f"{KEY}.chosen")
+    else:
+        st.caption("Select points (click, box or lasso) in the right plot to see their digits.")
+
+
+live_run(KEY, demo, config, current_device(), draw)
