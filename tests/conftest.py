@@ -1,0 +1,42 @@
+"""Shared test fixtures: AppTest pages, and Playwright pointed at Debian's Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Two cores in CI: keep test processes from oversubscribing them.
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def open_page(page: str | None = None, timeout: float = 120, query: dict | None = None):
+    """An AppTest of the whole app (sidebar included) switched to ``page`` (e.g. "pages/10_cnn.py")."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    at.run()
+    if page:
+        at.switch_page(str(ROOT / page))
+        at.run()
+    return at
+
+
+@pytest.fixture
+def app_page():
+    return open_page
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
+    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-dev-shm-usage", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    return {**browser_type_launch_args, "executable_path": path, "args": args}
