@@ -6,7 +6,7 @@ Start with ``streamlit run app.py``. Pages live in ``pages/``; each is listed on
 import streamlit as st
 
 from dlviz.ui import lecture_mode, render_sidebar
-from dlviz.ui.topics import discover
+from dlviz.ui.topics import discover, mark_app_ran, pending_redirect
 
 st.set_page_config(page_title="dlviz", page_icon="🧠", layout="wide",
                    initial_sidebar_state="collapsed" if lecture_mode() else "auto")
@@ -29,7 +29,11 @@ def home() -> None:
 
 
 pages = [st.Page(home, title="Home", icon="🏠", default=True)]
-pages += [st.Page(str(t.path), title=t.title, icon=t.icon, url_path=t.slug) for t in TOPICS]
-nav = st.navigation(pages)
+by_path = {str(t.path): st.Page(str(t.path), title=t.title, icon=t.icon, url_path=t.slug) for t in TOPICS}
+nav = st.navigation(pages + list(by_path.values()))
+mark_app_ran()
+goto = pending_redirect()
+if goto is not None and goto[0] in by_path:  # a cold link to a page: go there, keeping its settings
+    st.switch_page(by_path[goto[0]], query_params=goto[1])
 render_sidebar()
 nav.run()

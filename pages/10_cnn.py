@@ -15,6 +15,9 @@ from dlviz.figures.cnn import confusion_figure, feature_maps_figure, misclassifi
 from dlviz.figures.common import embedding_scatter, image_grid, metric_curves
 from dlviz.models.lenet import LeNet
 from dlviz.ui import config_form, current_device, explain, live_run, show
+from dlviz.ui.topics import require_app
+
+require_app(__file__)
 
 KEY = "cnn"
 demo = get_demo("cnn")

@@ -44,27 +44,51 @@ def heatmap(z: np.ndarray, x: Sequence | None = None, y: Sequence | None = None,
     return fig
 
 
-def image_grid(images: np.ndarray, titles: Sequence[str] | None = None, ncols: int = 8, title: str = "",
-               colorscale: str = "gray_r", symmetric: bool = False, tile_px: int = 90) -> go.Figure:
-    """Small multiples of (N, H, W) images, one heatmap each; ``symmetric`` centers the colors on 0 (filters)."""
-    images = np.asarray(images)
-    n = len(images)
-    ncols = max(1, min(ncols, n))
-    nrows = max(1, int(np.ceil(n / ncols)))
-    fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=list(titles) if titles else None,
-                        horizontal_spacing=0.01, vertical_spacing=0.12 / nrows if titles else 0.02)
+def montage(images: np.ndarray, ncols: int, gap: int = 1) -> np.ndarray:
+    """Tile (N, H, W) images into one (rows*(H+gap), cols*(W+gap)) array with NaN gutters (drawn blank)."""
+    images = np.asarray(images, dtype=np.float32)
+    n, h, w = images.shape
+    nrows = int(np.ceil(n / ncols))
+    out = np.full((nrows * (h + gap) - gap, ncols * (w + gap) - gap), np.nan, dtype=np.float32)
     for i, img in enumerate(images):
-        lim = float(np.abs(img).max()) or 1.0
-        fig.add_trace(go.Heatmap(z=img, colorscale="RdBu" if symmetric else colorscale, showscale=False,
-                                 zmin=-lim if symmetric else None, zmax=lim if symmetric else None,
-                                 hovertemplate="(%{x}, %{y}): %{z:.3f}<extra></extra>"),
-                      row=i // ncols + 1, col=i % ncols + 1)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
-    for i in range(2, n + 1):
-        fig.update_yaxes(scaleanchor=f"x{i}", row=(i - 1) // ncols + 1, col=(i - 1) % ncols + 1)
-    fig.update_annotations(font_size=12)
-    fig.update_layout(title=title, height=max(160, nrows * tile_px + 60), margin=dict(l=5, r=5, t=50, b=5))
+        r, c = divmod(i, ncols)
+        out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = img
+    return out
+
+
+def image_grid(images: np.ndarray, titles: Sequence[str] | None = None, ncols: int = 8, title: str = "",
+               colorscale: str = "gray_r", symmetric: bool = False, tile_px: int = 90,
+               normalize_each: bool | None = None) -> go.Figure:
+    """Small multiples of (N, H, W) images as one heatmap (fast to build and send, so it can redraw live).
+
+    ``symmetric`` centers a red-blue scale on 0 (filters). ``normalize_each`` (default: on for symmetric or
+    feature maps) scales every tile to its own range so faint maps stay visible; titles sit above each tile.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    n, h, w = images.shape
+    ncols = max(1, min(ncols, n))
+    nrows = int(np.ceil(n / ncols))
+    if normalize_each is None:
+        normalize_each = symmetric
+    if normalize_each:
+        lim = np.abs(images).reshape(n, -1).max(1).reshape(n, 1, 1)
+        images = images / np.where(lim > 0, lim, 1.0)
+    gap = max(1, h // 6) if titles is None else max(2, h // 3)
+    z = montage(images, ncols, gap)
+    zmax = 1.0 if normalize_each else float(np.nanmax(np.abs(z))) or 1.0
+    fig = go.Figure(go.Heatmap(z=z, colorscale="RdBu_r" if symmetric else colorscale, showscale=False,
+                               zmin=-zmax if symmetric else None, zmax=zmax if symmetric else None,
+                               hoverongaps=False, hovertemplate="%{z:.3f}<extra></extra>"))
+    # One batch of annotations: add_annotation per tile costs milliseconds each.
+    fig.layout.annotations = [dict(x=(i % ncols) * (w + gap) + (w - 1) / 2, y=(i // ncols) * (h + gap) - 0.6,
+                                   text=t, showarrow=False, yanchor="bottom", font=dict(size=11))
+                              for i, t in enumerate(titles or ())]
+    fig.update_xaxes(visible=False, range=[-0.5, z.shape[1] - 0.5])
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", range=[z.shape[0] - 0.5, -gap])
+    width_px = max(ncols * tile_px, 120)
+    fig.update_layout(title=title, height=int(nrows * tile_px * (h + gap) / (w + gap)) + 70 + (12 if titles else 0),
+                      margin=dict(l=5, r=5, t=50 if title else 10, b=5), plot_bgcolor="rgba(0,0,0,0)",
+                      meta={"tiles": n, "width_px": width_px})
     return fig
 
 

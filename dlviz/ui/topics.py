@@ -48,3 +48,33 @@ def discover(pages_dir: Path = ROOT / "pages") -> list[Topic]:
         rest = [ln for ln in lines[1:] if not ln.startswith("icon:")]
         topics.append(Topic(path, lines[0], icon, rest[0] if rest else ""))
     return topics
+
+
+# -- cold links ----------------------------------------------------------------------------------------
+# Until app.py has run once in a server process, streamlit serves pages/*.py directly (its legacy multipage
+# mode): no sidebar, no layout. Pages call require_app() first; app.py then forwards to the page, query kept.
+_ENTRY_FLAG, _GOTO = "dlviz.entry_ran", "dlviz.goto"
+
+
+def mark_app_ran() -> None:
+    """Called by app.py on every run."""
+    import streamlit as st
+
+    st.session_state[_ENTRY_FLAG] = True
+
+
+def require_app(page_file: str) -> None:
+    """First call of every page: when app.py did not run in this session, go through it to this page."""
+    import streamlit as st
+
+    if st.session_state.get(_ENTRY_FLAG):
+        return
+    st.session_state[_GOTO] = (str(Path(page_file).resolve()), st.query_params.to_dict())
+    st.switch_page(str(ROOT / "app.py"))
+
+
+def pending_redirect() -> tuple[str, dict] | None:
+    """The page (and its query) a cold link asked for, once; app.py switches to it."""
+    import streamlit as st
+
+    return st.session_state.pop(_GOTO, None)
