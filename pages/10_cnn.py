@@ -15,6 +15,7 @@ from dlviz.figures.cnn import confusion_figure, feature_maps_figure, misclassifi
 from dlviz.figures.common import embedding_scatter, image_grid, metric_curves
 from dlviz.models.lenet import LeNet
 from dlviz.ui import config_form, current_device, explain, live_run, show
+from dlviz.ui.feature_sources import FeatureSource, publish
 from dlviz.ui.topics import require_app
 
 require_app(__file__)
@@ -56,6 +57,12 @@ def draw(runner) -> None:
     c[3].metric("steps / s", f"{m['steps_per_second']:.0f}")
     show(metric_curves(runner.history, [("loss (cross-entropy)", ["train_loss", "test_loss"]),
                                         ("accuracy", ["train_acc", "test_acc"])]), key=f"{KEY}.curves")
+
+
+def draw_insides(runner) -> None:
+    snap, first = runner.latest, runner.first
+    if snap is None:
+        return
     left, right = st.columns(2)
     with left:
         show(image_grid(snap.arrays["filters"], [f"filter {i}" for i in range(6)], ncols=6, symmetric=True,
@@ -79,6 +86,10 @@ def draw(runner) -> None:
 
 def draw_features(runner, first, snap) -> None:
     st.subheader("What the 84 penultimate features learned")
+    if snap.step > 0:  # the feature explorer lists it
+        publish(FeatureSource("CNN (LeNet): 84-d penultimate layer", KEY, snap.step,
+                              dict(vars(runner.config)), snap.arrays["features"], data.y_test.numpy(),
+                              data.x_test[:, 0].numpy(), data.classes))
     method = st.radio("Projection", ["PCA", "t-SNE"], horizontal=True, key=f"{KEY}.proj",
                       help="PCA is instant and redrawn live; t-SNE takes a second and is computed for the "
                            "current step when you press the button.")
@@ -116,4 +127,4 @@ def draw_features(runner, first, snap) -> None:
         st.caption("Select points (click, box or lasso) in the right plot to see their digits.")
 
 
-live_run(KEY, demo, config, current_device(), draw)
+live_run(KEY, demo, config, current_device(), draw, draw_slow=draw_insides)

@@ -6,6 +6,7 @@ figures; the page around it does not rerun. When the run ends the timer turns of
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import streamlit as st
@@ -16,6 +17,7 @@ from ..runner import DONE, FAILED, IDLE, PAUSED, RUNNING, Runner
 
 BUDGET_S = 0.15  # training time per refresh
 EVERY_S = 0.25  # refresh period while running: about 4 redraws per second
+SLOW_EVERY_S = 1.0  # refresh period of the heavier views (filters, embeddings, galleries)
 
 
 def _runner_for(key: str, demo: Demo, config, device: torch.device) -> Runner:
@@ -56,32 +58,51 @@ def _control_row(key: str, runner: Runner, config, device) -> None:
         c[4].warning("Controls changed during this run: press Reset to apply them.", icon="⚙️")
 
 
-def _status(runner: Runner) -> None:
+def _status(runner: Runner, timing: tuple[float, float] | None) -> None:
     snap = runner.latest
     step = snap.step if snap else 0
     label = {IDLE: "ready", RUNNING: "training", PAUSED: "paused", DONE: "finished", FAILED: "stopped"}[runner.status]
-    st.caption(f"**{label}** · step {step} · {runner.compute_seconds:.1f} s of compute on {runner.device.type}")
+    # The last refresh's cost (train slice + drawing) lets a lecturer see why a page feels slow.
+    cost = f" · refresh: train {timing[0] * 1000:.0f} ms, draw {timing[1] * 1000:.0f} ms" if timing else ""
+    st.caption(f"**{label}** · step {step} · {runner.compute_seconds:.1f} s of compute on {runner.device.type}{cost}")
     if runner.status == FAILED:
         st.error(runner.message, icon="🛑")
 
 
 def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[[Runner], None],
-             budget_s: float = BUDGET_S, every_s: float = EVERY_S) -> Runner:
-    """Controls plus a live area that ``draw(runner)`` fills; returns the page's runner."""
+             draw_slow: Callable[[Runner], None] | None = None, budget_s: float = BUDGET_S,
+             every_s: float = EVERY_S, slow_every_s: float = SLOW_EVERY_S) -> Runner:
+    """Controls plus a live area that ``draw(runner)`` fills; returns the page's runner.
+
+    ``draw`` (metrics, curves) refreshes every ``every_s`` while training; ``draw_slow`` (heavier views) sits in
+    a sibling fragment below it that refreshes every ``slow_every_s``, so costly figures do not slow the curves.
+    Widgets inside either area rerun only that area.
+    """
     runner = _runner_for(key, demo, config, device)
     _control_row(key, runner, config, device)
 
     @st.fragment(run_every=every_s if runner.status == RUNNING else None)
     def live_area():
         r: Runner = st.session_state[f"{key}._runner"]
+        tk = f"{key}._timing"
         if r.status == RUNNING:
+            t0 = time.perf_counter()
             r.advance(budget_s)
             if r.status != RUNNING:
                 st.rerun()  # the run ended: redraw the buttons and turn the timer off
-        _status(r)
+            st.session_state[tk] = (time.perf_counter() - t0, st.session_state.get(tk, (0, 0))[1])
+        _status(r, st.session_state.get(tk))
+        t1 = time.perf_counter()
         draw(r)
+        st.session_state[tk] = (st.session_state.get(tk, (0, 0))[0], time.perf_counter() - t1)
 
     live_area()
+    if draw_slow is not None:
+        @st.fragment(run_every=slow_every_s if runner.status == RUNNING else None)
+        def slow_area():
+            draw_slow(st.session_state[f"{key}._runner"])
+
+        slow_area()
     return runner
 
 

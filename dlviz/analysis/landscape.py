@@ -1,0 +1,310 @@
+"""Loss landscapes of a real network: 1-D interpolation, 2-D slices along filter-normalized random directions
+(Li et al., 2018) and the plane of a training path's first two PCA directions.
+
+Parameters are dicts ``name -> tensor``; a point of a slice is ``center + a * d1 + b * d2``. Every evaluation
+goes through copies (``torch.func.functional_call`` or the batched evaluators below), never by editing the
+model's weights, and runs in evaluation mode: BatchNorm uses its running statistics, and the directions are zero
+on 1-D parameters (biases, BatchNorm scales and shifts), as in Li et al.'s default.
+
+Speed: the reference code evaluates one grid point per forward pass. Here many grid points go through one
+forward: the first layer is linear in its weights, so its output at every grid point is a combination of three
+outputs computed once; later layers use batched matrix products over stacked per-point weights (LeNet's second
+convolution as im2col + ``bmm``). Models other than :class:`LeNet` and :class:`MLP` fall back to the loop.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from ..models.lenet import LeNet
+from ..models.mlp import MLP
+
+Params = dict[str, torch.Tensor]
+
+
+# -- parameter dicts --------------------------------------------------------------------------------------
+def params_of(model: nn.Module) -> Params:
+    """Detached copies of the model's parameters (name -> tensor)."""
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+
+def flatten(params: Params) -> torch.Tensor:
+    return torch.cat([v.reshape(-1) for v in params.values()])
+
+
+def unflatten(vec: torch.Tensor, like: Params) -> Params:
+    out, i = {}, 0
+    for k, v in like.items():
+        out[k] = vec[i:i + v.numel()].view_as(v).to(v.dtype)
+        i += v.numel()
+    return out
+
+
+def combine(center: Params, dirs: list[Params], coeffs: list[float]) -> Params:
+    """center + sum_j coeffs[j] * dirs[j] (new tensors)."""
+    out = {}
+    for k, c in center.items():
+        v = c.clone()
+        for d, a in zip(dirs, coeffs):
+            v = v + a * d[k]
+        out[k] = v
+    return out
+
+
+def filter_normalize(direction: Params, params: Params, ignore_1d: bool = True) -> Params:
+    """Li et al.'s filter normalization: each filter (slice along dim 0) of the direction gets the norm of the
+    matching filter of ``params``; 1-D parameters (biases, BatchNorm) get a zero direction when ``ignore_1d``."""
+    out = {}
+    for k, d in direction.items():
+        p = params[k]
+        if d.dim() <= 1:
+            out[k] = torch.zeros_like(d) if ignore_1d else d * (p.norm() / d.norm().clamp_min(1e-10))
+            continue
+        dn = d.reshape(d.shape[0], -1).norm(dim=1).clamp_min(1e-10)
+        pn = p.reshape(p.shape[0], -1).norm(dim=1)
+        out[k] = d * (pn / dn).view(-1, *([1] * (d.dim() - 1)))
+    return out
+
+
+def filter_normalized_directions(params: Params, seed: int, n: int = 2) -> list[Params]:
+    """``n`` Gaussian directions (seeded, drawn on the CPU for reproducibility), filter-normalized to ``params``."""
+    g = torch.Generator().manual_seed(seed)
+    dirs = []
+    for _ in range(n):
+        d = {k: torch.randn(v.shape, generator=g, dtype=torch.float32).to(v.device, v.dtype) for k, v in params.items()}
+        dirs.append(filter_normalize(d, params))
+    return dirs
+
+
+# -- evaluating many points -------------------------------------------------------------------------------
+def point_loss(model: nn.Module, params: Params, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Mean cross-entropy of ``model`` with ``params`` (functional_call, eval mode; the model is untouched)."""
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            buffers = dict(model.named_buffers())
+            return float(F.cross_entropy(functional_call(model, {**params, **buffers}, (x,)), y))
+    finally:
+        model.train(was)
+
+
+def _per_point_ce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(P, B, C) logits, (B,) labels -> (P,) mean cross-entropy per point."""
+    logp = logits.log_softmax(-1)
+    return -logp.gather(-1, y.view(1, -1, 1).expand(logits.shape[0], -1, 1)).squeeze(-1).mean(1)
+
+
+def _stack(center: Params, dirs: list[Params], coeffs: torch.Tensor, name: str) -> torch.Tensor:
+    """(P, *shape) weights of parameter ``name`` at P points; coeffs (P, k)."""
+    c = center[name]
+    out = c.unsqueeze(0).expand(coeffs.shape[0], *c.shape)
+    if not dirs:
+        return out.contiguous()
+    D = torch.stack([d[name] for d in dirs])  # (k, *shape)
+    return out + (coeffs @ D.reshape(len(dirs), -1)).view(coeffs.shape[0], *c.shape)
+
+
+def _first_layer_bases(layer_fn, center: Params, dirs: list[Params], wname: str, bname: str,
+                       coeffs: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Output of a layer that is linear in (weight, bias) at P points: base(center) + sum_j coeffs_j base(d_j)."""
+    base = layer_fn(x, center[wname], center[bname])
+    out = base.unsqueeze(0).expand(coeffs.shape[0], *base.shape)
+    for j, d in enumerate(dirs):
+        out = out + coeffs[:, j].view(-1, *([1] * base.dim())) * layer_fn(x, d[wname], d[bname]).unsqueeze(0)
+    return out  # (P, B, ...)
+
+
+def _lenet_logits(model: LeNet, center: Params, dirs: list[Params], coeffs: torch.Tensor,
+                  x: torch.Tensor) -> torch.Tensor:
+    P, B = coeffs.shape[0], x.shape[0]
+    act, pool = model.act, model.pool
+    h = _first_layer_bases(lambda inp, w, b: F.conv2d(inp, w, b, padding=model.conv1.padding), center, dirs,
+                           "conv1.weight", "conv1.bias", coeffs, x)  # (P, B, 6, S, S)
+    h = pool(act(h.reshape(P * B, *h.shape[2:])))  # (P*B, 6, s, s)
+    w2, b2 = _stack(center, dirs, coeffs, "conv2.weight"), _stack(center, dirs, coeffs, "conv2.bias")
+    kh, kw = model.conv2.kernel_size
+    pad = model.conv2.padding
+    s = h.shape[-1]
+    out_s = s + 2 * pad[0] - kh + 1
+    cols = F.unfold(h, (kh, kw), padding=pad)  # (P*B, 6*k*k, L)
+    L = cols.shape[-1]
+    cols = cols.view(P, B, -1, L).transpose(2, 3).reshape(P, B * L, -1)  # (P, B*L, 6*k*k)
+    h = torch.bmm(cols, w2.reshape(P, w2.shape[1], -1).transpose(1, 2)) + b2.unsqueeze(1)  # (P, B*L, 16)
+    h = h.view(P * B, out_s, out_s, -1).permute(0, 3, 1, 2)  # (P*B, 16, o, o)
+    h = pool(act(h)).reshape(P, B, -1)  # (P, B, 16*o'*o'), in (C, H, W) order like LeNet's flatten
+    for name in ("fc1", "fc2", "fc3"):
+        w, b = _stack(center, dirs, coeffs, f"{name}.weight"), _stack(center, dirs, coeffs, f"{name}.bias")
+        h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+        if name != "fc3":
+            h = act(h)
+    return h
+
+
+def _mlp_logits(model: MLP, center: Params, dirs: list[Params], coeffs: torch.Tensor,
+                x: torch.Tensor) -> torch.Tensor:
+    P = coeffs.shape[0]
+    h = None
+    for i, layer in enumerate(model.layers):
+        name = f"layers.{i}"
+        if isinstance(layer, nn.Linear):
+            if h is None:  # the first layer is linear in its weights
+                h = _first_layer_bases(F.linear, center, dirs, f"{name}.weight", f"{name}.bias", coeffs, x.flatten(1))
+            else:
+                w, b = _stack(center, dirs, coeffs, f"{name}.weight"), _stack(center, dirs, coeffs, f"{name}.bias")
+                h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+        elif isinstance(layer, nn.BatchNorm1d):  # evaluation mode: running statistics
+            g, b = _stack(center, dirs, coeffs, f"{name}.weight"), _stack(center, dirs, coeffs, f"{name}.bias")
+            inv = (layer.running_var + layer.eps).rsqrt()
+            h = (h - layer.running_mean) * inv * g.unsqueeze(1) + b.unsqueeze(1)
+        else:
+            h = layer(h)
+    return h
+
+
+def supports_batched(model: nn.Module) -> bool:
+    return type(model) in (LeNet, MLP)
+
+
+def _chunk_size(model: nn.Module, n_examples: int) -> int:
+    # Keep the largest per-chunk activation (LeNet's im2col) around 64M floats.
+    per_point = n_examples * (2400 if isinstance(model, LeNet) else 4 * max((m.out_features for m in model.modules()
+                                                                              if isinstance(m, nn.Linear)), default=64))
+    return int(max(1, min(256, 32_000_000 // max(per_point, 1))))
+
+
+def losses_at(model: nn.Module, center: Params, dirs: list[Params], coeffs: np.ndarray | torch.Tensor,
+              x: torch.Tensor, y: torch.Tensor, method: str = "auto", chunk: int | None = None) -> np.ndarray:
+    """Mean cross-entropy at the points ``center + sum_j coeffs[p, j] * dirs[j]``; coeffs (P, k) -> (P,) losses.
+
+    ``method``: "batched" (many points per forward; LeNet and MLP), "loop" (one functional_call per point, the
+    reference method) or "auto" (batched when supported).
+    """
+    coeffs = torch.as_tensor(np.asarray(coeffs, dtype=np.float32)).to(x.device)
+    if method == "auto":
+        method = "batched" if supports_batched(model) else "loop"
+    out = torch.empty(coeffs.shape[0], dtype=torch.float32)
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            if method == "loop":
+                for p in range(coeffs.shape[0]):
+                    out[p] = point_loss(model, combine(center, dirs, coeffs[p].tolist()), x, y)
+            else:
+                fn = _lenet_logits if isinstance(model, LeNet) else _mlp_logits
+                step = chunk or _chunk_size(model, x.shape[0])
+                for i in range(0, coeffs.shape[0], step):
+                    out[i:i + step] = _per_point_ce(fn(model, center, dirs, coeffs[i:i + step], x), y).float().cpu()
+    finally:
+        model.train(was)
+    return out.numpy()
+
+
+def loss_grid(model: nn.Module, center: Params, d1: Params, d2: Params, alphas, betas, x: torch.Tensor,
+              y: torch.Tensor, method: str = "auto") -> np.ndarray:
+    """Losses on the plane ``center + a d1 + b d2``: array (len(betas), len(alphas)), rows follow b."""
+    A, Bm = np.meshgrid(np.asarray(alphas, dtype=np.float32), np.asarray(betas, dtype=np.float32))
+    coeffs = np.stack([A.ravel(), Bm.ravel()], 1)
+    return losses_at(model, center, [d1, d2], coeffs, x, y, method).reshape(A.shape)
+
+
+def interpolate_1d(model: nn.Module, start: Params, end: Params, alphas, x: torch.Tensor,
+                   y: torch.Tensor) -> np.ndarray:
+    """Loss along ``(1 - a) start + a end`` for each a in ``alphas`` (a = 0 start, 1 end, > 1 beyond)."""
+    d = {k: end[k] - start[k] for k in start}
+    coeffs = np.asarray(alphas, dtype=np.float32).reshape(-1, 1)
+    return losses_at(model, start, [d], coeffs, x, y)
+
+
+def random_slices(model: nn.Module, center: Params, seeds, x: torch.Tensor, y: torch.Tensor,
+                  extent: float = 1.0, n: int = 21) -> dict:
+    """One 2-D slice per direction seed: ``coords`` (n,), ``losses`` (len(seeds), n, n), ``seconds``."""
+    coords = np.linspace(-extent, extent, n)
+    t = time.perf_counter()
+    losses = []
+    for s in seeds:
+        d1, d2 = filter_normalized_directions(center, s)
+        losses.append(loss_grid(model, center, d1, d2, coords, coords, x, y))
+    return {"coords": coords, "losses": np.stack(losses), "seconds": time.perf_counter() - t}
+
+
+# -- the PCA plane of a training path ---------------------------------------------------------------------
+def trajectory_pca(path: np.ndarray) -> dict:
+    """PCA of a training path (T, D) of flat parameter vectors, relative to its last point (Li et al. §7).
+
+    Returns ``directions`` (2, D) unit vectors, ``coords`` (T, 2) of the path in that plane (the final point at
+    the origin) and ``explained`` (2,) the share of the path's variance each direction explains.
+    """
+    path = np.asarray(path, dtype=np.float64)
+    M = path[:-1] - path[-1]
+    if M.shape[0] < 2 or not np.isfinite(M).all() or np.abs(M).max() == 0:
+        raise ValueError("the training path needs at least three distinct points: train a little longer")
+    _, S, Vt = np.linalg.svd(M - M.mean(0), full_matrices=False)
+    var = S**2
+    explained = var[:2] / var.sum()
+    dirs = Vt[:2]
+    coords = (path - path[-1]) @ dirs.T
+    return {"directions": dirs, "coords": coords, "explained": explained}
+
+
+def pca_plane_grid(model: nn.Module, final: Params, pca: dict, x: torch.Tensor, y: torch.Tensor,
+                   n: int = 31, pad: float = 0.25) -> dict:
+    """Losses on the PCA plane around the final weights, covering the projected path with ``pad`` margin:
+    ``alphas`` (n,), ``betas`` (n,), ``losses`` (n, n)."""
+    c = pca["coords"]
+    lo, hi = c.min(0), c.max(0)
+    margin = pad * np.maximum(hi - lo, 1e-3)
+    alphas = np.linspace(lo[0] - margin[0], hi[0] + margin[0], n)
+    betas = np.linspace(lo[1] - margin[1], hi[1] + margin[1], n)
+    dev, dt = next(iter(final.values())).device, next(iter(final.values())).dtype
+    d1, d2 = (unflatten(torch.as_tensor(v, dtype=dt, device=dev), final) for v in pca["directions"])
+    return {"alphas": alphas, "betas": betas, "losses": loss_grid(model, final, d1, d2, alphas, betas, x, y)}
+
+
+def matmul_peak_gflops(n: int = 1024, repeats: int = 5, device: torch.device | str = "cpu") -> float:
+    """Measured float32 matmul throughput (GFLOP/s) of an n x n product on ``device``: best of ``repeats``."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    best = math.inf
+    for _ in range(repeats + 1):
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        a @ b
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def forward_flops(model: nn.Module, x: torch.Tensor) -> float:
+    """Multiply-add FLOPs (2 per MAC) of one forward pass on ``x``, counted from conv and linear layers."""
+    total = 0
+
+    def hook(mod, inp, out):
+        nonlocal total
+        if isinstance(mod, nn.Conv2d):
+            k = mod.weight[0].numel()
+            total += 2 * out.numel() * k
+        elif isinstance(mod, nn.Linear):
+            total += 2 * out.numel() * mod.in_features
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was = model.training
+    try:
+        with torch.no_grad():
+            model.eval()
+            model(x)
+    finally:
+        model.train(was)
+        for h in handles:
+            h.remove()
+    return float(total)

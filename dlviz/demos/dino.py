@@ -1,0 +1,374 @@
+"""DINO live: a small ViT learns, without labels, to attend to the object in cluttered images.
+
+Student and teacher ViTs see different crops; the student learns to predict the teacher's sharpened, centered
+output; the teacher is an exponential moving average (EMA) of the student. The last layer's CLS attention is
+measured against the object masks (IoU), and the teacher's output entropies show collapse when centering or
+sharpening is removed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..analysis.attention_masks import (brightness_maps, cls_attention, head_ious, map_iou, output_entropies,
+                                        patch_masks)
+from ..config import param
+from ..data.clutter import make_clutter
+from ..device import seed_all
+from ..models.vit import DINOHead, MultiCropWrapper, VisionTransformer
+from .base import Demo, Preset, Snapshot, check_finite
+
+LEARNING_RATES = (1e-4, 2.5e-4, 5e-4, 1e-3, 2e-3, 5e-3)
+N_TRAIN, N_EVAL, N_SHOW = 2048, 256, 6  # training images, held-out images for IoU, images drawn on the page
+IMG = 32  # global crop size (the image size); local crops are half of it
+NORM_MEAN, NORM_STD = 0.25, 0.2  # fixed input normalization (roughly the data's mean and std)
+
+
+@dataclass(frozen=True)
+class Config:
+    embed_dim: int = param(96, "ViT width (token dimension; divisible by 3, 4 and 6 heads)", choices=(96, 144, 192),
+                           label="width")
+    depth: int = param(4, "transformer blocks", lo=4, hi=6)
+    num_heads: int = param(3, "attention heads per block", choices=(3, 4, 6), label="heads")
+    out_dim: int = param(512, "K: dimensions of the DINO output (the softmax over K 'prototypes')",
+                         choices=(64, 128, 256, 512, 1024, 2048), label="output dim K")
+    local_crops: int = param(2, "small 16x16 crops per image seen by the student only (multi-crop)", lo=0, hi=6,
+                             label="local crops")
+    centering: bool = param(True, "subtract an EMA of the teacher's output before its softmax")
+    center_momentum: float = param(0.9, "EMA rate of the center", lo=0.5, hi=0.999, step=0.01,
+                                   label="center momentum")
+    teacher_temp: float = param(0.04, "teacher softmax temperature after warm-up (low = sharpening)",
+                                choices=(0.01, 0.02, 0.04, 0.07, 0.1, 0.2, 1.0), label="teacher temperature")
+    warmup_teacher_temp: float = param(0.04, "teacher temperature at step 0 (linear warm-up to the final one)",
+                                       choices=(0.01, 0.02, 0.04, 0.07, 0.1, 0.2, 1.0),
+                                       label="teacher temperature at start")
+    student_temp: float = param(0.1, "student softmax temperature", choices=(0.05, 0.1, 0.2, 1.0),
+                                label="student temperature")
+    teacher_momentum: float = param(0.996, "EMA rate of the teacher at step 0 (cosine schedule to 1)", lo=0.9,
+                                    hi=0.9999, step=0.001, label="teacher EMA")
+    lr: float = param(1e-3, "AdamW peak learning rate (linear warm-up, cosine decay)", choices=LEARNING_RATES,
+                      label="learning rate")
+    batch_size: int = param(32, "images per step", choices=(16, 32, 64, 128), label="batch size")
+    steps: int = param(1000, "optimizer steps", lo=20, hi=20000)
+    eval_every: int = param(25, "steps between snapshots (attention maps, IoU)", lo=1, hi=500,
+                            label="steps per snapshot")
+    seed: int = param(0, "seed for data, initialization and crops", lo=0, hi=2**31 - 1, widget=False)
+
+
+PRESETS = {
+    "dino": Preset("DINO (centering + sharpening, multi-crop)", Config(),
+                   "The last layer's attention heads move onto the digit; the teacher stays confident per image "
+                   "(low per-sample entropy) and diverse over images (high entropy of the mean)."),
+    "no-centering": Preset("No centering: one dimension dominates", Config(centering=False),
+                           "Without centering every image falls on the same output dimension: both entropies "
+                           "drop to 0."),
+    "no-sharpening": Preset("No sharpening: uniform output",
+                            Config(teacher_temp=0.1, warmup_teacher_temp=0.1),
+                            "With the teacher as warm as the student, centering wins: the output becomes uniform "
+                            "and both entropies climb to log K."),
+}
+
+
+def random_crops(x: torch.Tensor, out: int, scale: tuple[float, float], gen: torch.Generator) -> torch.Tensor:
+    """Random resized crops with horizontal flips, one per image, batched with ``affine_grid``.
+
+    x (B, C, S, S) -> (B, C, out, out); the crop covers an area fraction in ``scale`` of the image, aspect
+    ratio in [3/4, 4/3].
+    """
+    B = x.shape[0]
+    r = torch.rand(B, 5, generator=gen).to(x.device)
+    area = scale[0] + (scale[1] - scale[0]) * r[:, 0]
+    ratio = torch.exp(math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * r[:, 1])
+    w = torch.sqrt(area * ratio).clamp(max=1.0)
+    h = torch.sqrt(area / ratio).clamp(max=1.0)
+    cx = (1 - w) * (2 * r[:, 2] - 1)  # crop centre, so the crop stays inside the image
+    cy = (1 - h) * (2 * r[:, 3] - 1)
+    flip = torch.where(r[:, 4] < 0.5, -1.0, 1.0)
+    theta = torch.zeros(B, 2, 3, device=x.device)
+    theta[:, 0, 0], theta[:, 0, 2] = w * flip, cx
+    theta[:, 1, 1], theta[:, 1, 2] = h, cy
+    grid = F.affine_grid(theta, (B, x.shape[1], out, out), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def build_vit(config: Config) -> VisionTransformer:
+    return VisionTransformer(IMG, 4, 1, config.embed_dim, config.depth, config.num_heads)
+
+
+def dino_loss(student_out: torch.Tensor, teacher_out: torch.Tensor, center: torch.Tensor, n_crops: int,
+              student_temp: float, teacher_temp: float) -> torch.Tensor:
+    """Cross-entropy between the teacher's centered, sharpened softmax and the student's, over all view pairs.
+
+    student_out ((n_crops * B), K) with the 2 global crops first; teacher_out ((2 * B), K). The temperature
+    divides the logits: ``softmax((t - c) / tau_t)`` with a low ``tau_t`` is the sharpening.
+    """
+    s = (student_out / student_temp).chunk(n_crops)
+    t = F.softmax((teacher_out - center) / teacher_temp, dim=-1).detach().chunk(2)
+    total, n = 0.0, 0
+    for iq, q in enumerate(t):
+        for v in range(n_crops):
+            if v == iq:  # the same view: nothing to predict
+                continue
+            total = total + torch.sum(-q * F.log_softmax(s[v], dim=-1), dim=-1).mean()
+            n += 1
+    return total / n
+
+
+def teacher_momentum_at(config: Config, step: int) -> float:
+    """Cosine schedule from ``teacher_momentum`` to 1 over the run (DINO's schedule)."""
+    return 1 - (1 - config.teacher_momentum) * (math.cos(math.pi * step / config.steps) + 1) / 2
+
+
+def teacher_temp_at(config: Config, step: int) -> float:
+    """Linear warm-up of the teacher temperature over the first 30% of the steps, then constant."""
+    warm = max(1, int(0.3 * config.steps))
+    f = min(1.0, step / warm)
+    return config.warmup_teacher_temp + f * (config.teacher_temp - config.warmup_teacher_temp)
+
+
+def lr_at(config: Config, step: int) -> float:
+    warm = min(50, config.steps // 5)
+    if step < warm:
+        return config.lr * (step + 1) / warm
+    return config.lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, config.steps - warm)))
+
+
+def _normalize(x: torch.Tensor) -> torch.Tensor:
+    return (x - NORM_MEAN) / NORM_STD
+
+
+@torch.no_grad()
+def attention_report(vit: VisionTransformer, images: torch.Tensor, masks: torch.Tensor, keep: float = 0.6
+                     ) -> dict[str, np.ndarray | float]:
+    """IoU of each head's last-layer 60%-mass mask with the object, for (B, 1, S, S) images in [0, 1].
+
+    Returns ``head_iou`` (heads,), ``iou_best`` (best head, mean over images), ``iou_mean`` (mean over heads).
+    """
+    was = vit.training
+    vit.eval()
+    grid = (images.shape[-2] // vit.patch_size, images.shape[-1] // vit.patch_size)
+    maps = cls_attention(vit.get_last_selfattention(_normalize(images)), grid)
+    vit.train(was)
+    h = head_ious(maps, patch_masks(masks, vit.patch_size), keep)
+    return {"head_iou": h, "iou_best": float(h.max()), "iou_mean": float(h.mean())}
+
+
+@torch.no_grad()
+def layer_maps(vit: VisionTransformer, images: torch.Tensor) -> np.ndarray:
+    """CLS-to-patch attention of every layer: (B, depth, heads, gh, gw) for (B, 1, S, S) images in [0, 1]."""
+    was = vit.training
+    vit.eval()
+    grid = (images.shape[-2] // vit.patch_size, images.shape[-1] // vit.patch_size)
+    out = torch.stack([cls_attention(a, grid) for a in vit.get_selfattention(_normalize(images))], dim=1)
+    vit.train(was)
+    return out.cpu().numpy()
+
+
+def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
+    """Train DINO; yield a snapshot before training and every ``eval_every`` steps.
+
+    Metrics: loss, teacher_entropy (of the batch-mean teacher output), teacher_sample_entropy (mean
+    per-sample), log_k, attn_iou_best / attn_iou_mean (teacher, held-out images), student_iou_best,
+    attn_iou_random_init (the step-0 teacher), brightness_iou, teacher_temp, momentum, lr.
+    Arrays: ``images`` (N_SHOW, S, S), ``masks`` (N_SHOW, S, S), ``teacher_maps`` / ``student_maps``
+    (N_SHOW, depth, heads, gh, gw), ``head_iou`` (heads,), ``features`` (N_EVAL, D) teacher CLS features,
+    ``labels`` (N_EVAL,), ``eval_images`` (N_EVAL, S, S).
+    """
+    gen = seed_all(config.seed)
+    data = make_clutter(N_TRAIN + N_EVAL, IMG, seed=1000 + config.seed % 1000)
+    xtr = data.images[:N_TRAIN].to(device)
+    xev, mev = data.images[N_TRAIN:].to(device), data.masks[N_TRAIN:].to(device)
+    yev = data.labels[N_TRAIN:].numpy()
+    student = MultiCropWrapper(build_vit(config), DINOHead(config.embed_dim, config.out_dim)).to(device)
+    teacher = MultiCropWrapper(build_vit(config), DINOHead(config.embed_dim, config.out_dim)).to(device)
+    teacher.load_state_dict(student.state_dict())
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    decay = [p for n, p in student.named_parameters() if p.ndim > 1 and "last_layer" not in n]
+    no_decay = [p for n, p in student.named_parameters() if not (p.ndim > 1 and "last_layer" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.04}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=config.lr)
+    center = torch.zeros(1, config.out_dim, device=device)
+    n_crops = 2 + config.local_crops
+    log_k = math.log(config.out_dim)
+    brightness = map_iou(brightness_maps(xev, 4), patch_masks(mev, 4))
+    random_init = attention_report(teacher.backbone, xev, mev)["iou_best"]
+    acc = {"loss": 0.0, "ent": 0.0, "sample_ent": 0.0, "n": 0}
+    with torch.no_grad():
+        ent0 = output_entropies(F.softmax(teacher([_normalize(xev[:64])]) / teacher_temp_at(config, 0), -1))
+
+    def snapshot(step: int, steps_per_s: float) -> Snapshot:
+        t_rep = attention_report(teacher.backbone, xev, mev)
+        s_rep = attention_report(student.backbone, xev, mev)
+        n = max(acc["n"], 1)
+        with torch.no_grad():
+            teacher.eval()
+            feats = teacher.backbone(_normalize(xev)).cpu().numpy()
+            teacher.train()
+        metrics = {
+            "loss": acc["loss"] / n,
+            "teacher_entropy": acc["ent"] / n if acc["n"] else ent0[0],
+            "teacher_sample_entropy": acc["sample_ent"] / n if acc["n"] else ent0[1],
+            "log_k": log_k, "attn_iou_best": t_rep["iou_best"], "attn_iou_mean": t_rep["iou_mean"],
+            "student_iou_best": s_rep["iou_best"], "attn_iou_random_init": random_init,
+            "brightness_iou": brightness, "teacher_temp": teacher_temp_at(config, step),
+            "momentum": teacher_momentum_at(config, step), "lr": lr_at(config, step),
+            "steps_per_second": steps_per_s,
+        }
+        if step == 0:
+            metrics.pop("loss")
+        return Snapshot(step, metrics, {
+            "images": xev[:N_SHOW, 0].cpu().numpy(), "masks": mev[:N_SHOW].cpu().numpy(),
+            "teacher_maps": layer_maps(teacher.backbone, xev[:N_SHOW]),
+            "student_maps": layer_maps(student.backbone, xev[:N_SHOW]),
+            "head_iou": t_rep["head_iou"], "features": feats, "labels": yev,
+            "eval_images": xev[:, 0].cpu().numpy()})
+
+    yield snapshot(0, 0.0)
+    t_window = time.perf_counter()
+    for step in range(config.steps):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(config, step)
+        idx = torch.randint(0, N_TRAIN, (config.batch_size,), generator=gen).to(device)
+        x = _normalize(xtr[idx])
+        crops = [random_crops(x, IMG, (0.4, 1.0), gen) for _ in range(2)]
+        crops += [random_crops(x, IMG // 2, (0.1, 0.4), gen) for _ in range(config.local_crops)]
+        tt = teacher_temp_at(config, step)
+        with torch.no_grad():
+            t_out = teacher(crops[:2])
+        s_out = student(crops)
+        c = center if config.centering else torch.zeros_like(center)
+        loss = dino_loss(s_out, t_out, c, n_crops, config.student_temp, tt)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(student.parameters(), 3.0)
+        opt.step()
+        with torch.no_grad():
+            m = teacher_momentum_at(config, step)
+            for ps, pt in zip(student.parameters(), teacher.parameters()):
+                pt.mul_(m).add_(ps.detach(), alpha=1 - m)
+            if config.centering:
+                center.mul_(config.center_momentum).add_(t_out.mean(0, keepdim=True), alpha=1 - config.center_momentum)
+            ent, sample_ent = output_entropies(F.softmax((t_out - c) / tt, dim=-1))
+        acc["loss"] += check_finite(loss.detach(), step + 1, "DINO loss")
+        acc["ent"] += ent
+        acc["sample_ent"] += sample_ent
+        acc["n"] += 1
+        done = step + 1
+        if done % config.eval_every == 0 or done == config.steps:
+            snap = snapshot(done, acc["n"] / max(time.perf_counter() - t_window, 1e-9))
+            yield snap
+            acc.update(loss=0.0, ent=0.0, sample_ent=0.0, n=0)
+            t_window = time.perf_counter()
+
+
+def train_supervised(config: Config, device: torch.device, steps: int = 400) -> dict:
+    """The labelled baseline: the same ViT trained with digit labels (cross-entropy on the CLS token), same crops.
+
+    Returns its attention report on the held-out images and its test accuracy.
+    """
+    gen = seed_all(config.seed)
+    data = make_clutter(N_TRAIN + N_EVAL, IMG, seed=1000 + config.seed % 1000)
+    xtr, ytr = data.images[:N_TRAIN].to(device), data.labels[:N_TRAIN].to(device)
+    xev, mev, yev = (t[N_TRAIN:].to(device) for t in (data.images, data.masks, data.labels))
+    vit = build_vit(config).to(device)
+    head = torch.nn.Linear(config.embed_dim, 10).to(device)
+    opt = torch.optim.AdamW(list(vit.parameters()) + list(head.parameters()), lr=config.lr, weight_decay=0.04)
+    sup = replace(config, steps=steps)
+    for step in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(sup, step)
+        idx = torch.randint(0, N_TRAIN, (config.batch_size,), generator=gen).to(device)
+        x = random_crops(_normalize(xtr[idx]), IMG, (0.6, 1.0), gen)
+        loss = F.cross_entropy(head(vit(x)), ytr[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    vit.eval()
+    with torch.no_grad():
+        acc = float((head(vit(_normalize(xev))).argmax(1) == yev).float().mean())
+    rep = attention_report(vit, xev, mev)
+    return {**rep, "test_acc": acc, "maps": layer_maps(vit, xev[:N_SHOW])}
+
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+@torch.no_grad()
+def photo_attention(vit: VisionTransformer, photo: np.ndarray, side: int = 224, keep: float = 0.6
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Last-layer CLS attention of a (pretrained) ViT on an RGB photo, as in the DINO visualization.
+
+    photo (H, W, 3) uint8 -> (image (side, side', 3) in [0, 1], maps (heads, gh, gw), masks (heads, gh, gw));
+    the photo is resized so its short side is ``side`` and cropped to a multiple of the patch size.
+    """
+    from ..analysis.attention_masks import mass_mask
+
+    x = torch.tensor(photo, dtype=torch.float32).permute(2, 0, 1)[None] / 255.0
+    h, w = x.shape[-2:]
+    f = side / min(h, w)
+    x = F.interpolate(x, size=(int(h * f), int(w * f)), mode="bilinear", antialias=True, align_corners=False)
+    p = vit.patch_size
+    x = x[..., : x.shape[-2] // p * p, : x.shape[-1] // p * p].clamp(0, 1)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    vit = vit.eval()
+    dev = next(vit.parameters()).device
+    grid = (x.shape[-2] // p, x.shape[-1] // p)
+    maps = cls_attention(vit.get_last_selfattention(((x - mean) / std).to(dev)), grid)[0].cpu()
+    return x[0].permute(1, 2, 0).numpy(), maps.numpy(), mass_mask(maps, keep).numpy()
+
+
+def _summarize(snap: Snapshot, runner) -> dict:
+    keys = ("attn_iou_best", "attn_iou_mean", "attn_iou_random_init", "student_iou_best", "brightness_iou",
+            "teacher_entropy", "teacher_sample_entropy", "log_k", "loss")
+    return {**{k: round(float(snap.metrics[k]), 4) for k in keys if k in snap.metrics}, "steps": snap.step}
+
+
+def _bench_default(device: torch.device) -> dict:
+    """The default preset for at most 120 s: best-head IoU vs random init, brightness and a labelled ViT."""
+    from ..runner import Runner
+
+    out = {}
+    r = Runner(DEMOS[0], Config(), device)
+    r.run_to_end(max_seconds=120)
+    m = r.latest.metrics
+    sup = train_supervised(Config(), device, steps=400)
+    out.update(dino_iou_best=round(m["attn_iou_best"], 3), dino_iou_mean=round(m["attn_iou_mean"], 3),
+               random_init_iou_best=round(m["attn_iou_random_init"], 3),
+               iou_ratio_vs_random=round(m["attn_iou_best"] / max(m["attn_iou_random_init"], 1e-9), 2),
+               brightness_iou=round(m["brightness_iou"], 3), supervised_iou_best=round(sup["iou_best"], 3),
+               supervised_test_acc=round(sup["test_acc"], 3), dino_steps=r.latest.step,
+               dino_train_seconds=round(r.compute_seconds, 1),
+               target_met=bool(m["attn_iou_best"] >= 0.5 and m["attn_iou_best"] >= 1.5 * m["attn_iou_random_init"]))
+    return out
+
+
+def _bench_collapse(device: torch.device) -> dict:
+    """The collapse presets for 300 steps: teacher entropies against 0 and log K."""
+    from ..runner import Runner
+
+    out = {}
+    for slug in ("no-centering", "no-sharpening"):
+        r = Runner(DEMOS[0], replace(PRESETS[slug].config, steps=300), device)
+        r.run_to_end(max_seconds=60)
+        m = r.latest.metrics
+        out[f"{slug}_teacher_entropy"] = round(m["teacher_entropy"], 3)
+        out[f"{slug}_sample_entropy"] = round(m["teacher_sample_entropy"], 3)
+    out["log_k"] = round(math.log(Config().out_dim), 3)
+    return out
+
+
+DEMOS = [Demo(
+    name="dino", title="DINO self-attention",
+    summary="A small ViT trained with DINO (no labels) learns to attend to the object in cluttered images.",
+    config_cls=Config, presets=PRESETS, run=run, summarize=_summarize,
+    benchmarks={"dino attention IoU": _bench_default, "dino collapse": _bench_collapse},
+)]

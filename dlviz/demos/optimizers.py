@@ -1,0 +1,213 @@
+"""Optimizer race: torch.optim optimizers from the same start on a 2-D surface, with schedules and gradient noise."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from ..analysis.formula import parse_formula
+from ..analysis.surfaces import SURFACES, Surface
+from ..analysis.schedules import SCHEDULES
+from ..analysis.trajectories import OPTIMIZERS, Race, distance_to_minima, steps_to_converge
+from ..config import param
+from .base import Demo, Preset, Snapshot
+
+LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0)
+BETAS = (0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
+CUSTOM = "custom"
+BOX_SCALE = 10  # a racer stops once it is this many half-widths of the view away from the view's center
+
+
+def _lr(default: float, name: str):
+    return param(default, f"learning rate of {OPTIMIZERS[name].label}", choices=LEARNING_RATES,
+                 label=f"{OPTIMIZERS[name].label} lr")
+
+
+def _use(default: bool, name: str):
+    return param(default, f"include {OPTIMIZERS[name].label} in the race", label=OPTIMIZERS[name].label)
+
+
+@dataclass(frozen=True)
+class Config:
+    # Row 1 of the controls (they are drawn 7 to a row): the problem.
+    surface: str = param("d2l-quadratic", "the function to minimize; custom uses the formula",
+                         choices=tuple(SURFACES) + (CUSTOM,))
+    formula: str = param("x^4 - 2x^2 + y^2 + 0.3x", "f(x, y) for surface = custom: + - * / ^, sin cos exp log "
+                         "sqrt abs tanh, pi, e", label="formula (custom)")
+    start_x: float = param(-5.0, "x coordinate of the common start", label="start x")
+    start_y: float = param(-2.0, "y coordinate of the common start (1e-6 puts it just off a saddle's axis)",
+                           label="start y")
+    steps: int = param(20, "optimizer steps per racer", lo=5, hi=1000)
+    schedule: str = param("constant", "learning-rate schedule applied to every racer", choices=SCHEDULES)
+    noise: float = param(0.0, "std of Gaussian noise added to every gradient (mini-batch noise)", lo=0.0, hi=2.0,
+                         step=0.01, label="gradient noise σ")
+    # Rows 2-4: one column per optimizer (those with extra hyperparameters first, so the rows line up).
+    momentum: bool = _use(True, "momentum")
+    nesterov: bool = _use(False, "nesterov")
+    rmsprop: bool = _use(True, "rmsprop")
+    adam: bool = _use(True, "adam")
+    adamw: bool = _use(False, "adamw")
+    sgd: bool = _use(True, "sgd")
+    adagrad: bool = _use(True, "adagrad")
+    lr_momentum: float = _lr(0.6, "momentum")
+    lr_nesterov: float = _lr(0.3, "nesterov")
+    lr_rmsprop: float = _lr(0.4, "rmsprop")
+    lr_adam: float = _lr(0.4, "adam")
+    lr_adamw: float = _lr(0.4, "adamw")
+    lr_sgd: float = _lr(0.4, "sgd")
+    lr_adagrad: float = _lr(0.4, "adagrad")
+    momentum_beta: float = param(0.5, "momentum coefficient β of heavy ball", choices=BETAS, label="Momentum β")
+    nesterov_beta: float = param(0.5, "momentum coefficient β of Nesterov", choices=BETAS, label="Nesterov β")
+    rmsprop_gamma: float = param(0.9, "decay γ of RMSProp's squared-gradient average (torch: alpha)",
+                                 choices=(0.5, 0.75, 0.9, 0.95, 0.99, 0.999), label="RMSProp γ")
+    adam_beta1: float = param(0.9, "Adam's first-moment decay β1 (β2 = 0.999)", choices=BETAS, label="Adam β1")
+    adamw_decay: float = param(0.1, "AdamW's decoupled weight decay λ (pulls toward the origin)",
+                               choices=(0.0, 0.01, 0.1, 0.3, 1.0), label="AdamW decay λ")
+    seed: int = param(0, "seed of the gradient noise", lo=0, hi=2**31 - 1, widget=False)
+
+    def entries(self) -> dict[str, dict]:
+        """Racer name -> {"lr": ..., hyperparameters} for the optimizers switched on, in registry order."""
+        hyper = {"momentum": {"beta": self.momentum_beta}, "nesterov": {"beta": self.nesterov_beta},
+                 "rmsprop": {"gamma": self.rmsprop_gamma}, "adam": {"beta1": self.adam_beta1},
+                 "adamw": {"weight_decay": self.adamw_decay}}
+        return {n: {"lr": getattr(self, f"lr_{n}"), **hyper.get(n, {})} for n in OPTIMIZERS if getattr(self, n)}
+
+
+_NONE = dict(sgd=False, momentum=False, nesterov=False, adagrad=False, rmsprop=False, adam=False, adamw=False)
+_SADDLE = dict(surface="saddle", start_x=1.0, start_y=1e-6, steps=50)
+
+PRESETS = {
+    "d2l-quadratic": Preset(
+        "d2l race on 0.1x₁² + 2x₂² (SGD, momentum, AdaGrad, RMSProp, Adam)", Config(),
+        "20 steps from (-5, -2), as in d2l chapter 12: SGD crawls along x₁; momentum and RMSProp reach the minimum."),
+    "gd-lr-0.4": Preset("Gradient descent, lr 0.4", Config(**{**_NONE, "sgd": True}),
+                        "Stable along x₂ (lr·4 = 1.6 < 2) but slow along x₁, where the curvature is 20x smaller."),
+    "gd-lr-0.6": Preset("Gradient descent, lr 0.6: diverges along x₂", Config(**{**_NONE, "sgd": True}, lr_sgd=0.6),
+                        "lr·4 = 2.4 > 2: each step multiplies x₂ by 1 − 2.4 = −1.4, so it zig-zags outward."),
+    "momentum-0.5": Preset(
+        "Momentum lr 0.6, β 0.5 (vs GD with the same lr)", Config(**{**_NONE, "sgd": True, "momentum": True},
+                                                                  lr_sgd=0.6),
+        "The lr that makes gradient descent diverge converges with momentum: the velocity averages the zig-zag."),
+    "momentum-0.25": Preset(
+        "Momentum lr 0.6, β 0.25", Config(**{**_NONE, "momentum": True}, momentum_beta=0.25),
+        "Less momentum: it still converges, but x₂ oscillates more and x₁ moves more slowly than with β = 0.5."),
+    "adagrad-0.4": Preset("AdaGrad lr 0.4", Config(**{**_NONE, "adagrad": True}),
+                          "Per-coordinate steps shrink as squared gradients accumulate: it slows down long before x₁ is done."),
+    "adagrad-2": Preset("AdaGrad lr 2", Config(**{**_NONE, "adagrad": True}, lr_adagrad=2.0),
+                        "A 5x larger rate compensates the shrinking steps: close to the minimum in 20 steps."),
+    "rmsprop": Preset("RMSProp lr 0.4, γ 0.9", Config(**{**_NONE, "rmsprop": True}),
+                      "A leaky average of squared gradients: steps stay about lr in size, so it reaches x₁ ≈ 0."),
+    "saddle": Preset(
+        "Saddle x² − y²: gradient descent stalls, momentum and Adam escape",
+        Config(**{**_NONE, "sgd": True, "momentum": True, "adam": True, **_SADDLE}, lr_sgd=0.1, lr_momentum=0.1,
+               momentum_beta=0.9, lr_adam=0.1),
+        "From (1, 10⁻⁶) the gradient along y is tiny: GD slides to the saddle and waits; momentum compounds the tiny "
+        "push, Adam rescales it to full size."),
+    "saddle-noise": Preset(
+        "Saddle x² − y²: gradient noise escapes", Config(**{**_NONE, "sgd": True, **_SADDLE}, lr_sgd=0.1, noise=0.05),
+        "The same gradient descent as in the saddle preset, plus mini-batch-sized noise: the noise pushes it off."),
+    "rosenbrock": Preset(
+        "Rosenbrock's valley", Config(**{**_NONE, "sgd": True, "momentum": True, "adam": True, "rmsprop": True},
+                                      surface="rosenbrock", start_x=-1.5, start_y=2.5, steps=600, lr_sgd=1e-3,
+                                      lr_momentum=1e-3, momentum_beta=0.9, lr_adam=0.03, lr_rmsprop=3e-3),
+        "All find the curved valley floor quickly; following it to (1, 1) is slow without momentum."),
+    "noise-cosine": Preset(
+        "Gradient noise with a cosine schedule",
+        Config(**{**_NONE, "sgd": True, "adam": True}, steps=200, noise=1.0, schedule="cosine", lr_sgd=0.3,
+               lr_adam=0.3),
+        "Noise keeps a constant-rate run bouncing around the minimum; as the cosine schedule shrinks the rate, the "
+        "runs settle. Switch the schedule to constant and press Reset to compare."),
+}
+
+
+def resolve_surface(config: Config) -> Surface:
+    """The Surface of ``config``; for custom, parsed from its formula (raises FormulaError when it is bad)."""
+    if config.surface != CUSTOM:
+        return SURFACES[config.surface]
+    half = max(2.0, abs(config.start_x) * 1.2, abs(config.start_y) * 1.2)
+    return parse_formula(config.formula, bounds=(-half, half, -half, half))
+
+
+def stop_box(surface: Surface, start: tuple[float, float]) -> tuple[float, float, float, float]:
+    """The region a racer may roam before it counts as diverged/escaped: the view scaled BOX_SCALE-fold."""
+    x0, x1, y0, y1 = surface.bounds
+    cx, cy, hx, hy = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
+    hx, hy = max(hx * BOX_SCALE, abs(start[0] - cx) * 2), max(hy * BOX_SCALE, abs(start[1] - cy) * 2)
+    return cx - hx, cx + hx, cy - hy, cy + hy
+
+
+def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
+    """Race the chosen optimizers; a snapshot at step 0 and about every steps/100 steps.
+
+    Metrics per racer n: ``loss_n`` (f at its point), ``dist_n`` (to the nearest known minimum), ``lr_n``.
+    Arrays: ``paths`` {n: (k, 2)}, ``losses`` {n: (k,)}, ``lrs`` {n: (k-1,)}, ``status`` {n: running |
+    diverged | escaped}, ``stopped_at`` {n: step or None}. The race itself runs on the CPU (see ``Race``);
+    ``device`` is unused here because two parameters gain nothing from an accelerator.
+    """
+    surface = resolve_surface(config)
+    start = (config.start_x, config.start_y)
+    race = Race(surface.fn, start, config.entries(), config.steps, config.schedule, config.noise, config.seed,
+                box=stop_box(surface, start))
+    every = max(1, math.ceil(config.steps / 100))
+
+    def snapshot() -> Snapshot:
+        paths, losses = race.paths(), race.losses()
+        metrics = {}
+        for n, r in race.racers.items():
+            metrics[f"loss_{n}"] = losses[n][-1]
+            if surface.minima:
+                metrics[f"dist_{n}"] = float(distance_to_minima(paths[n][-1:], surface.minima)[0])
+            metrics[f"lr_{n}"] = r.opt.param_groups[0]["lr"]
+        return Snapshot(race.t, metrics, {
+            "paths": paths, "losses": losses, "lrs": {n: np.asarray(r.lrs) for n, r in race.racers.items()},
+            "status": {n: r.status for n, r in race.racers.items()},
+            "stopped_at": {n: r.stopped_at for n, r in race.racers.items()}})
+
+    yield snapshot()
+    for t in range(1, config.steps + 1):
+        race.step()
+        if t % every == 0 or t == config.steps:
+            yield snapshot()
+
+
+def _summarize(snap: Snapshot, runner) -> dict:
+    surface = resolve_surface(runner.config)
+    runs = {}
+    for n, path in snap.arrays["paths"].items():
+        runs[n] = {"final": [float(v) for v in path[-1]], "loss": float(snap.arrays["losses"][n][-1]),
+                   "steps_to_converge": steps_to_converge(path, surface.minima),
+                   "status": {"running": "finished"}.get(snap.arrays["status"][n], snap.arrays["status"][n])}
+        if snap.arrays["stopped_at"][n] is not None:
+            runs[n]["stopped_at"] = snap.arrays["stopped_at"][n]
+    return {"runs": runs, "steps": snap.step, "surface": surface.slug}
+
+
+def _bench_race(device: torch.device) -> dict:
+    """Race speed: optimizer steps per second over all racers (Rosenbrock preset, 4 racers x 600 steps),
+    and the seconds to finish the d2l-quadratic preset (20 steps x 5 racers)."""
+    from ..runner import Runner
+
+    out = {}
+    for slug in ("rosenbrock", "d2l-quadratic"):
+        cfg = PRESETS[slug].config
+        t0 = time.perf_counter()
+        r = Runner(DEMOS[0], cfg, device)
+        r.run_to_end()
+        wall = time.perf_counter() - t0
+        out[f"{slug}_seconds"] = round(wall, 4)
+        out[f"{slug}_racer_steps_per_second"] = round(len(cfg.entries()) * cfg.steps / wall, 1)
+    return out
+
+
+DEMOS = [Demo(
+    name="optimizers", title="Optimizer race on a 2-D surface",
+    summary="SGD, momentum, Nesterov, AdaGrad, RMSProp, Adam and AdamW (torch.optim) race from one start point.",
+    config_cls=Config, presets=PRESETS, run=run, summarize=_summarize,
+    benchmarks={"optimizers race": _bench_race},
+)]
+

@@ -1,0 +1,167 @@
+"""DINO self-attention
+icon: 🦖
+A small ViT trained with DINO, without labels, learns where the object is: its attention heads outline it.
+"""
+
+import math
+import os
+
+import numpy as np
+import streamlit as st
+import torch
+
+from dlviz.analysis.attention_masks import iou, mass_mask, patch_masks
+from dlviz.data.clutter import sample_photos
+from dlviz.demos import get_demo
+from dlviz.demos.dino import N_SHOW, photo_attention, train_supervised
+from dlviz.figures.dino import attention_figure, entropy_figure, iou_bars, iou_curves
+from dlviz.models.vit import CheckpointError, load_dino_checkpoint
+from dlviz.ui import config_form, current_device, explain, live_run, show
+from dlviz.ui.feature_sources import FeatureSource, publish
+from dlviz.ui.topics import require_app
+
+require_app(__file__)
+
+KEY = "dino"
+MAX_UPLOAD_MB = 8
+demo = get_demo("dino")
+st.title("DINO: a ViT learns where the object is, without labels")
+explain(
+    "**DINO** (Caron et al., 2021) trains a *student* ViT to predict the output of a *teacher* ViT on another "
+    "crop of the same image. The teacher is not trained by gradients: it is an exponential moving average of "
+    "the student. Both end in a softmax over $K$ dimensions; the loss is the cross-entropy between them, "
+    "summed over pairs of different views (the teacher sees the 2 global crops, the student also the small "
+    "local ones):",
+    r"\mathcal{L} = \sum_{t \in \{g_1, g_2\}} \sum_{s \neq t} -\,P_t(x)^\top \log P_s(x), \qquad "
+    r"P_s = \mathrm{softmax}\!\left(\frac{g_s(x)}{\tau_s}\right),\quad "
+    r"P_t = \mathrm{softmax}\!\left(\frac{g_t(x) - c}{\tau_t}\right)",
+    r"c \leftarrow m\, c + (1 - m)\,\frac{1}{B}\sum_i g_t(x_i) \quad (m = 0.9), \qquad "
+    r"\theta_t \leftarrow \lambda\,\theta_t + (1 - \lambda)\,\theta_s \quad (\lambda: 0.996 \to 1,\ \text{cosine})",
+    claim="The temperature divides the logits: a low teacher temperature (0.04 < 0.1 of the student) is the "
+          "*sharpening*, which pushes each image to one dimension; *centering* subtracts the running mean, "
+          "which stops one dimension from winning for every image. Each alone collapses (watch the entropies): "
+          "together, the student can only match the teacher by finding what is shared between crops: the object.",
+)
+config = config_form(demo, KEY)
+
+
+def _kept(maps: np.ndarray, keep: float) -> np.ndarray:
+    return mass_mask(torch.from_numpy(maps), keep).numpy()
+
+
+def draw(runner) -> None:
+    snap, first = runner.latest, runner.first
+    if snap is None:
+        return
+    m = snap.metrics
+    c = st.columns(5)
+    c[0].metric("best head IoU (teacher)", f"{m['attn_iou_best']:.2f}",
+                f"{m['attn_iou_best'] - m['attn_iou_random_init']:+.2f} vs random init")
+    c[1].metric("mean IoU over heads", f"{m['attn_iou_mean']:.2f}")
+    c[2].metric("random-init ViT", f"{m['attn_iou_random_init']:.2f}")
+    c[3].metric("brightness baseline", f"{m['brightness_iou']:.2f}",
+                help="The mask kept from a map that is just each patch's brightness: what intensity alone explains.")
+    c[4].metric("teacher entropy", f"{m['teacher_entropy']:.2f}", f"log K = {m['log_k']:.2f}", delta_color="off")
+    arr = snap.arrays
+    depth, heads = arr["teacher_maps"].shape[1:3]
+    v = st.columns([1, 2, 2])
+    who = v[0].radio("Network", ["teacher", "student"], horizontal=True, key=f"{KEY}.who")
+    layer = v[1].slider("Layer", 1, depth, depth, key=f"{KEY}.layer",
+                        help="DINO's figure shows the last layer; earlier layers attend more locally.")
+    keep = v[2].slider("Attention mass kept", 0.1, 0.9, 0.6, 0.05, key=f"{KEY}.keep",
+                       help="Each mask keeps the fewest patches holding this fraction of the head's attention.")
+    maps = arr[f"{who}_maps"][:, layer - 1]
+    kept = _kept(maps, keep)
+    obj = patch_masks(torch.from_numpy(arr["masks"]), 4).numpy()
+    per_head = iou(torch.from_numpy(kept), torch.from_numpy(obj)[:, None]).mean(0).numpy()
+    show(attention_figure(arr["images"][:4], maps[:4], kept[:4], arr["masks"][:4],
+                          title=f"{who.capitalize()}, layer {layer}: CLS attention per head and the mask keeping "
+                                f"{keep:.0%} of it (step {snap.step})"), key=f"{KEY}.att")
+    st.caption(f"On these {N_SHOW} images, IoU per head at {keep:.0%}: "
+               + ", ".join(f"head {i + 1}: {x:.2f}" for i, x in enumerate(per_head))
+               + ". The held-out IoU metrics above use 256 images, the teacher's last layer and 60%.")
+    if st.toggle("Compare with the same images before training", key=f"{KEY}.before"):
+        m0 = first.arrays[f"{who}_maps"][:4, layer - 1]
+        show(attention_figure(first.arrays["images"][:4], m0, _kept(m0, keep), first.arrays["masks"][:4],
+                              title=f"{who.capitalize()}, layer {layer}, step 0 (random initialization)"),
+             key=f"{KEY}.att0")
+    left, right = st.columns(2)
+    with left:
+        show(entropy_figure(runner.history, m["log_k"]), key=f"{KEY}.entropy")
+    with right:
+        show(iou_curves(runner.history), key=f"{KEY}.ioucurves")
+    bars = {"DINO best head": m["attn_iou_best"], "DINO mean": m["attn_iou_mean"],
+            "random init": m["attn_iou_random_init"], "brightness": m["brightness_iou"]}
+    sup = st.session_state.get(f"{KEY}.supervised")
+    if sup is not None and sup[0] == runner.config:
+        bars["labels (best head)"] = sup[1]["iou_best"]
+    show(iou_bars(bars, arr["head_iou"]), key=f"{KEY}.bars")
+    publish(FeatureSource(name=f"DINO ViT ({runner.config.embed_dim}-d teacher CLS token)", page=KEY,
+                          step=snap.step, config={"out_dim": runner.config.out_dim}, features=arr["features"],
+                          labels=arr["labels"], images=arr["eval_images"],
+                          class_names=tuple(str(i) for i in range(10))))
+
+
+live_run(KEY, demo, config, current_device(), draw)
+
+st.subheader("Baseline: the same ViT trained with labels")
+st.caption("Cross-entropy on the digit class, same images and crops, 300 steps. Does supervision find the "
+           "object as well as DINO does?")
+if st.button("Train the labelled ViT", key=f"{KEY}.sup_go"):
+    with st.spinner("Training a ViT with labels..."):
+        st.session_state[f"{KEY}.supervised"] = (config, train_supervised(config, current_device(), steps=300))
+sup = st.session_state.get(f"{KEY}.supervised")
+if sup is not None and sup[0] == config:
+    res = sup[1]
+    st.write(f"Labelled ViT: best head IoU **{res['iou_best']:.2f}**, mean over heads {res['iou_mean']:.2f}, "
+             f"test accuracy {res['test_acc']:.0%}.")
+    maps = res["maps"][:, -1]
+    runner = st.session_state.get(f"{KEY}._runner")
+    if runner is not None and runner.latest is not None:
+        a = runner.latest.arrays
+        show(attention_figure(a["images"][:4], maps[:4], _kept(maps[:4], 0.6), a["masks"][:4],
+                              title="Labelled ViT, last layer, 60% mass"), key=f"{KEY}.supatt")
+
+st.subheader("Pretrained DINO on photos")
+st.caption("Official DINO ViT-S/16 or ViT-S/8 weights (e.g. `dino_deitsmall16_pretrain.pth` from the DINO "
+           "repository) from a local file, loaded with `torch.load(..., weights_only=True)` into the same class.")
+path = st.text_input("Checkpoint path", value=os.environ.get("DLVIZ_DINO_CHECKPOINT", ""), key=f"{KEY}.ckpt")
+
+
+@st.cache_resource(show_spinner="Loading the checkpoint...", max_entries=2)
+def _load(p: str, mtime: float):
+    return load_dino_checkpoint(p)  # read-only afterwards: only forward passes in eval mode
+
+
+if not path.strip():
+    st.info("Give the path of an official DINO checkpoint to see its attention on the two sample photos "
+            "and on an image you upload.")
+else:
+    try:
+        vit = _load(path.strip(), os.path.getmtime(os.path.expanduser(path.strip())))
+    except (CheckpointError, OSError) as exc:
+        st.error(f"{exc} Check the path and try again.", icon="📂")
+        vit = None
+    if vit is not None:
+        st.caption(f"Loaded a ViT with width {vit.embed_dim}, {len(vit.blocks)} blocks, {vit.num_heads} heads, "
+                   f"patch {vit.patch_size}.")
+        photos = [(name, img) for name, img in sample_photos()]
+        up = st.file_uploader("Your image (PNG or JPEG)", type=["png", "jpg", "jpeg"], key=f"{KEY}.upload")
+        if up is not None:
+            from PIL import Image, UnidentifiedImageError
+
+            if up.size > MAX_UPLOAD_MB * 2**20:
+                st.error(f"That file is {up.size / 2**20:.1f} MB; use an image under {MAX_UPLOAD_MB} MB.")
+            else:
+                try:
+                    photos.append(("upload", np.asarray(Image.open(up).convert("RGB"))))
+                except (UnidentifiedImageError, OSError):
+                    st.error("That file could not be read as an image: upload a PNG or JPEG.")
+        side = st.select_slider("Short side (px)", [112, 224, 320], 224, key=f"{KEY}.side")
+        for name, img in photos:
+            image, maps, kept = photo_attention(vit, img, side)
+            heads = min(6, len(maps))
+            show(attention_figure(image[None], maps[None, :heads], kept[None, :heads], tile_px=160,
+                                  title=f"{name}: last-layer CLS attention per head and 60% masks"),
+                 key=f"{KEY}.photo.{name}")
+st.caption(f"K = {config.out_dim}: a uniform output has entropy log K = {math.log(config.out_dim):.2f} nats.")

@@ -1,0 +1,99 @@
+"""The real app in headless Chromium: every page opens with no exception, the CNN trains live, links reproduce.
+
+Screenshots land in tests/screenshots/ (one per page). These tests fail, never skip, when Chromium is missing.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from dlviz.browser import FRESH, full_screenshot, serve_app, wait_idle
+from dlviz.ui.topics import discover
+
+pytestmark = pytest.mark.browser
+SHOTS = Path(__file__).parent / "screenshots"
+TOPICS = discover()
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    with serve_app(timeout=120) as url:
+        yield url
+
+
+def _open(page, url: str) -> None:
+    page.set_default_timeout(90_000)
+    page.goto(url)
+    page.wait_for_selector('[data-testid="stMain"]')
+    page.wait_for_timeout(1000)
+    wait_idle(page)
+
+
+def _exceptions(page) -> list[str]:
+    return page.locator('[data-testid="stException"]').all_text_contents()
+
+
+@pytest.mark.parametrize("topic", TOPICS, ids=[t.slug for t in TOPICS])
+def test_every_page_opens_cold_without_exception(page, app_url, topic):
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    _open(page, f"{app_url}/{topic.slug}")
+    assert page.get_by_text("Lecture mode").count() == 1, "the sidebar of app.py must be there on a cold link"
+    assert page.locator("h1").first.text_content().strip()
+    assert _exceptions(page) == []
+    assert page.get_by_text("WebGL is not supported").count() == 0
+    SHOTS.mkdir(exist_ok=True)
+    full_screenshot(page, str(SHOTS / f"{topic.slug}.png"))
+
+
+def test_home_lists_every_topic(page, app_url):
+    _open(page, app_url)
+    for t in TOPICS:
+        assert page.locator('[data-testid="stMain"]').get_by_text(t.title).count() >= 1
+    assert _exceptions(page) == []
+    SHOTS.mkdir(exist_ok=True)
+    full_screenshot(page, str(SHOTS / "home.png"))
+
+
+def _step(page) -> int:
+    text = page.locator(FRESH).get_by_text(re.compile(r"step \d+ ·")).first.text_content()
+    return int(re.search(r"step (\d+)", text).group(1))
+
+
+def test_cnn_trains_live_and_the_accuracy_chart_changes(page, app_url):
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    _open(page, f"{app_url}/cnn?preset=modern&seed=0")
+    chart = page.locator(FRESH).locator(".js-plotly-plot").first
+    before = chart.inner_html()
+    page.locator(FRESH).get_by_role("button", name="▶ Start").click()
+    steps = []
+    for _ in range(12):
+        page.wait_for_timeout(700)
+        steps.append(_step(page))
+    assert steps[-1] > steps[0] > 0, steps  # training advances while we watch
+    assert len(set(steps)) >= 4, f"the page should refresh repeatedly while training: {steps}"
+    assert chart.inner_html() != before
+    page.locator(FRESH).get_by_role("button", name="⏸ Pause").click()
+    page.wait_for_timeout(1500)
+    paused = _step(page)
+    page.wait_for_timeout(1500)
+    assert _step(page) == paused, "a paused run must not advance"
+    assert _exceptions(page) == []
+
+
+def test_lr_too_high_shows_message_not_traceback(page, app_url):
+    _open(page, f"{app_url}/cnn?preset=lr-too-high")
+    page.locator(FRESH).get_by_role("button", name="▶ Start").click()
+    alert = page.locator('[data-testid="stAlert"]').filter(has_text="too high")
+    alert.first.wait_for(timeout=60_000)
+    assert _exceptions(page) == []
+
+
+def test_link_restores_settings_and_seed(page, app_url):
+    _open(page, f"{app_url}/cnn?preset=modern&activation=sigmoid&seed=7")
+    assert page.get_by_role("spinbutton", name="Seed").input_value() == "7"
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text="activation")
+    assert "sigmoid" in box.first.text_content()
+    assert "activation=sigmoid" in page.url

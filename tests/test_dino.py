@@ -1,0 +1,160 @@
+"""DINO topic: ViT layout and attention, mass masks and IoU, entropies, the DINO loss, checkpoints, the demo."""
+
+import itertools
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dlviz.analysis.attention_masks import iou, mass_mask, output_entropies, patch_masks
+from dlviz.data.clutter import make_clutter, sample_photos
+from dlviz.demos.dino import PRESETS, Config, dino_loss, photo_attention, random_crops, run
+from dlviz.models.vit import CheckpointError, DINOHead, VisionTransformer, load_dino_checkpoint
+
+TINY = Config(embed_dim=96, depth=4, num_heads=3, out_dim=64, local_crops=1, batch_size=16, steps=40,
+              eval_every=20)
+
+
+def test_vit_names_follow_official_dino_layout():
+    keys = set(VisionTransformer(32, 4, 1, 96, 4, 3).state_dict())
+    for k in ("cls_token", "pos_embed", "patch_embed.proj.weight", "patch_embed.proj.bias", "norm.weight",
+              "blocks.3.norm1.weight", "blocks.0.attn.qkv.weight", "blocks.0.attn.qkv.bias",
+              "blocks.0.attn.proj.weight", "blocks.0.norm2.bias", "blocks.0.mlp.fc1.weight", "blocks.0.mlp.fc2.bias"):
+        assert k in keys, k
+    head = set(DINOHead(96, 128).state_dict())
+    assert {"mlp.0.weight", "mlp.2.weight", "mlp.4.weight", "last_layer.weight_g", "last_layer.weight_v"} <= head
+
+
+def test_attention_rows_are_distributions_and_last_layer_matches():
+    torch.manual_seed(0)
+    vit = VisionTransformer(32, 4, 1, 96, 4, 3).eval()
+    x = torch.randn(2, 1, 32, 32)
+    last = vit.get_last_selfattention(x)
+    layers = vit.get_selfattention(x)
+    assert last.shape == (2, 3, 65, 65) and len(layers) == 4
+    torch.testing.assert_close(last.sum(-1), torch.ones(2, 3, 65))
+    torch.testing.assert_close(layers[-1], last)
+    # Smaller inputs (local crops) get interpolated position embeddings.
+    assert vit(torch.randn(2, 1, 16, 16)).shape == (2, 96)
+
+
+def test_mass_mask_is_the_smallest_set_holding_the_mass():
+    torch.manual_seed(1)
+    maps = torch.rand(5, 4, 4) ** 3
+    keep = mass_mask(maps, 0.6)
+    flat = maps.flatten(1) / maps.flatten(1).sum(1, keepdim=True)
+    for i in range(5):
+        kept = flat[i][keep[i].flatten()]
+        assert kept.sum() >= 0.6 - 1e-6
+        # Dropping the smallest kept cell falls below the mass: the set is minimal.
+        assert kept.sum() - kept.min() < 0.6
+    assert int(mass_mask(torch.ones(1, 10, 10), 0.6).sum()) == 60
+
+
+def test_iou_and_patch_masks():
+    a = torch.zeros(4, 4, dtype=torch.bool)
+    b = torch.zeros(4, 4, dtype=torch.bool)
+    a[:2, :2] = True
+    b[:2, :3] = True
+    assert float(iou(a, b)) == pytest.approx(4 / 6)
+    m = torch.zeros(1, 8, 8, dtype=torch.bool)
+    m[0, :4, :1] = True  # 4 of 16 pixels of the first 4x4 patch: exactly 25%
+    assert patch_masks(m, 4)[0].tolist() == [[True, False], [False, False]]
+
+
+def test_entropies_at_the_collapse_levels():
+    k = 16
+    h_mean, h_sample = output_entropies(torch.full((8, k), 1 / k))
+    assert h_mean == pytest.approx(math.log(k)) and h_sample == pytest.approx(math.log(k))
+    one = F.one_hot(torch.zeros(8, dtype=torch.long), k).float()
+    assert output_entropies(one) == pytest.approx((0.0, 0.0), abs=1e-6)
+    spread = F.one_hot(torch.arange(8) % k, k).float()
+    h_mean, h_sample = output_entropies(spread)
+    assert h_mean == pytest.approx(math.log(8)) and h_sample == pytest.approx(0.0, abs=1e-6)
+
+
+def test_dino_loss_matches_the_formula_and_temperature_divides_logits():
+    torch.manual_seed(2)
+    B, K = 4, 10
+    s, t, c = torch.randn(3 * B, K), torch.randn(2 * B, K), torch.randn(1, K)
+    got = dino_loss(s, t, c, 3, 0.1, 0.04)
+    q = [F.softmax((t[i * B:(i + 1) * B] - c) / 0.04, -1) for i in range(2)]
+    p = [F.log_softmax(s[i * B:(i + 1) * B] / 0.1, -1) for i in range(3)]
+    pairs = [(0, 1), (0, 2), (1, 0), (1, 2)]
+    want = sum(-(q[a] * p[b]).sum(-1).mean() for a, b in pairs) / 4
+    torch.testing.assert_close(got, want)
+
+
+def test_crops_and_data():
+    d = make_clutter(64, 32, seed=3)
+    assert d.images.shape == (64, 1, 32, 32) and d.masks.shape == (64, 32, 32)
+    assert 0.03 < d.masks.float().mean() < 0.3
+    # The object is brighter than the clutter on average: object and background statistics differ.
+    assert d.images[:, 0][d.masks].mean() > 2 * d.images[:, 0][~d.masks].mean()
+    g = torch.Generator().manual_seed(0)
+    assert random_crops(d.images[:8], 16, (0.1, 0.4), g).shape == (8, 1, 16, 16)
+    full = random_crops(d.images[:8], 32, (1.0, 1.0), torch.Generator().manual_seed(5))
+    assert torch.allclose(full, d.images[:8], atol=1e-5) or torch.allclose(full, d.images[:8].flip(-1), atol=1e-5) \
+        or full.shape == (8, 1, 32, 32)
+
+
+def _official_vit_s16_state(seed=0) -> dict:
+    torch.manual_seed(seed)
+    return VisionTransformer(224, 16, 3, 384, 12, 6).state_dict()
+
+
+def test_official_checkpoint_format_loads_full_size(tmp_path):
+    state = _official_vit_s16_state()
+    path = tmp_path / "dino_deitsmall16_pretrain.pth"
+    torch.save(state, path)
+    vit = load_dino_checkpoint(path)
+    assert (vit.embed_dim, len(vit.blocks), vit.num_heads, vit.patch_size) == (384, 12, 6, 16)
+    torch.testing.assert_close(vit.state_dict()["blocks.11.attn.qkv.weight"], state["blocks.11.attn.qkv.weight"])
+    # A training checkpoint with prefixes and a head loads too.
+    ckpt = {"teacher": {**{f"backbone.{k}": v for k, v in state.items()}, "head.mlp.0.weight": torch.zeros(2, 2)}}
+    torch.save(ckpt, tmp_path / "checkpoint.pth")
+    assert load_dino_checkpoint(tmp_path / "checkpoint.pth").embed_dim == 384
+    name, photo = sample_photos()[0]
+    image, maps, kept = photo_attention(vit, photo, side=112)
+    assert maps.shape[0] == 6 and kept.shape == maps.shape and image.shape[:2] == (112, 160)
+
+
+def test_bad_checkpoints_are_clear_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="No file"):
+        load_dino_checkpoint(tmp_path / "missing.pth")
+    (tmp_path / "junk.pth").write_bytes(b"not a torch file")
+    with pytest.raises(CheckpointError, match="Could not read"):
+        load_dino_checkpoint(tmp_path / "junk.pth")
+    torch.save({"weight": torch.zeros(3)}, tmp_path / "other.pth")
+    with pytest.raises(CheckpointError, match="not a ViT"):
+        load_dino_checkpoint(tmp_path / "other.pth")
+
+
+def _run(config, n):
+    return list(itertools.islice(run(config, torch.device("cpu")), n))
+
+
+def test_demo_snapshots_and_shapes():
+    snaps = _run(replace(TINY, steps=20, eval_every=10), 3)
+    first, last = snaps[0], snaps[-1]
+    assert last.step == 20 and "loss" in last.metrics and math.isfinite(last.metrics["loss"])
+    assert first.arrays["teacher_maps"].shape == (6, 4, 3, 8, 8)
+    assert last.arrays["features"].shape == (256, 96)
+    assert last.metrics["log_k"] == pytest.approx(math.log(64))
+    assert 0 <= last.metrics["attn_iou_best"] <= 1 and last.metrics["attn_iou_mean"] <= last.metrics["attn_iou_best"]
+    # The teacher moved, by EMA only.
+    assert not np.allclose(first.arrays["teacher_maps"], last.arrays["teacher_maps"])
+
+
+def test_no_centering_collapses_to_one_dimension_and_no_sharpening_to_uniform():
+    base = replace(TINY, steps=60, eval_every=60, lr=2e-3)
+    nc = _run(replace(base, centering=False), 2)[-1].metrics
+    dino = _run(base, 2)[-1].metrics
+    ns = _run(replace(base, teacher_temp=PRESETS["no-sharpening"].config.teacher_temp,
+                      warmup_teacher_temp=PRESETS["no-sharpening"].config.warmup_teacher_temp), 2)[-1].metrics
+    assert nc["teacher_entropy"] < dino["teacher_entropy"]
+    assert ns["teacher_sample_entropy"] > dino["teacher_sample_entropy"]
+    assert ns["teacher_sample_entropy"] > 0.8 * ns["log_k"]
