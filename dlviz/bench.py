@@ -55,7 +55,46 @@ def _bench_first_render(device: torch.device) -> dict:
     return out
 
 
-CORE_BENCHMARKS = {"t-SNE": _bench_tsne, "first render": _bench_first_render}
+def _bench_browser_refresh(device: torch.device) -> dict:
+    """In headless Chromium: seconds from pressing Start to the first chart update, and refreshes per second
+    of the live area while the CNN trains (distinct step captions seen per second, sampled every 50 ms)."""
+    import re
+
+    from playwright.sync_api import sync_playwright
+
+    from .browser import CHROMIUM_ARGS, FRESH, chromium_path, serve_app, wait_idle
+
+    with serve_app() as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(90_000)
+        page.goto(f"{url}/cnn?preset=modern&epochs=60")
+        page.wait_for_timeout(1500)
+        wait_idle(page)
+        caption = page.locator(FRESH).get_by_text(re.compile(r"step \d+ ·")).first
+
+        def step() -> int:
+            try:
+                return int(re.search(r"step (\d+)", caption.text_content(timeout=2000)).group(1))
+            except Exception:  # mid-redraw
+                return -1
+
+        t0 = time.perf_counter()
+        page.locator(FRESH).get_by_role("button", name="▶ Start").click()
+        while step() <= 0 and time.perf_counter() - t0 < 30:
+            page.wait_for_timeout(20)
+        first_update = time.perf_counter() - t0
+        seen, t1 = {step()}, time.perf_counter()
+        while time.perf_counter() - t1 < 5:
+            page.wait_for_timeout(50)
+            seen.add(step())
+        rate = (len(seen - {-1}) - 1) / (time.perf_counter() - t1)
+        browser.close()
+    return {"first_update_seconds": round(first_update, 2), "refreshes_per_second": round(rate, 1)}
+
+
+CORE_BENCHMARKS = {"t-SNE": _bench_tsne, "first render": _bench_first_render,
+                   "browser refresh": _bench_browser_refresh}
 
 
 def run_benchmarks(device_name: str | None = None, only: str | None = None) -> int:

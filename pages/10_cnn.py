@@ -9,6 +9,7 @@ import streamlit as st
 
 from dlviz.analysis.embedding import pca, tsne
 from dlviz.data import DatasetMissing, load_image_dataset
+from dlviz.data.digits import download_torchvision
 from dlviz.demos import get_demo
 from dlviz.demos.cnn import probe
 from dlviz.figures.cnn import confusion_figure, feature_maps_figure, misclassified_figure
@@ -28,6 +29,12 @@ try:
     data = load_image_dataset(config.dataset, config.input_size)
 except DatasetMissing as exc:
     st.error(str(exc), icon="📂")
+    if st.button(f"Try downloading {config.dataset} now (needs internet)", key=f"{KEY}.download"):
+        try:
+            with st.spinner("Downloading..."):
+                st.success(f"Saved under {download_torchvision(config.dataset)}. Press Reset to use it.")
+        except DatasetMissing as fail:
+            st.error(str(fail), icon="📡")
     st.stop()
 
 rows = LeNet(config.input_size, config.activation, config.pool).layer_shapes(config.input_size)

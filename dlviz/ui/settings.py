@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import streamlit as st
 import torch
+
+from ..data.digits import DATA_DIR_ENV, data_dir
 
 from ..device import available_devices, describe_device, pick_device
 
@@ -41,6 +45,12 @@ def render_sidebar() -> None:
                    + ("" if len(devices) > 1 else " · no GPU found"))
         st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=SEED,
                         help="Seeds initialization and data order of every demo; part of the page link.")
+        with st.expander("Optional datasets"):
+            folder = st.text_input("Data folder", value=str(data_dir()), key="dlviz.data_dir",
+                                   help="Where MNIST / Fashion-MNIST live (torchvision layout, e.g. "
+                                        "<folder>/MNIST/raw/*-ubyte). Digits need nothing.")
+            # The folder is a property of this machine, so it is process-wide, like the env variable it sets.
+            os.environ[DATA_DIR_ENV] = folder
         st.toggle("Lecture mode", key=LECTURE,
                   help="Larger fonts and figures; the controls start collapsed so the figures fill the projector.")
     if lecture_mode():
