@@ -65,8 +65,13 @@ def parse_value(f: dataclasses.Field, text: str) -> Any:
 
 def check_value(f: dataclasses.Field, value: Any) -> Any:
     spec = spec_of(f)
-    if spec.choices is not None and isinstance(value, str) and value not in spec.choices:
+    if spec.choices is not None and isinstance(value, (str, bool)) and value not in spec.choices:
         raise ConfigError(f"{f.name}={value!r}: choose one of {', '.join(map(str, spec.choices))}")
+    if spec.choices is not None and isinstance(value, int) and not isinstance(value, bool) \
+            and value not in spec.choices:  # sizes, head counts: only the listed values make a valid model
+        raise ConfigError(f"{f.name}={value}: choose one of {', '.join(map(str, spec.choices))}")
+    if spec.choices is not None and isinstance(value, float) and not min(spec.choices) <= value <= max(spec.choices):
+        raise ConfigError(f"{f.name}={value}: must lie in [{min(spec.choices)}, {max(spec.choices)}]")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if (spec.lo is not None and value < spec.lo) or (spec.hi is not None and value > spec.hi):
             raise ConfigError(f"{f.name}={value}: must lie in [{spec.lo}, {spec.hi}]")

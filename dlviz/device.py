@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -48,3 +49,12 @@ def seed_all(seed: int) -> torch.Generator:
     g = torch.Generator()
     g.manual_seed(seed)
     return g
+
+
+def default_threads() -> int:
+    """CPU threads for training in the app: half the cores, at most 4.
+
+    Small models gain little from more threads, and the browser and the streamlit server need a core too:
+    measured on this project's 2-core machine, oversubscribed torch threads made live training many times slower.
+    """
+    return max(1, min(4, (os.cpu_count() or 2) // 2))

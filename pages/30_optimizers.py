@@ -13,9 +13,10 @@ from dlviz.analysis.trajectories import (OPTIMIZERS, TRUE_W, batch_size_paths, c
                                          distance_to_minima, max_curvature, optimal_settings, quadratic_rate,
                                          trajectory)
 from dlviz.demos import get_demo
-from dlviz.demos.optimizers import Config, resolve_surface
+from dlviz.demos.optimizers import Config, NetConfig, network_plane, resolve_surface
 from dlviz.figures.optimizers import (batch_paths_figure, curves_figure, error_curves_figure, label_of,
-                                      race_figure, rate_map_figure, schedule_figure)
+                                      network_curves_figure,
+                                      race_figure, rate_map_figure, schedule_figure, view_around)
 from dlviz.runner import RUNNING
 from dlviz.ui import config_form, current_device, explain, live_run, show
 from dlviz.ui.topics import require_app
@@ -28,17 +29,14 @@ st.title("Optimizers: a race on a loss surface")
 config = config_form(demo, KEY, columns=7)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def surface_grid(surface: str, formula: str, start_x: float, start_y: float, n: int = 120):
-    """(X, Y, Z) over the surface's view widened to show the start point, and that view."""
-    surf = resolve_surface(Config(surface=surface, formula=formula, start_x=start_x, start_y=start_y))
-    x0, x1, y0, y1 = surf.bounds
-    pad_x, pad_y = 0.05 * (x1 - x0), 0.05 * (y1 - y0)
-    view = (min(x0, start_x - pad_x), max(x1, start_x + pad_x), min(y0, start_y - pad_y), max(y1, start_y + pad_y))
-    return (*surf.grid(n, bounds=view), view)
+@st.cache_data(max_entries=32, show_spinner=False)
+def surface_grid(surface: str, formula: str, view: tuple, n: int = 90):
+    """(X, Y, Z) of the surface on ``view``; a pure function of its arguments, so it is cached."""
+    return resolve_surface(Config(surface=surface, formula=formula)).grid(n, bounds=view)
 
 
-race_tab, cond_tab, batch_tab = st.tabs(["🏁 Race", "📐 Condition number", "🎲 Mini-batch noise"])
+race_tab, cond_tab, batch_tab, net_tab = st.tabs(["🏁 Race", "📐 Condition number", "🎲 Mini-batch noise",
+                                                  "🧠 Real network"])
 
 with race_tab:
     try:
@@ -50,19 +48,21 @@ with race_tab:
     chosen = config.entries()
     explain(
         f"Every racer is a **`torch.optim`** optimizer stepping a 2-element parameter from the same start on "
-        f"**{surface.title if surface else 'your formula'}**. Gradients come from autograd; the *gradient noise* "
-        "slider adds Gaussian noise to them, the way a mini-batch estimate would. The update rules:",
+        f"**{surface.title if surface else 'your formula'}**, with gradients from autograd. The *gradient noise* "
+        "slider adds Gaussian noise to every gradient, as a mini-batch estimate would; the schedule scales every "
+        "learning rate per step (torch's `lr_scheduler`).",
         *([surface.latex] if surface else []),
-        *(rf"\text{{{OPTIMIZERS[n].label}:}}\quad {OPTIMIZERS[n].rule}" for n in chosen),
         *([SCHEDULE_LATEX[config.schedule]] if config.schedule != "constant" else []),
         claim="On f = 0.1x₁² + 2x₂² gradient descent needs lr < 2/4 = 0.5 for x₂ but then crawls along x₁; "
               "momentum and adaptive methods fix the imbalance. At a saddle, plain gradient descent stalls "
               "where momentum, Adam or noise escape.",
     )
+    with st.expander("Update rules of the racers (the textbook form of what torch.optim does)"):
+        for n in chosen:
+            st.latex(rf"\text{{{OPTIMIZERS[n].label}:}}\quad {OPTIMIZERS[n].rule}")
     if surface is not None and not chosen:
         st.warning("Switch on at least one optimizer in the controls (the toggles in the second row).", icon="🏁")
     elif surface is not None:
-        X, Y, Z, view = surface_grid(config.surface, config.formula, config.start_x, config.start_y)
         smooth = st.toggle("Animate step by step", value=True, key=f"{KEY}.smooth",
                            help="Off: each refresh computes as many steps as fit in 0.15 s (faster, jumpier).")
 
@@ -91,8 +91,10 @@ with race_tab:
                 return
             a = snap.arrays
             surf = resolve_surface(runner.config)
-            gx, gy, gz, gview = surface_grid(runner.config.surface, runner.config.formula, runner.config.start_x,
-                                             runner.config.start_y)
+            # The view holds every racer still in the race (a diverged one runs off the edge).
+            racing = [p for n, p in a["paths"].items() if a["status"][n] == "running"]
+            view = view_around(surf.bounds, np.concatenate(racing + [a["paths"][next(iter(a["paths"]))][:1]]))
+            gx, gy, gz = surface_grid(runner.config.surface, runner.config.formula, view)
             notes(runner, surf, a)
             upto = snap.step
             if runner.status != RUNNING and snap.step > 0:
@@ -104,58 +106,69 @@ with race_tab:
             f_min = min(surf.value(*m) for m in minima) if minima else None
             left, right = st.columns([3, 2])
             with left:
-                show(race_figure(gx, gy, gz, a["paths"], upto, minima, gview,
-                                 f"{surf.title}: step {upto}"), key=f"{KEY}.race")
+                show(race_figure(gx, gy, gz, a["paths"], upto, minima, view,
+                                 f"{surf.title}: step {upto}, start ({runner.config.start_x:.3g}, "
+                                 f"{runner.config.start_y:.3g})"), key=f"{KEY}.fig_race")
             with right:
                 rows = []
                 for n, p in a["paths"].items():
                     i = min(upto, len(p) - 1)
-                    rows.append({"optimizer": label_of(n), "x": p[i, 0], "y": p[i, 1], "f": a["losses"][n][i],
+                    rows.append({"optimizer": label_of(n), "f": a["losses"][n][i],
                                  **({"distance to min": dists[n][i]} if dists else {}),
-                                 "status": a["status"][n] if i == len(p) - 1 else "racing"})
+                                 "status": a["status"][n] if a["status"][n] != "running" and i == len(p) - 1
+                                 else "finished" if runner.finished and i == len(p) - 1 else "racing"})
                 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
                              column_config={c: st.column_config.NumberColumn(format="%.4g")
-                                            for c in ("x", "y", "f", "distance to min")})
+                                            for c in ("f", "distance to min")})
                 if any(len(v) for v in a["lrs"].values()):
-                    show(schedule_figure(a["lrs"], runner.config.schedule), key=f"{KEY}.schedule")
-            show(curves_figure(a["losses"], dists, upto, f_min), key=f"{KEY}.curves")
+                    show(schedule_figure(a["lrs"], runner.config.schedule), key=f"{KEY}.fig_schedule")
+            show(curves_figure(a["losses"], dists, upto, f_min), key=f"{KEY}.fig_curves")
 
         live_run(KEY, demo, config, current_device(), draw, budget_s=0.0 if smooth else 0.15,
-                 every_s=0.12 if smooth else 0.25)
+                 every_s=0.3)
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def condition_view(kappa: float, steps: int):
+    """Optimal settings, the rate map over (lr, beta), and torch.optim paths of best GD and momentum."""
+    best = optimal_settings(kappa)
+    lr_axis = np.linspace(0, 2.2 * max(best["gd_lr"], best["momentum_lr"]), 161)[1:]
+    beta_axis = np.linspace(0, 0.99, 100)
+    rate = quadratic_rate(lr_axis[None, :], beta_axis[:, None], (1.0, float(kappa)))
+    fq, start = condition_quadratic(float(kappa)), (1.0, 1.0 / np.sqrt(kappa))  # both directions: same loss
+    gd = trajectory(fq, start, "sgd", steps, best["gd_lr"])
+    mom = trajectory(fq, start, "momentum", steps, best["momentum_lr"], beta=best["momentum_beta"])
+    return best, lr_axis, beta_axis, rate, gd, mom
+
 
 with cond_tab:
     explain(
         "On a quadratic with curvatures 1 and κ every optimizer's error shrinks by a fixed factor per step, the "
         "**rate**. Gradient descent's best fixed learning rate balances the two directions; heavy-ball momentum's "
         "best (η, β) makes both directions contract equally fast (Goh, *Why Momentum Really Works*, 2017):",
-        r"f(x, y) = \tfrac12 (x^2 + \kappa y^2),\qquad \eta^\star_{GD} = \frac{2}{1+\kappa},\ "
-        r"\text{rate} = \frac{\kappa-1}{\kappa+1};\qquad \eta^\star = \Big(\frac{2}{1+\sqrt\kappa}\Big)^2,\ "
+        r"f(x, y) = \tfrac12 (x^2 + \kappa y^2),\qquad \text{GD: } \eta^\star = \frac{2}{1+\kappa},\ "
+        r"\text{rate} = \frac{\kappa-1}{\kappa+1}",
+        r"\text{momentum: } \eta^\star = \Big(\frac{2}{1+\sqrt\kappa}\Big)^2,\ "
         r"\beta^\star = \Big(\frac{\sqrt\kappa-1}{\sqrt\kappa+1}\Big)^2,\ \text{rate} = \frac{\sqrt\kappa-1}{\sqrt\kappa+1}",
         claim="Momentum's rate depends on √κ instead of κ: at κ = 100 gradient descent needs about 10x more steps "
               "per digit of accuracy.",
     )
     kappa = st.select_slider("Condition number κ", [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000], value=100,
                              key=f"{KEY}.kappa")
-    best = optimal_settings(kappa)
-    lr_axis = np.linspace(0, 2.2 * max(best["gd_lr"], best["momentum_lr"]), 161)[1:]
-    beta_axis = np.linspace(0, 0.99, 100)
-    rate = quadratic_rate(lr_axis[None, :], beta_axis[:, None], (1.0, float(kappa)))
-    fq = condition_quadratic(float(kappa))
     steps = st.slider("Steps", 20, 300, 100, key=f"{KEY}.cond_steps")
-    gd = trajectory(fq, (1.0, 1.0), "sgd", steps, best["gd_lr"])
-    mom = trajectory(fq, (1.0, 1.0), "momentum", steps, best["momentum_lr"], beta=best["momentum_beta"])
+    best, lr_axis, beta_axis, rate, gd, mom = condition_view(kappa, steps)
     c1, c2 = st.columns(2)
     with c1:
-        show(rate_map_figure(lr_axis, beta_axis, rate, best), key=f"{KEY}.ratemap")
+        show(rate_map_figure(lr_axis, beta_axis, rate, best), key=f"{KEY}.fig_ratemap")
     with c2:
-        half = 1.1
-        xs = np.linspace(-half, half, 100)
-        Xq, Yq = np.meshgrid(xs, xs)
+        hy = 1.3 / np.sqrt(kappa)
+        Xq, Yq = np.meshgrid(np.linspace(-0.3, 1.1, 90), np.linspace(-hy, hy, 90))
         show(race_figure(Xq, Yq, 0.5 * (Xq**2 + kappa * Yq**2), {"sgd": gd, "momentum": mom}, minima=[(0.0, 0.0)],
-                         title=f"Best GD (η={best['gd_lr']:.3g}) and best momentum (η={best['momentum_lr']:.3g}, "
-                               f"β={best['momentum_beta']:.3g})", height=420), key=f"{KEY}.condpaths")
+                         title=f"Best GD (η={best['gd_lr']:.3g}), best momentum (η={best['momentum_lr']:.3g}, "
+                               f"β={best['momentum_beta']:.3g})", height=420, equal_aspect=False),
+             key=f"{KEY}.fig_condpaths")
+        st.caption("The y axis is stretched √κ-fold: the valley is really that much narrower.")
     errors = {"gradient descent": np.linalg.norm(gd, axis=1), "momentum": np.linalg.norm(mom, axis=1)}
-    show(error_curves_figure(errors), key=f"{KEY}.conderr")
+    show(error_curves_figure(errors), key=f"{KEY}.fig_conderr")
     st.caption(f"Measured over the last half of the run: gradient descent shrinks the error by "
                f"{(errors['gradient descent'][-1] / errors['gradient descent'][steps // 2]) ** (1 / (steps - steps // 2)):.4f} "
                f"per step (theory {best['gd_rate']:.4f}), momentum by "
@@ -182,4 +195,49 @@ with batch_tab:
     lr_reg = c1.select_slider("Learning rate", [0.003, 0.01, 0.03, 0.1, 0.3], value=0.03, key=f"{KEY}.reg_lr")
     steps_reg = c2.slider("Steps", 20, 500, 200, step=10, key=f"{KEY}.reg_steps")
     runs = regression_paths(steps_reg, lr_reg, int(config.seed))
-    show(batch_paths_figure(runs, TRUE_W), key=f"{KEY}.batch")
+    show(batch_paths_figure(runs, TRUE_W), key=f"{KEY}.fig_batch")
+
+
+def draw_net(runner) -> None:
+    snap = runner.latest
+    if snap is None:
+        return
+    show(network_curves_figure(runner.history, runner.config.names()), key=f"{KEY}.fig_net_curves")
+    ss, cache_key = st.session_state, f"{KEY}.net_plane"
+    if st.button("Compute the loss plane at this step", key=f"{KEY}.net_plane_go", disabled=snap.step == 0):
+        with st.spinner("Loss on a 25 x 25 grid of the PCA plane..."):
+            ss[cache_key] = (id(runner), snap.step, network_plane(runner.config, snap, device=runner.device))
+    cached = ss.get(cache_key)
+    if cached is None or cached[0] != id(runner):
+        st.caption("Train a while, then press the button: the parameter paths of all copies are projected onto "
+                   "the two directions that explain most of their movement, over the loss in that plane.")
+        return
+    plane = cached[2]
+    e = plane["explained"]
+    show(race_figure(plane["A"], plane["B"], plane["L"], plane["coords"], title=f"Shared PCA plane at step "
+                     f"{cached[1]} (start = the common initialization)", equal_aspect=False,
+                     axis_titles=(f"PC1 ({e[0]:.0%} of the movement)", f"PC2 ({e[1]:.0%})")),
+         key=f"{KEY}.fig_net_plane")
+
+
+with net_tab:
+    explain("Copies of one small MLP (2 → 16 → 16 → 2, tanh) start from **the same initialization** and see **the "
+            "same mini-batches** of the two-moons data; only the `torch.optim` optimizer differs. Their paths "
+            "live in a space of hundreds of parameters; we project them onto the plane spanned by the top two "
+            "principal directions of their displacements from the start, and compute the loss on that plane:",
+            r"\theta(a, b) = \theta_0 + a\,d_1 + b\,d_2,\qquad d_1, d_2 = \text{top-2 PCA of } "
+            r"\{\theta^{(k)}_t - \theta_0\}",
+            claim="Adaptive methods and momentum leave the flat start region faster; the plane is a slice, so "
+                  "a path can look as if it crosses a contour 'uphill' while descending in the directions left out.")
+    c = st.columns([3, 1, 1, 1])
+    net_opts = c[0].multiselect("Optimizers", list(OPTIMIZERS), default=["sgd", "momentum", "rmsprop", "adam"],
+                                format_func=label_of, key=f"{KEY}.net_opts")
+    net_cfg = NetConfig(**{n: n in net_opts for n in OPTIMIZERS}, seed=int(config.seed),
+                        lr_scale=c[1].select_slider("lr scale", [0.1, 0.3, 1.0, 3.0, 10.0, 30.0], 1.0,
+                                                    key=f"{KEY}.net_lr", help="multiplies every default rate"),
+                        steps=c[2].select_slider("steps", [100, 200, 400, 1000, 2000], 400, key=f"{KEY}.net_steps"),
+                        batch_size=c[3].select_slider("batch size", [8, 32, 128, 512], 32, key=f"{KEY}.net_batch"))
+    if not net_opts:
+        st.warning("Pick at least one optimizer.", icon="🧠")
+    else:
+        live_run(f"{KEY}_net", get_demo("optimizers-network"), net_cfg, current_device(), draw_net)

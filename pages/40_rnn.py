@@ -105,6 +105,8 @@ def draw_kstep(runner, task) -> None:
 def draw_inside(runner, task) -> None:
     st.subheader("Inside the cells, for one test sequence")
     n = len(task.test_x)
+    if st.session_state.get(f"{KEY}.seq", 0) > n - 1:  # the sine has fewer test windows than the memory tasks
+        st.session_state[f"{KEY}.seq"] = n - 1
     index = st.slider("Test sequence", 0, n - 1, 0, key=f"{KEY}.seq",
                       help="Gates, hidden path and prediction of the networks at the current step for this sequence.")
     x = task.test_x[index].numpy()

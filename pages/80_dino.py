@@ -3,7 +3,6 @@ icon: 🦖
 A small ViT trained with DINO, without labels, learns where the object is: its attention heads outline it.
 """
 
-import math
 import os
 
 import numpy as np
@@ -138,7 +137,8 @@ if not path.strip():
             "and on an image you upload.")
 else:
     try:
-        vit = _load(path.strip(), os.path.getmtime(os.path.expanduser(path.strip())))
+        full = os.path.expanduser(path.strip())
+        vit = _load(full, os.path.getmtime(full) if os.path.isfile(full) else 0.0)
     except (CheckpointError, OSError) as exc:
         st.error(f"{exc} Check the path and try again.", icon="📂")
         vit = None
@@ -164,4 +164,3 @@ else:
             show(attention_figure(image[None], maps[None, :heads], kept[None, :heads], tile_px=160,
                                   title=f"{name}: last-layer CLS attention per head and 60% masks"),
                  key=f"{KEY}.photo.{name}")
-st.caption(f"K = {config.out_dim}: a uniform output has entropy log K = {math.log(config.out_dim):.2f} nats.")

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from conftest import ROOT
+from dlviz.config import check_value
 from dlviz.demos import all_demos, get_demo
 from dlviz.demos.cnn import PRESETS, probe
 from dlviz.models.lenet import LeNet
@@ -76,6 +77,8 @@ def test_every_demo_honours_the_contract():
         assert "seed" in fields, name
         for slug, preset in demo.presets.items():
             assert isinstance(preset.config, demo.config_cls), (name, slug)
+            for f in dataclasses.fields(preset.config):  # every preset value is one a widget can show
+                check_value(f, getattr(preset.config, f.name))
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

@@ -9,20 +9,38 @@ scikit-learn call, so nothing breaks.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from typing import Iterator
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 HAVE_OPENTSNE = importlib.util.find_spec("openTSNE") is not None
 ENGINES = ("openTSNE", "scikit-learn")
 
 
 def _threads() -> int:
-    return max(1, min(2, os.cpu_count() or 1))
+    """Threads for t-SNE: 1 unless $DLVIZ_TSNE_THREADS says otherwise. On the 1,797 digits a second thread gains
+    little, and on a busy machine openTSNE's per-chunk thread synchronization made it ~10x slower (measured)."""
+    try:
+        return max(1, int(os.environ.get("DLVIZ_TSNE_THREADS", "1")))
+    except ValueError:
+        return 1
 
 
+def _limited(fn):
+    """Run ``fn`` with BLAS/OpenMP limited to :func:`_threads`: on a shared 2-core machine a 1,797 x 64 SVD took
+    5 s with OpenBLAS's 2 spinning threads and 0.04 s with one (measured)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with threadpool_limits(_threads()):
+            return fn(*args, **kwargs)
+    return wrapper
+
+
+@_limited
 def pca(x: np.ndarray, n_components: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Project (N, D) features on their top principal components.
 
@@ -41,6 +59,7 @@ def pca(x: np.ndarray, n_components: int = 2) -> tuple[np.ndarray, np.ndarray]:
     return coords.astype(np.float32), ratio
 
 
+@_limited
 def explained_variance(x: np.ndarray, n_components: int = 20) -> np.ndarray:
     """Explained variance ratio of the first ``n_components`` principal components, (k,) (zeros if constant)."""
     x = np.asarray(x, dtype=np.float64)
@@ -54,17 +73,19 @@ def _perplexity(perplexity: float, n: int) -> float:
     return float(min(perplexity, max(2.0, (n - 1) / 3 - 1)))
 
 
+@_limited
 def tsne(x: np.ndarray, n_components: int = 2, perplexity: float = 30.0, seed: int = 0,
          learning_rate: float | str = "auto", max_iter: int = 1000, early_exaggeration: float = 12.0,
-         init: str = "pca") -> np.ndarray:
-    """scikit-learn's Barnes-Hut t-SNE of (N, D) features; perplexity is clipped below N/3 so small sets work."""
+         init: str | np.ndarray = "pca") -> np.ndarray:
+    """scikit-learn's Barnes-Hut t-SNE of (N, D) features -> (N, n_components); perplexity is clipped below N/3
+    so small sets work; ``init`` is "pca", "random" or an (N, n_components) start."""
     from sklearn.manifold import TSNE
 
     x = np.asarray(x, dtype=np.float32)
     model = TSNE(n_components=n_components, perplexity=_perplexity(perplexity, len(x)), learning_rate=learning_rate,
                  max_iter=max(250, int(max_iter)), early_exaggeration=early_exaggeration, init=init,
                  random_state=seed, n_jobs=_threads())
-    return model.fit_transform(x).astype(np.float32)
+    return model.fit_transform(x).astype(np.float32)  # its Barnes-Hut gradient is an OpenMP loop: limited
 
 
 def tsne_steps(x: np.ndarray, n_components: int = 2, perplexity: float = 30.0, seed: int = 0,
@@ -113,6 +134,7 @@ def tsne_steps(x: np.ndarray, n_components: int = 2, perplexity: float = 30.0, s
         yield done, np.asarray(emb, dtype=np.float32).copy(), float(emb.kl_divergence)
 
 
+@_limited
 def knn_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
                  k: int = 5) -> float:
     """Accuracy of a k-nearest-neighbour vote (Euclidean) of test points among train points."""
@@ -123,6 +145,7 @@ def knn_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, t
     return float((clf.predict(np.asarray(test_x)) == np.asarray(test_y)).mean())
 
 
+@_limited
 def nearest_neighbours(x: np.ndarray, k: int = 8, query: np.ndarray | int | None = None) -> np.ndarray:
     """Indices of the ``k`` nearest neighbours (Euclidean, self excluded) in the original space.
 
@@ -138,6 +161,7 @@ def nearest_neighbours(x: np.ndarray, k: int = 8, query: np.ndarray | int | None
     return out[0] if np.ndim(query) == 0 and query is not None else out
 
 
+@_limited
 def knn_accuracy_loo(x: np.ndarray, y: np.ndarray, k: int = 5) -> float:
     """Leave-one-out k-NN accuracy: each point is classified by a vote of its k nearest others (ties: lowest label)."""
     y = np.asarray(y)
@@ -147,6 +171,7 @@ def knn_accuracy_loo(x: np.ndarray, y: np.ndarray, k: int = 5) -> float:
     return float((votes.argmax(1) == y).mean())
 
 
+@_limited
 def trustworthiness(x: np.ndarray, coords: np.ndarray, k: int = 5) -> float:
     """scikit-learn's trustworthiness in [0, 1]: 1 when no embedding neighbour is a stranger in the original space.
 

@@ -116,7 +116,7 @@ def hessian_extreme_eigs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, k: 
     t = time.perf_counter()
     op = HessianOperator(model, x, y, params)
     ritz = lanczos(op, op.n, k=k, seed=seed, device=op.device, dtype=op.dtype)
-    return {"lambda_max": float(ritz[-1]), "lambda_min": float(ritz[0]), "ritz": ritz, "loss": float(op.loss),
+    return {"lambda_max": float(ritz[-1]), "lambda_min": float(ritz[0]), "ritz": ritz, "loss": float(op.loss.detach()),
             "products": op.products, "n_params": op.n, "seconds": time.perf_counter() - t}
 
 

@@ -114,32 +114,87 @@ def _stack(center: Params, dirs: list[Params], coeffs: torch.Tensor, name: str) 
 
 def _first_layer_bases(layer_fn, center: Params, dirs: list[Params], wname: str, bname: str,
                        coeffs: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Output of a layer that is linear in (weight, bias) at P points: base(center) + sum_j coeffs_j base(d_j)."""
-    base = layer_fn(x, center[wname], center[bname])
-    out = base.unsqueeze(0).expand(coeffs.shape[0], *base.shape)
-    for j, d in enumerate(dirs):
-        out = out + coeffs[:, j].view(-1, *([1] * base.dim())) * layer_fn(x, d[wname], d[bname]).unsqueeze(0)
-    return out  # (P, B, ...)
+    """Output of a layer that is linear in (weight, bias) at P points: base(center) + sum_j coeffs_j base(d_j),
+    as one matrix product (P, 1 + k) @ (1 + k, B * F). Returns (P, B, *F)."""
+    bases = [layer_fn(x, center[wname], center[bname])] + [layer_fn(x, d[wname], d[bname]) for d in dirs]
+    shape = bases[0].shape
+    ones = torch.ones(coeffs.shape[0], 1, dtype=coeffs.dtype, device=coeffs.device)
+    out = torch.cat([ones, coeffs], 1) @ torch.stack(bases).reshape(len(bases), -1)
+    return out.view(coeffs.shape[0], *shape)
+
+
+def conv_as_matrix(weight: torch.Tensor, in_shape: tuple[int, int, int], padding) -> torch.Tensor:
+    """The dense (C*H*W, C'*H'*W') matrix M with ``conv2d(x, weight).flatten(1) == x.flatten(1) @ M``.
+
+    Linear in ``weight``. For LeNet's second convolution on 8x8 digits (6x4x4 -> 16x4x4) it has 24,576 entries,
+    fewer multiply-adds than the convolution itself (the zero padding is skipped).
+    """
+    n = in_shape[0] * in_shape[1] * in_shape[2]
+    eye = torch.eye(n, dtype=weight.dtype, device=weight.device).view(n, *in_shape)
+    return F.conv2d(eye, weight, padding=padding).reshape(n, -1)
+
+
+def _window_major(t: torch.Tensor) -> torch.Tensor:
+    """(..., C, H, W) -> (4, ..., C, H/2, W/2): the four elements of every 2x2 pooling window in four blocks,
+    so pooling becomes an elementwise max / mean of contiguous blocks."""
+    *lead, c, h, w = t.shape
+    t = t[..., :h - h % 2, :w - w % 2].reshape(*lead, c, h // 2, 2, w // 2, 2)
+    nd = t.dim()
+    perm = [nd - 3, nd - 1] + list(range(nd - 5)) + [nd - 5, nd - 4, nd - 2]
+    return t.permute(*perm).reshape(4, *lead, c, h // 2, w // 2)
+
+
+def _pool_blocks(blocks: list[torch.Tensor], pool: nn.Module) -> torch.Tensor:
+    if isinstance(pool, nn.MaxPool2d):
+        return torch.maximum(torch.maximum(blocks[0], blocks[1]), torch.maximum(blocks[2], blocks[3]))
+    return (blocks[0] + blocks[1] + blocks[2] + blocks[3]) * 0.25
 
 
 def _lenet_logits(model: LeNet, center: Params, dirs: list[Params], coeffs: torch.Tensor,
                   x: torch.Tensor) -> torch.Tensor:
     P, B = coeffs.shape[0], x.shape[0]
     act, pool = model.act, model.pool
-    h = _first_layer_bases(lambda inp, w, b: F.conv2d(inp, w, b, padding=model.conv1.padding), center, dirs,
-                           "conv1.weight", "conv1.bias", coeffs, x)  # (P, B, 6, S, S)
-    h = pool(act(h.reshape(P * B, *h.shape[2:])))  # (P*B, 6, s, s)
-    w2, b2 = _stack(center, dirs, coeffs, "conv2.weight"), _stack(center, dirs, coeffs, "conv2.bias")
-    kh, kw = model.conv2.kernel_size
-    pad = model.conv2.padding
-    s = h.shape[-1]
-    out_s = s + 2 * pad[0] - kh + 1
-    cols = F.unfold(h, (kh, kw), padding=pad)  # (P*B, 6*k*k, L)
-    L = cols.shape[-1]
-    cols = cols.view(P, B, -1, L).transpose(2, 3).reshape(P, B * L, -1)  # (P, B*L, 6*k*k)
-    h = torch.bmm(cols, w2.reshape(P, w2.shape[1], -1).transpose(1, 2)) + b2.unsqueeze(1)  # (P, B*L, 16)
-    h = h.view(P * B, out_s, out_s, -1).permute(0, 3, 1, 2)  # (P*B, 16, o, o)
-    h = pool(act(h)).reshape(P, B, -1)  # (P, B, 16*o'*o'), in (C, H, W) order like LeNet's flatten
+    is_max = isinstance(pool, nn.MaxPool2d)
+    ones = torch.ones(P, 1, dtype=coeffs.dtype, device=coeffs.device)
+    cw = torch.cat([ones, coeffs], 1)  # (P, 1 + k)
+    # conv1 is linear in its weights: its output at every point combines 1 + k outputs computed once. The columns
+    # are ordered window-major, so the 2x2 pooling is a max over four contiguous blocks.
+    conv1 = lambda w, b: F.conv2d(x, w, b, padding=model.conv1.padding)  # noqa: E731
+    bases = torch.stack([conv1(center["conv1.weight"], center["conv1.bias"])]
+                        + [conv1(d["conv1.weight"], d["conv1.bias"]) for d in dirs])  # (1+k, B, 6, S, S)
+    wm = _window_major(bases)  # (4, 1+k, B, 6, s, s)
+    in_shape = tuple(wm.shape[3:])
+    out = cw @ wm.transpose(0, 1).reshape(wm.shape[1], -1)  # (P, 4 * B*6*s*s)
+    blocks = list(out.view(P, 4, -1).unbind(1))
+    h = act(_pool_blocks(blocks, pool)) if is_max else _pool_blocks([act(b) for b in blocks], pool)
+    h = h.view(P, B, -1)  # (P, B, 6*s*s)
+    c2 = model.conv2.out_channels
+    b2 = _stack(center, dirs, coeffs, "conv2.bias")  # (P, 16)
+    if h.shape[-1] <= 512:
+        # Small maps: conv2 as a dense matrix per point (linear in the weights, so combined from 1 + k matrices),
+        # with its output columns window-major for the second pooling.
+        mats = torch.stack([conv_as_matrix(center["conv2.weight"], in_shape, model.conv2.padding)]
+                           + [conv_as_matrix(d["conv2.weight"], in_shape, model.conv2.padding) for d in dirs])
+        n_in = mats.shape[1]
+        o = int(round((mats.shape[2] / c2) ** 0.5))
+        mats = _window_major(mats.view(-1, n_in, c2, o, o))  # (4, 1+k, n_in, c2, o/2, o/2)
+        M = (cw @ mats.permute(1, 2, 0, 3, 4, 5).reshape(mats.shape[1], -1)).view(P, n_in, -1)
+        out = torch.bmm(h, M).view(P, B, 4, -1)  # (P, B, 4, c2*(o/2)^2)
+        bias = b2.repeat_interleave((o // 2) ** 2, dim=1).view(P, 1, -1)
+        blocks = [out[:, :, i] for i in range(4)]
+        if is_max:  # a per-channel bias commutes with the max
+            h = act(_pool_blocks(blocks, pool) + bias)
+        else:
+            h = _pool_blocks([act(b + bias) for b in blocks], pool)
+    else:  # larger inputs: a grouped convolution over the stacked per-point weights
+        w2 = _stack(center, dirs, coeffs, "conv2.weight")
+        hin = h.view(P, B, *in_shape).transpose(0, 1).reshape(B, P * in_shape[0], *in_shape[1:])
+        out = F.conv2d(hin, w2.reshape(-1, *w2.shape[2:]), b2.reshape(-1), padding=model.conv2.padding, groups=P)
+        out = out.view(B, P, c2, *out.shape[2:]).transpose(0, 1)  # (P, B, c2, o, o)
+        blocks = list(_window_major(act(out) if not is_max else out).unbind(0))
+        h = _pool_blocks(blocks, pool)
+        h = act(h) if is_max else h
+    h = h.reshape(P, B, -1)  # (P, B, 16*o'*o'), in (C, H, W) order like LeNet's flatten
     for name in ("fc1", "fc2", "fc3"):
         w, b = _stack(center, dirs, coeffs, f"{name}.weight"), _stack(center, dirs, coeffs, f"{name}.bias")
         h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
@@ -174,8 +229,8 @@ def supports_batched(model: nn.Module) -> bool:
 
 
 def _chunk_size(model: nn.Module, n_examples: int) -> int:
-    # Keep the largest per-chunk activation (LeNet's im2col) around 64M floats.
-    per_point = n_examples * (2400 if isinstance(model, LeNet) else 4 * max((m.out_features for m in model.modules()
+    # Keep the largest per-chunk activation (LeNet's first convolution, 6x8x8) around 32M floats.
+    per_point = n_examples * (400 if isinstance(model, LeNet) else 4 * max((m.out_features for m in model.modules()
                                                                               if isinstance(m, nn.Linear)), default=64))
     return int(max(1, min(256, 32_000_000 // max(per_point, 1))))
 

@@ -130,3 +130,43 @@ def __getattr__(name: str):
 
         return getattr(formula, name)
     raise AttributeError(name)
+
+
+# -- MSE versus cross-entropy on a two-logit classifier ---------------------------------------------------
+def _two_logit_data(n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """1-D inputs (two Gaussian classes at -1 and +1, sd 0.5) and labels in {0, 1}; fixed seed."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 2
+    x = (2.0 * y - 1.0) + 0.5 * torch.randn(n, generator=g, dtype=torch.float64)
+    return x.double(), y
+
+
+def two_logit_surfaces(n: int = 64, seed: int = 0) -> dict[str, Surface]:
+    """The loss of a two-layer net with one weight per layer (Glorot & Bengio 2010, Fig. 5) as a function of
+    its two weights, under MSE and under cross-entropy: h = tanh(w1 x), logits z = (-w2 h, w2 h),
+    p = softmax(z). Confidently wrong corners (w1 w2 << 0) are flat under MSE and steep under cross-entropy.
+    """
+    x, y = _two_logit_data(n, seed)
+    sign = (2.0 * y - 1.0).double()  # +1 for class 1
+
+    def margins(w1, w2):
+        w1, w2 = torch.as_tensor(w1), torch.as_tensor(w2)
+        h = torch.tanh(w1.unsqueeze(-1) * x)  # (..., n)
+        return 2 * w2.unsqueeze(-1) * h * sign  # logit of the true class minus the other one
+
+    def mse(w1, w2):
+        # p_true = sigmoid(margin); squared error summed over the two one-hot outputs: 2 (1 - p_true)^2
+        return (2 * (1 - torch.sigmoid(margins(w1, w2))) ** 2).mean(-1)
+
+    def ce(w1, w2):
+        return torch.nn.functional.softplus(-margins(w1, w2)).mean(-1)  # -log sigmoid(margin)
+
+    bounds = (-4.0, 4.0, -4.0, 4.0)
+    common = dict(bounds=bounds, minima=(), start=(3.0, -3.0))
+    return {
+        "mse": Surface("mse", "Mean squared error", r"\frac{1}{N}\sum_i \lVert \mathrm{softmax}(z_i) - e_{y_i}\rVert^2",
+                       mse, note="Flat where the net is confidently wrong: the gradient vanishes.", **common),
+        "cross-entropy": Surface("cross-entropy", "Cross-entropy", r"-\frac{1}{N}\sum_i \log \mathrm{softmax}(z_i)_{y_i}",
+                                 ce, note="Grows linearly where the net is confidently wrong: a steady gradient.",
+                                 **common),
+    }

@@ -248,3 +248,45 @@ def max_curvature(fn: Fn2, point: tuple[float, float]) -> float:
     """Largest eigenvalue of the 2x2 Hessian of ``fn`` at ``point`` (torch.autograd.functional.hessian)."""
     h = torch.autograd.functional.hessian(lambda p: fn(p[0], p[1]), torch.tensor(point, dtype=torch.float64))
     return float(torch.linalg.eigvalsh(h).max())
+
+
+# -- trajectories of a real network, projected into one shared plane ----------------------------------------
+def pca_plane(trajectories: Mapping[str, np.ndarray], origin: np.ndarray) -> tuple[np.ndarray, dict, np.ndarray]:
+    """The plane through ``origin`` (P,) spanned by the top two principal directions of every trajectory's
+    displacement from it (all runs stacked, so they share one plane; uncentered, so the origin maps to (0, 0)).
+
+    ``trajectories``: name -> (k, P) flattened parameters. Returns (basis (2, P) orthonormal, name -> (k, 2)
+    coordinates, explained (2,) fraction of the displacements' squared norm that each direction captures).
+    """
+    deltas = {n: np.asarray(t, dtype=np.float64) - origin for n, t in trajectories.items()}
+    stacked = np.concatenate(list(deltas.values()))
+    _, s, vt = np.linalg.svd(stacked, full_matrices=False)
+    basis = vt[:2]
+    if basis.shape[0] < 2:  # a single point: pad with any orthogonal direction
+        basis = np.vstack([basis, np.roll(basis[0], 1)])[:2]
+    total = float((s**2).sum()) or 1.0
+    return basis, {n: d @ basis.T for n, d in deltas.items()}, (s[:2] ** 2) / total
+
+
+def plane_loss(model: torch.nn.Module, origin: np.ndarray, basis: np.ndarray, x: torch.Tensor, loss_fn: Callable,
+               extent: tuple[float, float, float, float], n: int = 25) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Loss at origin + a*basis[0] + b*basis[1] on an (n, n) grid over extent (amin, amax, bmin, bmax).
+
+    Parameters go through ``torch.func.functional_call``: the model's own weights are never touched.
+    ``loss_fn(model(x)) -> scalar``. Returns A, B, L of shape (n, n) (rows follow b).
+    """
+    names = [k for k, _ in model.named_parameters()]
+    shapes = [p.shape for _, p in model.named_parameters()]
+    sizes = [p.numel() for _, p in model.named_parameters()]
+    dev = next(model.parameters()).device
+    o, d = torch.as_tensor(origin, dtype=torch.float32, device=dev), torch.as_tensor(basis, dtype=torch.float32, device=dev)
+    a_axis, b_axis = np.linspace(extent[0], extent[1], n), np.linspace(extent[2], extent[3], n)
+    out = np.empty((n, n))
+    with torch.no_grad():
+        for i, b in enumerate(b_axis):
+            for j, a in enumerate(a_axis):
+                flat = o + float(a) * d[0] + float(b) * d[1]
+                params = {k: v.view(s) for k, v, s in zip(names, torch.split(flat, sizes), shapes)}
+                out[i, j] = float(loss_fn(torch.func.functional_call(model, params, (x,))))
+    A, B = np.meshgrid(a_axis, b_axis)
+    return A, B, out

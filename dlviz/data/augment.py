@@ -26,12 +26,12 @@ import torch.nn.functional as F
 class Augment:
     """Strengths of the augmentations (0 turns one off)."""
 
-    crop_min: float = 0.5  # smallest crop area, as a fraction of the image (random resized crop)
-    shift: float = 0.15  # extra random shift, as a fraction of the image side
-    rotation: float = 15.0  # largest rotation, degrees
-    jitter: float = 0.3  # intensity jitter: contrast in [1-j, 1+j], brightness in [-j/2, j/2]
+    crop_min: float = 0.6  # smallest crop area, as a fraction of the image (random resized crop)
+    shift: float = 0.1  # extra random shift, as a fraction of the image side
+    rotation: float = 10.0  # largest rotation, degrees
+    jitter: float = 0.2  # intensity jitter: contrast in [1-j, 1+j], brightness in [-j/2, j/2]
     noise: float = 0.05  # standard deviation of added Gaussian noise
-    cutout: float = 0.3  # side of the zeroed square, as a fraction of the image side (applied to half the images)
+    cutout: float = 0.25  # side of the zeroed square, as a fraction of the image side (applied to half the images)
 
 
 def _uniform(n: int, lo: float, hi: float, gen: torch.Generator | None, device) -> torch.Tensor:

@@ -47,11 +47,14 @@ class KernelConfig:
 
 KERNEL_PRESETS = {
     "learned-width": Preset("Learned width w (d2l 11.2)", KernelConfig(),
-                            "w grows, the attention weights sharpen onto nearby points and the curve gets wigglier."),
-    "no-leave-one-out": Preset("Without leave-one-out", KernelConfig(leave_one_out=False),
-                               "Each point attends to itself: w keeps growing and the fit interpolates the noise."),
-    "noiseless": Preset("Noise-free targets", KernelConfig(noise=0.0),
-                        "Without noise a sharper kernel is simply better: the learned curve beats the fixed one."),
+                            "w grows from 1 to about 3: the attention band narrows and the test error falls well "
+                            "below the over-smoothed fixed kernel's."),
+    "no-leave-one-out": Preset("Without leave-one-out", KernelConfig(leave_one_out=False, lr=10.0, steps=200),
+                               "Each point may attend to itself: w grows without bound (past 10) and the learned "
+                               "curve chases the noise, so its test error rises again."),
+    "noiseless": Preset("Noise-free targets", KernelConfig(noise=0.0, lr=3.0, steps=200),
+                        "Without noise a sharper kernel is simply better: w keeps growing and the test error "
+                        "drops to about 0.01."),
 }
 
 
@@ -95,7 +98,7 @@ def run_kernel(config: KernelConfig, device: torch.device) -> Iterator[Snapshot]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        yield snapshot(step, check_finite(loss, step, "training loss"))
+        yield snapshot(step, check_finite(loss.item(), step, "training loss"))
 
 
 def _summarize_kernel(snap: Snapshot, runner) -> dict:
@@ -105,7 +108,7 @@ def _summarize_kernel(snap: Snapshot, runner) -> dict:
 
 # -- The tiny Transformer ------------------------------------------------------------------------------------
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2, 3e-2, 0.1, 1.0)
-N_EVAL, N_SHOW = 512, 6  # held-out sequences for accuracy; examples whose attention maps are kept
+N_EVAL, N_SHOW = 256, 6  # held-out sequences for accuracy; examples whose attention maps are kept
 
 
 @dataclass(frozen=True)
@@ -117,15 +120,15 @@ class Config:
     length: int = param(8, "symbols per sequence", lo=3, hi=16, label="sequence length")
     vocab: int = param(10, "distinct symbols (digits 0..vocab-1)", lo=2, hi=20, label="vocabulary")
     d_model: int = param(64, "width of every token representation", choices=(16, 32, 64, 128), label="d_model")
-    heads: int = param(4, "attention heads per layer (d_model / heads dimensions each)", choices=(1, 2, 4, 8))
+    heads: int = param(2, "attention heads per layer (d_model / heads dimensions each)", choices=(1, 2, 4, 8))
     layers: int = param(2, "encoder (and decoder) blocks", lo=1, hi=4)
     positional: bool = param(True, "add the sinusoidal positional encoding; off, the encoder sees a bag of "
                                    "symbols and cannot tell where a symbol sits", label="positional encoding")
     lr: float = param(3e-3, "Adam learning rate", choices=LEARNING_RATES, label="learning rate")
-    batch_size: int = param(128, "fresh random sequences per optimizer step", choices=(32, 64, 128, 256, 512),
+    batch_size: int = param(64, "fresh random sequences per optimizer step", choices=(32, 64, 128, 256, 512),
                             label="batch size")
-    steps: int = param(1500, "optimizer steps", lo=50, hi=20000, step=50)
-    eval_every: int = param(20, "optimizer steps between snapshots (greedy decoding of 512 held-out sequences)",
+    steps: int = param(600, "optimizer steps", lo=50, hi=20000, step=50)
+    eval_every: int = param(10, "optimizer steps between snapshots (greedy decoding of 256 held-out sequences)",
                             lo=1, hi=200, label="steps per snapshot")
     seed: int = param(0, "seed for initialization and data", lo=0, hi=2**31 - 1, widget=False)
 
@@ -133,13 +136,13 @@ class Config:
 PRESETS = {
     "reverse": Preset("Reverse 8 digits (encoder-decoder)", Config(),
                       "The cross-attention turns into the anti-diagonal: output i reads input 7 - i."),
-    "sort": Preset("Sort 8 digits", Config(task="sort", steps=3000),
+    "sort": Preset("Sort 8 digits", Config(task="sort", steps=2000),
                    "Sorting needs the whole sequence: attention learns a different permutation for every input."),
-    "copy": Preset("Copy 8 digits", Config(task="copy", steps=600),
+    "copy": Preset("Copy 8 digits", Config(task="copy", steps=300),
                    "The easiest task: the cross-attention becomes the diagonal within a few hundred steps."),
-    "encoder-only": Preset("Reverse with an encoder only", Config(architecture="encoder-only", steps=2000),
+    "encoder-only": Preset("Reverse with an encoder only", Config(architecture="encoder-only", steps=1000),
                            "No decoder: the encoder's self-attention itself must find the anti-diagonal."),
-    "no-position": Preset("Reverse without positional encoding", Config(positional=False, steps=1000),
+    "no-position": Preset("Reverse without positional encoding", Config(positional=False, steps=600),
                           "Attention is blind to order: the encoder sees a set, so reversing stays impossible."),
 }
 
@@ -159,7 +162,7 @@ def _attention_maps(model: TinyTransformer, batch, bos: int):
 def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
     """Train on fresh random sequences; yield a snapshot before training and every ``eval_every`` steps.
 
-    Metrics: ``train_loss``, ``token_acc`` and ``seq_acc`` (greedy decoding of 512 held-out sequences),
+    Metrics: ``train_loss``, ``token_acc`` and ``seq_acc`` (greedy decoding of 256 held-out sequences),
     ``diag_mass`` (best head of the last cross-attention layer, or last encoder layer if encoder-only: mean
     weight on the position each output comes from; the anti-diagonal for reverse). Arrays: ``src``, ``tgt``,
     ``pred`` (6, L) example sequences; ``enc_self``, ``dec_self``, ``cross`` (6, layers, heads, L, L) their maps;
@@ -219,22 +222,30 @@ def _summarize(snap: Snapshot, runner) -> dict:
             "head_mass": [round(float(v), 3) for v in snap.arrays["head_mass"]]}
 
 
+def _reached(snap: Snapshot) -> bool:
+    """The issue's target: 95% token accuracy with 80% of the best last-layer head's mass on the anti-diagonal."""
+    return snap.metrics["token_acc"] >= 0.95 and snap.metrics["diag_mass"] >= 0.8
+
+
 def _bench_reverse(device: torch.device) -> dict:
-    """Preset ``reverse``: training seconds until 95% token accuracy (60 s cap), and the alignment then (3 seeds)."""
+    """Preset ``reverse``: training seconds until both targets hold (60 s cap), median of 3 seeds."""
     from ..runner import Runner
 
     demo = DEMOS[0]
     rows = []
     for seed in (0, 1, 2):
         r = Runner(demo, replace(PRESETS["reverse"].config, seed=seed), device)
-        r.run_to_end(max_seconds=60, until=lambda s: s.metrics["token_acc"] >= 0.95)
+        cpu0 = time.process_time()
+        r.run_to_end(max_seconds=60, until=_reached)
         m = r.latest.metrics
-        rows.append((r.compute_seconds if m["token_acc"] >= 0.95 else math.inf, m["token_acc"], m["diag_mass"],
-                     r.latest.step))
+        rows.append((r.compute_seconds if _reached(r.latest) else math.inf, m["token_acc"], m["diag_mass"],
+                     r.latest.step, time.process_time() - cpu0))
     mid = sorted(rows)[1]
-    return {"reverse_seconds_to_95pct": round(mid[0], 2), "reverse_token_acc": round(mid[1], 4),
+    return {"reverse_seconds_to_target": round(mid[0], 2), "reverse_token_acc": round(mid[1], 4),
             "reverse_diag_mass": round(mid[2], 4), "reverse_steps": mid[3],
             "each_seed_seconds": [round(r[0], 2) for r in rows], "each_seed_diag_mass": [round(r[2], 3) for r in rows],
+            # CPU time of the process (setup included): a load-independent hint when the machine is shared.
+            "each_seed_cpu_seconds": [round(r[4], 2) for r in rows],
             "threads": torch.get_num_threads()}
 
 

@@ -13,7 +13,7 @@ import torch
 from ..analysis.formula import parse_formula
 from ..analysis.surfaces import SURFACES, Surface
 from ..analysis.schedules import SCHEDULES
-from ..analysis.trajectories import OPTIMIZERS, Race, distance_to_minima, steps_to_converge
+from ..analysis.trajectories import OPTIMIZERS, Race, distance_to_minima, make_optimizer, steps_to_converge
 from ..config import param
 from .base import Demo, Preset, Snapshot
 
@@ -142,7 +142,7 @@ def stop_box(surface: Surface, start: tuple[float, float]) -> tuple[float, float
 
 
 def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
-    """Race the chosen optimizers; a snapshot at step 0 and about every steps/100 steps.
+    """Race the chosen optimizers; a snapshot at step 0 and about every steps/60 steps.
 
     Metrics per racer n: ``loss_n`` (f at its point), ``dist_n`` (to the nearest known minimum), ``lr_n``.
     Arrays: ``paths`` {n: (k, 2)}, ``losses`` {n: (k,)}, ``lrs`` {n: (k-1,)}, ``status`` {n: running |
@@ -153,7 +153,7 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
     start = (config.start_x, config.start_y)
     race = Race(surface.fn, start, config.entries(), config.steps, config.schedule, config.noise, config.seed,
                 box=stop_box(surface, start))
-    every = max(1, math.ceil(config.steps / 100))
+    every = max(1, math.ceil(config.steps / 60))  # at most ~60 frames: an animation of a few seconds
 
     def snapshot() -> Snapshot:
         paths, losses = race.paths(), race.losses()
@@ -204,10 +204,140 @@ def _bench_race(device: torch.device) -> dict:
     return out
 
 
+# -- the same optimizers on a real network --------------------------------------------------------------------
+NET_LR = {"sgd": 0.1, "momentum": 0.03, "nesterov": 0.03, "adagrad": 0.05, "rmsprop": 0.003, "adam": 0.01,
+          "adamw": 0.01}  # per-optimizer default rates (momentum and Nesterov use beta 0.9)
+NET_HYPER = {"momentum": {"beta": 0.9}, "nesterov": {"beta": 0.9}, "adamw": {"weight_decay": 0.01}}
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    sgd: bool = param(True, "train a copy with SGD (lr 0.1 x scale)", label="SGD")
+    momentum: bool = param(True, "train a copy with momentum 0.9 (lr 0.03 x scale)", label="Momentum")
+    nesterov: bool = param(False, "train a copy with Nesterov 0.9 (lr 0.03 x scale)", label="Nesterov")
+    adagrad: bool = param(False, "train a copy with AdaGrad (lr 0.05 x scale)", label="AdaGrad")
+    rmsprop: bool = param(True, "train a copy with RMSProp (lr 0.003 x scale)", label="RMSProp")
+    adam: bool = param(True, "train a copy with Adam (lr 0.01 x scale)", label="Adam")
+    adamw: bool = param(False, "train a copy with AdamW, weight decay 0.01 (lr 0.01 x scale)", label="AdamW")
+    lr_scale: float = param(1.0, "multiplies every optimizer's default learning rate",
+                            choices=(0.1, 0.3, 1.0, 3.0, 10.0, 30.0), label="lr scale")
+    steps: int = param(400, "optimizer steps per copy", lo=20, hi=5000)
+    batch_size: int = param(32, "points per mini-batch (the same batches for every copy)", choices=(8, 32, 128, 512),
+                            label="batch size")
+    hidden: int = param(16, "units in each of the two tanh hidden layers", choices=(8, 16, 32, 64))
+    eval_every: int = param(10, "optimizer steps between snapshots", lo=1, hi=100, label="steps per snapshot")
+    seed: int = param(0, "seed of the data, the shared initialization and the batch order", lo=0, hi=2**31 - 1,
+                      widget=False)
+
+    def names(self) -> list[str]:
+        return [n for n in OPTIMIZERS if getattr(self, n)]
+
+
+NET_PRESETS = {"moons": Preset("Two moons, four optimizers, one initialization", NetConfig(),
+                               "Same network, same start, same mini-batches: only the optimizer differs.")}
+
+
+def moons(seed: int, n: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """sklearn's two moons (noise 0.2), standardized: x (n, 2) float32, y (n,) int64."""
+    from sklearn.datasets import make_moons
+
+    x, y = make_moons(n_samples=n, noise=0.2, random_state=seed)
+    x = (x - x.mean(0)) / x.std(0)
+    return torch.tensor(x, dtype=torch.float32), torch.tensor(y)
+
+
+def make_net(hidden: int) -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Linear(2, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, hidden),
+                               torch.nn.Tanh(), torch.nn.Linear(hidden, 2))
+
+
+def flat_params(model: torch.nn.Module) -> np.ndarray:
+    return torch.nn.utils.parameters_to_vector(model.parameters()).detach().cpu().numpy().astype(np.float64)
+
+
+def run_network(config: NetConfig, device: torch.device) -> Iterator[Snapshot]:
+    """Copies of one initialized MLP, one per optimizer, trained on the same mini-batches of two moons.
+
+    Metrics: ``loss_n`` (full-data cross-entropy) and ``acc_n`` per optimizer n. Arrays: ``params`` {n: (k, P)}
+    flattened parameters at every snapshot, ``init`` (P,), ``steps`` (k,).
+    """
+    import copy
+
+    import torch.nn.functional as F
+
+    from ..device import seed_all
+
+    names = config.names()
+    if not names:
+        raise ValueError("Pick at least one optimizer.")
+    gen = seed_all(config.seed)
+    x, y = (t.to(device) for t in moons(config.seed))
+    base = make_net(config.hidden).to(device)
+    models = {n: copy.deepcopy(base) for n in names}
+    opts = {n: make_optimizer(n, models[n].parameters(), NET_LR[n] * config.lr_scale, **NET_HYPER.get(n, {}))
+            for n in names}
+    history = {n: [] for n in names}
+    steps_seen: list[int] = []
+
+    def snapshot(step: int) -> Snapshot:
+        metrics = {}
+        with torch.no_grad():
+            for n, m in models.items():
+                out = m(x)
+                metrics[f"loss_{n}"] = float(F.cross_entropy(out, y))
+                metrics[f"acc_{n}"] = float((out.argmax(1) == y).float().mean())
+                history[n].append(flat_params(m))
+        steps_seen.append(step)
+        return Snapshot(step, metrics, {"params": {n: np.array(h) for n, h in history.items()},
+                                        "init": history[names[0]][0], "steps": np.array(steps_seen)})
+
+    yield snapshot(0)
+    for step in range(1, config.steps + 1):
+        idx = torch.randint(0, len(y), (config.batch_size,), generator=gen).to(device)
+        for n, m in models.items():
+            loss = F.cross_entropy(m(x[idx]), y[idx])
+            opts[n].zero_grad(set_to_none=True)
+            loss.backward()
+            opts[n].step()
+        if step % config.eval_every == 0 or step == config.steps:
+            yield snapshot(step)
+
+
+def network_plane(config: NetConfig, snap: Snapshot, n: int = 25, device: torch.device | str = "cpu") -> dict:
+    """The trajectories of ``snap`` in their shared PCA plane and the full-data loss over that plane.
+
+    Returns {"coords": {name: (k, 2)}, "explained": (2,), "A", "B", "L": (n, n) grids}.
+    """
+    import torch.nn.functional as F
+
+    from ..analysis.trajectories import pca_plane, plane_loss
+
+    x, y = (t.to(device) for t in moons(config.seed))
+    origin = snap.arrays["init"]
+    basis, coords, explained = pca_plane(snap.arrays["params"], origin)
+    pts = np.concatenate(list(coords.values()))
+    lo, hi = pts.min(0), pts.max(0)
+    pad = 0.25 * np.maximum(hi - lo, 1e-3)
+    extent = (lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1])
+    A, B, L = plane_loss(make_net(config.hidden).to(device), origin, basis, x, lambda out: F.cross_entropy(out, y),
+                         extent, n)
+    return {"coords": coords, "explained": explained, "A": A, "B": B, "L": L}
+
+
+def _summarize_network(snap: Snapshot, runner) -> dict:
+    names = [k[len("loss_"):] for k in snap.metrics if k.startswith("loss_")]
+    return {"runs": {n: {"loss": snap.metrics[f"loss_{n}"], "acc": snap.metrics[f"acc_{n}"]} for n in names},
+            "steps": snap.step}
+
+
 DEMOS = [Demo(
     name="optimizers", title="Optimizer race on a 2-D surface",
     summary="SGD, momentum, Nesterov, AdaGrad, RMSProp, Adam and AdamW (torch.optim) race from one start point.",
     config_cls=Config, presets=PRESETS, run=run, summarize=_summarize,
     benchmarks={"optimizers race": _bench_race},
+), Demo(
+    name="optimizers-network", title="Optimizers on a real network",
+    summary="One MLP, one initialization, the same mini-batches: loss curves per optimizer and their paths in a PCA plane.",
+    config_cls=NetConfig, presets=NET_PRESETS, run=run_network, summarize=_summarize_network,
 )]
 

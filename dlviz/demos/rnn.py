@@ -51,7 +51,7 @@ class Config:
                        choices=tuple(CELL_SETS))
     hidden: int = param(32, "hidden units of every cell", choices=(8, 16, 32, 64, 128), label="hidden size")
     optimizer: str = param("adam", "sgd, heavy-ball momentum (0.9) or Adam", choices=tuple(OPTIMIZERS))
-    lr: float = param(0.003, "learning rate", choices=LEARNING_RATES, label="learning rate")
+    lr: float = param(0.01, "learning rate", choices=LEARNING_RATES, label="learning rate")
     batch_size: int = param(64, "fresh sequences per optimizer step", choices=(16, 32, 64, 128, 256),
                             label="batch size")
     clip: float = param(0.0, "rescale the gradient when its norm exceeds this threshold; 0 = no clipping",
@@ -61,7 +61,7 @@ class Config:
                                   choices=(0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0), label="recurrent init gain")
     forget_bias: float = param(1.0, "initial LSTM forget-gate bias: large keeps F_t near 1, memory by default",
                                lo=-2.0, hi=5.0, step=0.5, label="LSTM forget bias")
-    steps: int = param(3000, "optimizer steps", lo=50, hi=20000)
+    steps: int = param(2000, "optimizer steps", lo=50, hi=20000)
     eval_every: int = param(10, "optimizer steps between snapshots (test metrics, gates)", lo=1, hi=500,
                             label="steps per snapshot")
     seed: int = param(0, "seed for initialization and data", lo=0, hi=2**31 - 1, widget=False)
@@ -70,23 +70,24 @@ class Config:
 PRESETS = {
     "adding-l50": Preset(
         "Plain RNN forgets, GRU remembers (adding, L = 50)", Config(),
-        "The GRU's test MSE falls below 0.01 within about 2,000 steps; the plain RNN stays at the 0.167 "
-        "of always answering 1. Watch the GRU update gate close after each marked number."),
+        "The GRU's test MSE falls below 0.01 within a few hundred steps; the plain RNN stays at the 0.167 "
+        "of always answering 1. Watch the GRU update gate drop at each marked number and stay near 1 between."),
     "multistep": Preset(
         "Error accumulates in multi-step prediction",
         Config(task="sine", hidden=16, lr=0.01, batch_size=16, steps=600, eval_every=10),
         "One-step predictions track the sine; fed with their own outputs, 16- and 64-step-ahead predictions "
-        "drift to a constant and their error grows with k."),
+        "drift away and their error grows with k."),
     "exploding": Preset(
         "Exploding gradients and clipping",
-        Config(cells="rnn+gru", hidden=64, optimizer="sgd", lr=0.1, recurrent_gain=3.0, steps=1500),
-        "A chaotic start (W_hh orthogonal x 3) makes gradient norms explode and SGD blows the weights up. "
-        "Set the clipping threshold to 1 and press Reset: the same run trains."),
+        Config(cells="rnn+gru", optimizer="sgd", lr=0.1, recurrent_gain=2.0, steps=1500),
+        "A chaotic start (W_hh orthogonal x 2) makes the plain RNN's gradient norm explode and SGD blows its "
+        "weights up within a few dozen steps (the GRU survives). Set the clipping threshold to 1 and press "
+        "Reset: the same plain RNN trains on."),
     "recall-lstm": Preset(
         "LSTM recalls with a forget-gate bias (recall, L = 20)",
         Config(task="recall", lag=20, cells="rnn+gru+lstm", forget_bias=3.0, steps=3000),
-        "Only gated cells carry the first symbol across the distractors; set the forget bias to -1 and the "
-        "LSTM forgets as fast as the plain RNN."),
+        "With F_t near 1 from the start the LSTM recalls perfectly within a few hundred steps, the GRU needs "
+        "over a thousand and the plain RNN stays near chance (12.5%). Lower the forget bias to compare."),
 }
 
 

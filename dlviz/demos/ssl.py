@@ -29,6 +29,10 @@ LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 COMPARE = ("none", "stop_grad", "predictor", "head_bn", "out_bn", "encoder_bn", "ema", "temperature")
 EMA_CHOICES = (0.0, 0.5, 0.9, 0.99, 0.996, 1.0)
 TEMPERATURES = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+OPTIMIZERS = {
+    "sgd": lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=1e-4),
+    "adam": lambda params, lr: torch.optim.Adam(params, lr=lr, weight_decay=1e-4),
+}
 KNN_K, KNN_T = 20, 0.1  # weighted kNN: 20 neighbours, weights exp(cos / 0.1)
 
 
@@ -55,24 +59,26 @@ class Config:
                             choices=(16, 32, 64, 128, 256), label="batch size N")
     out_dim: int = param(64, "projector output dimension d", choices=(16, 32, 64, 128), label="output dim d")
     width: int = param(16, "channels of the first conv layer (then 2x, 4x)", choices=(8, 16, 32))
-    lr: float = param(0.03, "learning rate of SGD with momentum 0.9 and weight decay 1e-4",
-                      choices=LEARNING_RATES, label="learning rate")
-    steps: int = param(400, "optimizer steps", lo=10, hi=5000)
+    optimizer: str = param("sgd", "SGD with momentum 0.9 (as in the papers) or Adam; weight decay 1e-4",
+                           choices=tuple(OPTIMIZERS))
+    lr: float = param(0.1, "learning rate", choices=LEARNING_RATES, label="learning rate")
+    steps: int = param(600, "optimizer steps", lo=10, hi=5000)
     eval_every: int = param(10, "optimizer steps between evaluations (kNN, std, spectrum, PCA)", lo=1, hi=200,
                             label="steps per snapshot")
     dataset: str = param("digits", "digits: sklearn 8x8 digits upsampled; digits-clutter: the same digits at "
-                         "random places on a cluttered canvas (raw pixels fail there); mnist / fashion-mnist "
-                         "from $DLVIZ_DATA", choices=("digits", "digits-clutter", "mnist", "fashion-mnist"))
+                         "random places on a cluttered canvas (raw pixels fail there; both views share the "
+                         "clutter, so it is a shortcut the network may match instead of the digit); mnist / "
+                         "fashion-mnist from $DLVIZ_DATA", choices=("digits", "digits-clutter", "mnist", "fashion-mnist"))
     input_size: int = param(16, "image side in pixels", choices=(12, 16, 20, 28), label="input size (px)")
-    crop_min: float = param(0.5, "random resized crop: smallest area kept", lo=0.2, hi=1.0, step=0.05,
+    crop_min: float = param(0.6, "random resized crop: smallest area kept", lo=0.2, hi=1.0, step=0.05,
                             label="crop: min area")
-    shift: float = param(0.15, "extra random shift, fraction of the side", lo=0.0, hi=0.4, step=0.05)
-    rotation: float = param(15.0, "largest random rotation (degrees)", lo=0.0, hi=45.0, step=5.0,
+    shift: float = param(0.1, "extra random shift, fraction of the side", lo=0.0, hi=0.4, step=0.05)
+    rotation: float = param(10.0, "largest random rotation (degrees)", lo=0.0, hi=45.0, step=5.0,
                             label="rotation (deg)")
     noise: float = param(0.05, "std of added Gaussian noise", lo=0.0, hi=0.3, step=0.01)
-    cutout: float = param(0.3, "side of the square zeroed in half the views, fraction of the side",
+    cutout: float = param(0.25, "side of the square zeroed in half the views, fraction of the side",
                           lo=0.0, hi=0.6, step=0.05)
-    jitter: float = param(0.3, "intensity jitter (contrast and brightness)", lo=0.0, hi=0.8, step=0.05)
+    jitter: float = param(0.2, "intensity jitter (contrast and brightness)", lo=0.0, hi=0.8, step=0.05)
     compare: str = param("none", "run a second model beside this one that differs in one setting (boolean "
                          "flipped; ema -> 0.0/0.99; temperature -> 1.0/0.1), same data and views",
                          choices=COMPARE, label="compare with")
@@ -88,18 +94,18 @@ PRESETS = {
                       "kNN accuracy climbs above the random encoder; the output std stays near 1/sqrt(d)."),
     "simsiam-no-stop-grad": Preset(
         "SimSiam without stop-gradient collapses", Config(compare="stop_grad"),
-        "Right run: the loss races to -1 while the output std falls to 0 and the PCA cloud shrinks to a point."),
+        "Dashed/right run: the loss races to -1 while the output std falls to 0 and the PCA cloud shrinks to a point."),
     "simsiam-no-predictor": Preset(
         "SimSiam without predictor", Config(compare="predictor"),
         "The paper reports collapse without the predictor; watch whether this toy run collapses too."),
     "byol": Preset("BYOL", Config(method="byol"),
-                   "A momentum (EMA) target instead of the stop-gradient copy; no negatives, no collapse."),
+                   "A momentum (EMA) target instead of the stop-gradient copy, no negatives: watch the std and kNN."),
     "byol-no-bn": Preset(
         "BYOL without BatchNorm", Config(method="byol", compare="head_bn"),
-        "The 'BN gives hidden negatives' debate: right run has no BN in projector/predictor."),
+        "The 'BN gives hidden negatives' debate: the dashed/right run has no BN in projector/predictor."),
     "simclr-temperature": Preset(
         "SimCLR, temperature 0.1 versus 1.0", Config(method="simclr", compare="temperature"),
-        "Same negatives, different temperature: the low temperature spreads the embedding more evenly."),
+        "Same 2(N-1) negatives, temperature 0.1 (solid) vs 1.0 (dashed): compare kNN, std and spectrum."),
 }
 
 
@@ -158,7 +164,7 @@ class _Trainer:
         self.net = SSLNet(c.width, c.out_dim, c.predictor and c.method != "simclr", c.head_bn, c.out_bn,
                           c.encoder_bn).to(device)
         self.target = EMATarget(self.net).to(device) if c.method == "byol" else None
-        self.opt = torch.optim.SGD(self.net.parameters(), lr=c.lr, momentum=0.9, weight_decay=1e-4)
+        self.opt = OPTIMIZERS[c.optimizer](self.net.parameters(), c.lr)
         self.xtr, self.ytr = data.x_train.to(device), data.y_train.to(device)
         self.xte, self.yte = data.x_test.to(device), data.y_test.to(device)
         self.n_classes = len(data.classes)

@@ -120,7 +120,7 @@ def entropy_figure(history: Sequence[dict], log_k: float, height: int = 320) -> 
 
 def iou_curves(history: Sequence[dict]) -> go.Figure:
     """IoU with the object over training: teacher best head / mean over heads, student, and the two baselines."""
-    return metric_curves(history, [("IoU of the 60% attention mask with the object",
+    return metric_curves(history, [("IoU with the object (60% mask)",
                                     ["attn_iou_best", "attn_iou_mean", "student_iou_best",
                                      "attn_iou_random_init", "brightness_iou"]),
                                    ("DINO loss", ["loss"])])

@@ -23,6 +23,20 @@ def label_of(name: str) -> str:
     return OPTIMIZERS[name].label if name in OPTIMIZERS else str(name)
 
 
+def view_around(bounds: tuple[float, float, float, float], points: np.ndarray) -> tuple[float, float, float, float]:
+    """``bounds`` (xmin, xmax, ymin, ymax) widened to hold ``points`` (n, 2) with a 5% margin, rounded
+    outward to halves so a growing path changes the view (and the cached contour) rarely."""
+    x0, x1, y0, y1 = bounds
+    pts = np.asarray(points, dtype=float).reshape(-1, 2)
+    pts = pts[np.isfinite(pts).all(1)]
+    if len(pts):
+        px, py = 0.05 * (x1 - x0), 0.05 * (y1 - y0)
+        x0, x1 = min(x0, pts[:, 0].min() - px), max(x1, pts[:, 0].max() + px)
+        y0, y1 = min(y0, pts[:, 1].min() - py), max(y1, pts[:, 1].max() + py)
+    return (float(np.floor(x0 * 2) / 2), float(np.ceil(x1 * 2) / 2), float(np.floor(y0 * 2) / 2),
+            float(np.ceil(y1 * 2) / 2))
+
+
 def contour_values(Z: np.ndarray) -> tuple[np.ndarray, str]:
     """The values to contour and their legend: log10(f - min) when f spans many orders (Rosenbrock), else f."""
     zs = Z - np.nanmin(Z)
@@ -34,7 +48,8 @@ def contour_values(Z: np.ndarray) -> tuple[np.ndarray, str]:
 
 def race_figure(X: np.ndarray, Y: np.ndarray, Z: np.ndarray, paths: Mapping[str, np.ndarray], upto: int | None = None,
                 minima: Sequence[tuple[float, float]] = (), view: tuple[float, float, float, float] | None = None,
-                title: str = "", height: int = 480, axis_titles: tuple[str, str] = ("x", "y")) -> go.Figure:
+                title: str = "", height: int = 480, axis_titles: tuple[str, str] = ("x", "y"),
+                equal_aspect: bool = True) -> go.Figure:
     """Contour of f (X, Y, Z: (n, n) grids) with every path {name: (k, 2)} drawn up to step ``upto``.
 
     The view (xmin, xmax, ymin, ymax) defaults to the grid's extent; a path leaving it runs off the edge.
@@ -63,7 +78,8 @@ def race_figure(X: np.ndarray, Y: np.ndarray, Z: np.ndarray, paths: Mapping[str,
                                  marker=dict(symbol="star", size=14, color="gold", line=dict(color="black", width=1))))
     x0, x1, y0, y1 = view or (X.min(), X.max(), Y.min(), Y.max())
     fig.update_xaxes(range=[x0, x1], title_text=axis_titles[0], constrain="domain")
-    fig.update_yaxes(range=[y0, y1], title_text=axis_titles[1], scaleanchor="x", scaleratio=1, constrain="domain")
+    fig.update_yaxes(range=[y0, y1], title_text=axis_titles[1], constrain="domain",
+                     **(dict(scaleanchor="x", scaleratio=1) if equal_aspect else {}))
     fig.update_layout(title=title, height=height, margin=dict(l=50, r=10, t=50, b=40),
                       legend=dict(orientation="h", y=-0.15), uirevision="race")
     return fig
@@ -77,16 +93,17 @@ def curves_figure(losses: Mapping[str, np.ndarray], dists: Mapping[str, np.ndarr
     for name, loss in losses.items():
         loss = np.asarray(loss)[: None if upto is None else upto + 1]
         y = np.maximum(loss - f_min, 1e-16) if f_min is not None else loss
-        fig.add_trace(go.Scatter(x=np.arange(len(y)), y=y, mode="lines", name=label_of(name), legendgroup=name,
+        mode = "lines+markers" if len(y) <= 40 else "lines"
+        fig.add_trace(go.Scatter(x=np.arange(len(y)), y=y, mode=mode, name=label_of(name), legendgroup=name,
                                  line=dict(color=color_of(name), width=2)), row=1, col=1)
         if dists:
             d = np.maximum(np.asarray(dists[name])[: len(y)], 1e-16)
-            fig.add_trace(go.Scatter(x=np.arange(len(d)), y=d, mode="lines", name=label_of(name), legendgroup=name,
+            fig.add_trace(go.Scatter(x=np.arange(len(d)), y=d, mode=mode, name=label_of(name), legendgroup=name,
                                      showlegend=False, line=dict(color=color_of(name), width=2)), row=1, col=2)
     for col in range(1, len(panels) + 1):
         fig.update_xaxes(title_text="step", row=1, col=col)
         if col == 2 or f_min is not None:
-            fig.update_yaxes(type="log", exponentformat="power", row=1, col=col)
+            fig.update_yaxes(type="log", exponentformat="power", dtick=1, row=1, col=col)
     fig.update_layout(height=height, margin=dict(l=50, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.25))
     return fig
 
@@ -97,9 +114,8 @@ def schedule_figure(lrs: Mapping[str, np.ndarray], schedule: str, height: int = 
     for name, lr in lrs.items():
         fig.add_trace(go.Scatter(x=np.arange(len(lr)), y=lr, mode="lines", name=label_of(name),
                                  line=dict(color=color_of(name), width=2, shape="hv")))
-    fig.update_layout(title=f"Learning rate per step ({schedule})", height=height, xaxis_title="step",
-                      yaxis_title="lr", yaxis_type="log", margin=dict(l=50, r=10, t=40, b=40),
-                      legend=dict(orientation="h", y=-0.3))
+    fig.update_layout(title=f"Learning rate per step ({schedule} schedule)", height=height, xaxis_title="step",
+                      yaxis_title="lr", margin=dict(l=50, r=10, t=40, b=40), showlegend=False)
     return fig
 
 
@@ -117,7 +133,7 @@ def rate_map_figure(lrs: np.ndarray, betas: np.ndarray, rate: np.ndarray, best: 
                              textposition="top right", textfont=dict(color="white"),
                              marker=dict(symbol="star", size=16, color=color_of("momentum"),
                                          line=dict(color="white", width=2))))
-    fig.update_layout(title="Convergence rate per step (error × rate each step; white = diverges)", height=height,
+    fig.update_layout(title="Rate per step over (η, β); yellow: no convergence", height=height,
                       xaxis_title="learning rate η", yaxis_title="momentum β", margin=dict(l=50, r=10, t=40, b=40),
                       legend=dict(orientation="h", y=-0.2))
     return fig
@@ -154,4 +170,19 @@ def batch_paths_figure(runs: Mapping[int, Mapping[str, np.ndarray]], true_w: tup
     fig.update_xaxes(title_text="step", row=1, col=2)
     fig.update_yaxes(type="log", exponentformat="power", row=1, col=2)
     fig.update_layout(height=height, margin=dict(l=50, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def network_curves_figure(history: Sequence[Mapping[str, float]], names: Sequence[str], height: int = 320) -> go.Figure:
+    """Full-data loss (log scale) and accuracy per optimizer over steps, colored like the race."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["loss on all points (log scale)", "accuracy"])
+    steps = [r["step"] for r in history]
+    for name in names:
+        for col, key in ((1, f"loss_{name}"), (2, f"acc_{name}")):
+            fig.add_trace(go.Scatter(x=steps, y=[r.get(key) for r in history], mode="lines", name=label_of(name),
+                                     legendgroup=name, showlegend=col == 1,
+                                     line=dict(color=color_of(name), width=2)), row=1, col=col)
+    fig.update_yaxes(type="log", exponentformat="power", row=1, col=1)
+    fig.update_xaxes(title_text="step")
+    fig.update_layout(height=height, margin=dict(l=50, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.25))
     return fig

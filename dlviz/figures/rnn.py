@@ -15,9 +15,10 @@ K_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 _MARGIN = dict(l=50, r=10, t=50, b=40)
 
 
-def _series(history: Sequence[dict], key: str) -> tuple[list, list]:
+def _line(history: Sequence[dict], key: str, **kwargs) -> go.Scatter:
+    """A line of metric ``key`` over steps (rows without it, e.g. after a cell diverged, are skipped)."""
     rows = [r for r in history if key in r]
-    return [r["step"] for r in rows], [r[key] for r in rows]
+    return go.Scatter(x=[r["step"] for r in rows], y=[r[key] for r in rows], mode="lines", **kwargs)
 
 
 def training_curves(history: Sequence[dict], cells: Sequence[str], classify: bool, baseline: float | None = None,
@@ -31,25 +32,25 @@ def training_curves(history: Sequence[dict], cells: Sequence[str], classify: boo
     fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles)
     for c in cells:
         color, name = CELL_COLORS[c], CELL_LABELS[c]
-        fig.add_trace(go.Scatter(x=_series(history, f"test_loss_{c}")[0], y=_series(history, f"test_loss_{c}")[1],
-                                 mode="lines", name=f"{name} test", legendgroup=c, line=dict(color=color, width=2.5)),
-                      row=1, col=1)
-        fig.add_trace(go.Scatter(*_series(history, f"train_loss_{c}"), mode="lines", name=f"{name} train",
-                                 legendgroup=c, line=dict(color=color, width=1, dash="dot")), row=1, col=1)
+        fig.add_trace(_line(history, f"test_loss_{c}", name=f"{name} test", legendgroup=c,
+                            line=dict(color=color, width=2.5)), row=1, col=1)
+        fig.add_trace(_line(history, f"train_loss_{c}", name=f"{name} train", legendgroup=c,
+                            line=dict(color=color, width=1, dash="dot")), row=1, col=1)
         if classify:
-            fig.add_trace(go.Scatter(*_series(history, f"test_acc_{c}"), mode="lines", name=f"{name} accuracy",
-                                     legendgroup=c, showlegend=False, line=dict(color=color, width=2.5)), row=1, col=2)
-        fig.add_trace(go.Scatter(*_series(history, f"grad_norm_{c}"), mode="lines", name=f"{name} gradient norm",
-                                 legendgroup=c, showlegend=False, line=dict(color=color, width=1.5)),
-                      row=1, col=len(titles))
+            fig.add_trace(_line(history, f"test_acc_{c}", name=f"{name} accuracy", legendgroup=c, showlegend=False,
+                                line=dict(color=color, width=2.5)), row=1, col=2)
+        fig.add_trace(_line(history, f"grad_norm_{c}", name=f"{name} gradient norm", legendgroup=c,
+                            showlegend=False, line=dict(color=color, width=1.5)), row=1, col=len(titles))
+    # Reference levels as legend entries (hline annotations land in the wrong place on log axes).
+    steps = [history[0]["step"], history[-1]["step"]] if history else [0, 1]
     if baseline is not None:
-        fig.add_hline(y=baseline, line=dict(color="gray", dash="dash"), row=1, col=1,
-                      annotation_text="trivial answer", annotation_position="top right")
+        fig.add_trace(go.Scatter(x=steps, y=[baseline] * 2, mode="lines", name="trivial answer",
+                                 line=dict(color="gray", dash="dash", width=1.5)), row=1, col=1)
     if clip > 0:
-        fig.add_hline(y=clip, line=dict(color="black", dash="dash"), row=1, col=len(titles),
-                      annotation_text=f"clip at {clip:g}", annotation_position="bottom right")
-    fig.update_yaxes(type="log", row=1, col=1)
-    fig.update_yaxes(type="log", row=1, col=len(titles))
+        fig.add_trace(go.Scatter(x=steps, y=[clip] * 2, mode="lines", name=f"clipping threshold {clip:g}",
+                                 line=dict(color="black", dash="dash", width=1.5)), row=1, col=len(titles))
+    fig.update_yaxes(type="log", exponentformat="power", row=1, col=1)
+    fig.update_yaxes(type="log", exponentformat="power", row=1, col=len(titles))
     if classify:
         fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
     fig.update_xaxes(title_text="step")
@@ -72,11 +73,13 @@ def gate_heatmaps(gates: Mapping[str, np.ndarray], cell: str, marks: Sequence[in
                                  showscale=i == len(names), colorbar=dict(title="gate", len=0.9),
                                  hovertemplate=f"{n} gate<br>step %{{x}}<br>unit %{{y}}<br>%{{z:.2f}}<extra></extra>"),
                       row=1, col=i)
-        for t in marks:
-            fig.add_vline(x=t, line=dict(color="white", width=1.5, dash="dot"), row=1, col=i)
         fig.update_xaxes(title_text="time step t", row=1, col=i)
         fig.update_yaxes(autorange="reversed", showticklabels=i == 1, row=1, col=i)
     fig.update_yaxes(title_text="hidden unit", row=1, col=1)
+    # One batch of shapes: add_vline per subplot costs milliseconds each.
+    fig.layout.shapes = [dict(type="line", x0=t, x1=t, y0=0, y1=1, xref=f"x{i if i > 1 else ''}",
+                              yref=f"y{i if i > 1 else ''} domain", line=dict(color="white", width=1.5, dash="dot"))
+                         for i in range(1, len(names) + 1) for t in marks]
     fig.update_layout(height=height, margin=_MARGIN)
     return fig
 
@@ -122,6 +125,7 @@ def input_gradient_figure(grads: Mapping[str, np.ndarray], marks: Sequence[int] 
         fig.add_vline(x=t, line=dict(color="gray", dash="dot"))
     fig.update_layout(title="Gradient of the loss with respect to each input step", height=height, margin=_MARGIN,
                       xaxis_title="input step t", yaxis_title="mean ‖∂ℓ/∂x_t‖", yaxis_type="log",
+                      yaxis_exponentformat="power",
                       legend=dict(orientation="h", y=-0.25))
     return fig
 
@@ -132,8 +136,15 @@ def sequence_figure(x: np.ndarray, task: str, marks: Sequence[int] = (), height:
     t = np.arange(len(x))
     if task == "adding":
         colors = np.where(x[:, 1] > 0, "#d62728", "#bbbbbb")
-        fig = go.Figure(go.Bar(x=t, y=x[:, 0], marker_color=colors, hovertemplate="t %{x}: %{y:.3f}<extra></extra>"))
-        title, ytitle = "Input: numbers, the two marked ones in red", "value"
+        fig = go.Figure(go.Bar(x=t, y=x[:, 0], marker_color=colors, showlegend=False,
+                               hovertemplate="t %{x}: %{y:.3f}<extra></extra>"))
+        m = np.flatnonzero(x[:, 1] > 0)
+        fig.add_trace(go.Scatter(x=m, y=[1.12] * len(m), mode="markers+text", text=[f"{x[i, 0]:.2f}" for i in m],
+                                 textposition="middle right", marker=dict(symbol="triangle-down", size=12,
+                                                                          color="#d62728"), showlegend=False,
+                                 hovertemplate="marked: t %{x}<extra></extra>"))
+        fig.update_yaxes(range=[0, 1.25])
+        title, ytitle = "Input: numbers, the two marked ones in red (▼)", "value"
     elif task == "recall":
         sym = x[:, :-1].argmax(1).astype(float)
         sym[x[:, -1] > 0] = np.nan
@@ -172,9 +183,11 @@ def kstep_error_figure(mse: Mapping[str, Mapping[int, float]], noise_var: float 
         ks = sorted(per_k)
         fig.add_trace(go.Scatter(x=ks, y=[per_k[k] for k in ks], mode="lines+markers", name=CELL_LABELS[c],
                                  line=dict(color=CELL_COLORS[c], width=2.5), marker=dict(size=9)))
-    if noise_var is not None:
-        fig.add_hline(y=noise_var, line=dict(color="gray", dash="dash"), annotation_text="noise variance")
+    if noise_var is not None:  # a trace, not add_hline: its annotation lands in the wrong place on log axes
+        all_k = sorted({k for per_k in mse.values() for k in per_k}) or [1]
+        fig.add_trace(go.Scatter(x=[all_k[0], all_k[-1]], y=[noise_var] * 2, mode="lines", name="noise variance (best possible)",
+                                 line=dict(color="gray", dash="dash", width=1.5)))
     fig.update_layout(title="Error grows with the prediction horizon", height=height, margin=_MARGIN,
-                      xaxis=dict(title="steps ahead k", type="log", tickvals=[1, 4, 16, 64]),
+                      xaxis=dict(title="steps ahead k", type="log", tickvals=[1, 4, 16, 64, 256]),
                       yaxis=dict(title="test MSE", type="log"), legend=dict(orientation="h", y=-0.25))
     return fig

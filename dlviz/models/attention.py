@@ -161,3 +161,21 @@ def leave_one_out(x: torch.Tensor) -> torch.Tensor:
     n = len(x)
     keep = ~torch.eye(n, dtype=torch.bool, device=x.device)
     return x.expand(n, n)[keep].view(n, n - 1)
+
+
+def compare_scoring(d: int, n_keys: int, valid_lens: tuple[int, ...], n_queries: int = 2,
+                    seed: int = 0) -> dict[str, np.ndarray]:
+    """Weights (B, Q, K) of additive (freshly initialized, 8 hidden units) and scaled dot-product scoring.
+
+    Random queries and keys ~ N(0, I_d), one example per entry of ``valid_lens`` (keys past it are masked).
+    """
+    torch.manual_seed(seed)
+    b = len(valid_lens)
+    q, k = torch.randn(b, n_queries, d), torch.randn(b, n_keys, d)
+    v, lens = torch.zeros(b, n_keys, 1), torch.tensor(valid_lens)
+    with torch.no_grad():
+        additive = AdditiveAttention(d, d, 8)(q, k, v, lens)[1]
+        dot = scaled_dot_product(q, k, v, lens)[1]
+        unscaled = scaled_dot_product(q, k, v, lens, scale=False)[1]
+    return {"additive": additive.numpy(), "scaled dot product": dot.numpy(),
+            "dot product without 1/√d": unscaled.numpy()}

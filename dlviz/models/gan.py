@@ -109,20 +109,25 @@ class GanTrainer:
         self.G, self.D, self.g_opt, self.d_opt = gen, disc, g_opt, d_opt
         self.loss, self.k, self.gp_weight, self.rng = loss, k, gp_weight, rng
 
+    def d_step(self, sample_real, sample_noise, batch_size: int) -> torch.Tensor:
+        """One discriminator (critic) step on a fresh batch; returns its loss, detached."""
+        real = sample_real(batch_size)
+        with torch.no_grad():
+            fake = self.G(sample_noise(batch_size))
+        ld = d_loss(self.D(real), self.D(fake), self.loss)
+        if self.loss == "wgan-gp":
+            ld = ld + self.gp_weight * gradient_penalty(self.D, real, fake, self.rng)
+        self.d_opt.zero_grad(set_to_none=True)
+        ld.backward()
+        self.d_opt.step()
+        return ld.detach()
+
     def step(self, sample_real, sample_noise, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(discriminator loss of the last D step, generator loss), detached, on the device."""
         for _ in range(self.k):
-            real = sample_real(batch_size)
-            with torch.no_grad():
-                fake = self.G(sample_noise(batch_size))
-            ld = d_loss(self.D(real), self.D(fake), self.loss)
-            if self.loss == "wgan-gp":
-                ld = ld + self.gp_weight * gradient_penalty(self.D, real, fake, self.rng)
-            self.d_opt.zero_grad(set_to_none=True)
-            ld.backward()
-            self.d_opt.step()
+            ld = self.d_step(sample_real, sample_noise, batch_size)
         lg = g_loss(self.D(self.G(sample_noise(batch_size))), self.loss)
         self.g_opt.zero_grad(set_to_none=True)
         lg.backward()
         self.g_opt.step()
-        return ld.detach(), lg.detach()
+        return ld, lg.detach()

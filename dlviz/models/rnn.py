@@ -78,8 +78,8 @@ def lstm_scan(x: torch.Tensor, w_ih, w_hh, b_ih, b_hh, h0: torch.Tensor | None =
         h = o * torch.tanh(c)
         for k, v in (("h", h), ("c", c), ("input", i), ("forget", f), ("output", o)):
             out[k].append(v)
-    st = {k: torch.stack(v, 1) for k, v in out.items()}
-    return Trace(st.pop("h"), st, cell=st.pop("c"))
+    hidden, cell = torch.stack(out.pop("h"), 1), torch.stack(out.pop("c"), 1)
+    return Trace(hidden, {k: torch.stack(v, 1) for k, v in out.items()}, cell=cell)
 
 
 SCANS = {"rnn": rnn_scan, "gru": gru_scan, "lstm": lstm_scan}

@@ -19,7 +19,10 @@ def _norm(bn: bool, c: int, conv: bool = False) -> nn.Module:
 
 
 class Encoder(nn.Module):
-    """Three 3x3 conv blocks (the last two with stride 2) and global average pooling: (B,1,S,S) -> (B, 4w)."""
+    """Three 3x3 conv blocks (the last two with stride 2), average pooling to 2x2: (B,1,S,S) -> (B, 16w).
+
+    Pooling to 2x2 rather than 1x1 keeps a coarse layout, which small digits need.
+    """
 
     def __init__(self, width: int = 32, bn: bool = True):
         super().__init__()
@@ -28,8 +31,8 @@ class Encoder(nn.Module):
             nn.Conv2d(1, c1, 3, padding=1), _norm(bn, c1, True), nn.ReLU(),
             nn.Conv2d(c1, c2, 3, stride=2, padding=1), _norm(bn, c2, True), nn.ReLU(),
             nn.Conv2d(c2, c3, 3, stride=2, padding=1), _norm(bn, c3, True), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.dim = c3
+            nn.AdaptiveAvgPool2d(2), nn.Flatten())
+        self.dim = 4 * c3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -50,7 +53,7 @@ class SSLNet(nn.Module):
                  out_bn: bool = False, encoder_bn: bool = True):
         super().__init__()
         self.encoder = Encoder(width, encoder_bn)
-        self.projector = mlp(self.encoder.dim, 2 * self.encoder.dim, out_dim, head_bn, out_bn)
+        self.projector = mlp(self.encoder.dim, self.encoder.dim, out_dim, head_bn, out_bn)
         # SimSiam's predictor is a bottleneck: hidden width d/4.
         self.predictor = mlp(out_dim, max(8, out_dim // 4), out_dim, head_bn) if predictor else None
         self.out_dim = out_dim

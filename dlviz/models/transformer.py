@@ -63,6 +63,9 @@ class TinyTransformer(nn.Module):
         super().__init__()
         self.vocab, self.d_model, self.decoder, self.positional = vocab, d_model, decoder, positional
         self.embed = nn.Embedding(vocab + 1, d_model)  # + the BOS token
+        # Entries of size d^-1/2, times sqrt(d) in _embed: tokens and positions enter at the same scale (about 1).
+        # PyTorch's default N(0, 1) times sqrt(d) would drown the positions and blur every positional head.
+        nn.init.normal_(self.embed.weight, std=d_model ** -0.5)
         self.register_buffer("pos", positional_encoding(max_len + 1, d_model), persistent=False)
         self.encoder = nn.ModuleList(EncoderBlock(d_model, heads) for _ in range(layers))
         self.enc_norm = nn.LayerNorm(d_model)
@@ -72,7 +75,7 @@ class TinyTransformer(nn.Module):
         self.head = nn.Linear(d_model, vocab)
 
     def _embed(self, tokens: torch.Tensor) -> torch.Tensor:
-        # Scale embeddings by sqrt(d) so the +-1 positional code does not drown them (Vaswani et al., 3.4).
+        # Vaswani et al. (3.4) multiply the embeddings by sqrt(d), bringing them to the scale of the +-1 code.
         x = self.embed(tokens) * math.sqrt(self.d_model)
         return x + self.pos[: tokens.shape[1]] if self.positional else x
 

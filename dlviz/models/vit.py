@@ -124,11 +124,13 @@ class DINOHead(nn.Module):
     """MLP (``nlayers``) to a bottleneck, L2-normalize, weight-normalized linear to ``out_dim`` (K) logits."""
 
     def __init__(self, in_dim: int, out_dim: int, hidden_dim: int = 256, bottleneck_dim: int = 64,
-                 nlayers: int = 3, norm_last_layer: bool = False):
+                 nlayers: int = 3, norm_last_layer: bool = False, use_bn: bool = False):
         super().__init__()
-        layers: list[nn.Module] = [nn.Linear(in_dim, hidden_dim), nn.GELU()]
+        # use_bn: official DINO's option; batch norm makes the hidden units vary across images.
+        bn = (lambda: [nn.BatchNorm1d(hidden_dim)]) if use_bn else (lambda: [])
+        layers: list[nn.Module] = [nn.Linear(in_dim, hidden_dim), *bn(), nn.GELU()]
         for _ in range(nlayers - 2):
-            layers += [nn.Linear(hidden_dim, hidden_dim), nn.GELU()]
+            layers += [nn.Linear(hidden_dim, hidden_dim), *bn(), nn.GELU()]
         layers.append(nn.Linear(hidden_dim, bottleneck_dim))
         self.mlp = nn.Sequential(*layers)
         self.apply(_init_weights)

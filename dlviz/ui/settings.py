@@ -9,9 +9,9 @@ import torch
 
 from ..data.digits import DATA_DIR_ENV, data_dir
 
-from ..device import available_devices, describe_device, pick_device
+from ..device import available_devices, default_threads, describe_device, pick_device
 
-FORCE_CPU, SEED, LECTURE = "dlviz.force_cpu", "dlviz.seed", "dlviz.lecture"
+FORCE_CPU, SEED, LECTURE, THREADS = "dlviz.force_cpu", "dlviz.seed", "dlviz.lecture", "dlviz.threads"
 
 LECTURE_CSS = """
 <style>
@@ -45,6 +45,13 @@ def render_sidebar() -> None:
                    + ("" if len(devices) > 1 else " · no GPU found"))
         st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=SEED,
                         help="Seeds initialization and data order of every demo; part of the page link.")
+        if THREADS not in st.session_state:
+            st.session_state[THREADS] = default_threads()
+        st.number_input("CPU threads", min_value=1, max_value=os.cpu_count() or 1, step=1, key=THREADS,
+                        help="Threads torch uses on the CPU. The default leaves cores free for the browser "
+                             "and the server, which keeps the live charts smooth.")
+        # A property of this machine and process (torch's thread pool is global), like the data folder.
+        torch.set_num_threads(int(st.session_state[THREADS]))
         with st.expander("Optional datasets"):
             folder = st.text_input("Data folder", value=str(data_dir()), key="dlviz.data_dir",
                                    help="Where MNIST / Fashion-MNIST live (torchvision layout, e.g. "

@@ -1,0 +1,137 @@
+"""t-SNE as it optimizes, on a feature set: the embedding every few iterations, then its faithfulness.
+
+Not a training demo: the generator yields the t-SNE embedding as openTSNE optimizes it (scikit-learn when
+openTSNE is missing: initialization, then the final embedding). The page runs the same generator on features a
+page published in the session (see :func:`run_on`); the CLI and benchmark on the built-in sets.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from ..analysis.embedding import ENGINES, _threads, HAVE_OPENTSNE, knn_accuracy_loo, pca, trustworthiness, tsne_steps
+from ..analysis.feature_sets import BUILTIN, FeatureSet, load_builtin, subsample
+from ..config import param
+from .base import Demo, Preset, Snapshot
+
+LEARNING_RATES = ("auto", "10", "50", "100", "200", "500", "1000")
+PERPLEXITY_GRID = (5, 30, 50, 100)  # the small multiples (Wattenberg et al., "How to use t-SNE effectively")
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str = param("pixels", "features to embed: raw pixels, a random LeNet, or a LeNet trained for 3 epochs",
+                        choices=tuple(BUILTIN), widget=False)
+    n_components: int = param(2, "dimensions of the embedding", choices=(2, 3), label="dimensions")
+    perplexity: float = param(30.0, "effective number of neighbours each point keeps (clipped below N/3)",
+                              lo=2.0, hi=100.0, step=1.0)
+    learning_rate: str = param("auto", "gradient step; auto = N / exaggeration (openTSNE) or max(N/48, 50) "
+                                        "(scikit-learn)", choices=LEARNING_RATES, label="learning rate")
+    iterations: int = param(750, "optimizer iterations in all (scikit-learn needs at least 250)", lo=250, hi=2000,
+                            step=50)
+    early_exaggeration: float = param(12.0, "attraction multiplier for the first 250 iterations: clusters form "
+                                            "and separate early", choices=(1.0, 4.0, 12.0, 24.0, 48.0),
+                                      label="early exaggeration")
+    init: str = param("pca", "start from the top principal components (stable) or random noise",
+                      choices=("pca", "random"), label="initialization")
+    engine: str = param("openTSNE" if HAVE_OPENTSNE else "scikit-learn",
+                        "openTSNE shows the optimization as it runs; scikit-learn fits in one call",
+                        choices=ENGINES)
+    n_points: int = param(1797, "embed this many examples (a seeded subset) of the source", lo=100, hi=1797,
+                          step=1, widget=False)
+    every: int = param(25, "iterations between snapshots (openTSNE)", lo=5, hi=250, widget=False)
+    seed: int = param(0, "seed for the initialization and the random network", lo=0, hi=2**31 - 1, widget=False)
+
+
+PRESETS = {
+    "default": Preset("Standard t-SNE (perplexity 30, PCA start)", Config(),
+                      "Ten digit clusters appear within the first 250 exaggerated iterations, then spread out."),
+    "no-exaggeration": Preset("No early exaggeration", Config(early_exaggeration=1.0, init="random"),
+                              "From random noise and without exaggeration, clusters split into fragments."),
+    "tiny-perplexity": Preset("Perplexity 5", Config(perplexity=5.0),
+                              "Each point keeps only ~5 neighbours: many small clumps that are not real classes."),
+}
+
+
+def run_on(fs: FeatureSet, config: Config) -> Iterator[Snapshot]:
+    """Embed ``fs`` (subsampled to ``config.n_points``) with t-SNE; snapshots as the optimization runs.
+
+    Metrics: ``iteration``, ``kl_divergence`` (openTSNE), ``seconds`` (t-SNE time so far), ``knn_acc_original``
+    (leave-one-out 5-NN in the original space), and at the end ``trustworthiness`` and ``knn_acc_embedding``.
+    Arrays: ``coords`` (N, k), ``labels`` (N,).
+    """
+    fs = subsample(fs, config.n_points, config.seed)
+    x = np.asarray(fs.features, dtype=np.float32)
+    if not np.isfinite(x).all():
+        raise ValueError("the features contain NaN or infinite values (did that model diverge?): retrain it")
+    base = {"knn_acc_original": knn_accuracy_loo(x, fs.labels), "n_points": float(len(x)),
+            "dims_original": float(x.shape[1])}
+    lr = config.learning_rate if config.learning_rate == "auto" else float(config.learning_rate)
+    t0, seconds = time.perf_counter(), 0.0
+    steps = tsne_steps(x, config.n_components, config.perplexity, config.seed, lr, config.iterations,
+                       config.early_exaggeration, config.init, config.every, config.engine)
+    coords = None
+    for it, coords, kl in steps:
+        seconds = time.perf_counter() - t0
+        yield Snapshot(it, {**base, "iteration": float(it), "kl_divergence": kl, "seconds": seconds},
+                       {"coords": coords, "labels": fs.labels})
+        t0 = time.perf_counter() - seconds  # time spent drawing between snapshots does not count
+    yield Snapshot(it, {**base, "iteration": float(it), "kl_divergence": kl, "seconds": seconds,
+                        "trustworthiness": trustworthiness(x, coords),
+                        "knn_acc_embedding": knn_accuracy_loo(coords, fs.labels)},
+                   {"coords": coords, "labels": fs.labels, "final": True})
+
+
+def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
+    """The demo contract: embed the built-in feature set ``config.source`` (features computed on ``device``)."""
+    yield from run_on(load_builtin(config.source, config.seed, device), config)
+
+
+def _summarize(snap: Snapshot, runner) -> dict:
+    m = snap.metrics
+    return {"source": runner.config.source, "engine": runner.config.engine if HAVE_OPENTSNE else "scikit-learn",
+            "seconds": round(m["seconds"], 3), "knn_acc_original": m["knn_acc_original"],
+            "trustworthiness": m.get("trustworthiness"), "knn_acc_embedding": m.get("knn_acc_embedding"),
+            "kl_divergence": m.get("kl_divergence"), "n_points": int(m["n_points"]), "steps": snap.step}
+
+
+def _bench_tsne_digits(device: torch.device) -> dict:
+    """Seconds for a t-SNE of all 1,797 digits (raw pixels, 2-D, 750 iterations), both engines, median of 3;
+    wall clock and process CPU time (CPU time is the fairer figure on a shared machine)."""
+    fs = load_builtin("pixels")
+    out = {"tsne_threads": _threads()}
+    engines = ("scikit-learn", "openTSNE") if HAVE_OPENTSNE else ("scikit-learn",)
+    for engine in engines:
+        walls, cpus = [], []
+        for seed in range(3):
+            c, t = time.process_time(), time.perf_counter()
+            for _ in tsne_steps(fs.features, seed=seed, engine=engine, every=750 if engine == "openTSNE" else 25):
+                pass
+            walls.append(time.perf_counter() - t)
+            cpus.append(time.process_time() - c)
+        key = engine.lower().replace("-", "")
+        out[f"tsne_1797_{key}_seconds"] = round(float(np.median(walls)), 3)
+        out[f"tsne_1797_{key}_cpu_seconds"] = round(float(np.median(cpus)), 3)
+    pca_times = []
+    for _ in range(6):  # the first call loads BLAS: not counted
+        t = time.perf_counter()
+        pca(fs.features, 2)
+        pca_times.append(time.perf_counter() - t)
+    out["pca_1797_seconds"] = round(float(np.median(pca_times[1:])), 4)
+    out["target_tsne_seconds"] = 5.0
+    return out
+
+
+DEMOS = [Demo(
+    name="tsne", title="t-SNE of learned features",
+    summary="t-SNE of raw pixels, a random network or a trained LeNet: the embedding forms as it optimizes.",
+    config_cls=Config, presets=PRESETS, run=run, summarize=_summarize,
+    benchmarks={"tsne 1797 digits": _bench_tsne_digits},
+)]
+
+__all__ = ["Config", "PRESETS", "PERPLEXITY_GRID", "run", "run_on", "DEMOS"]

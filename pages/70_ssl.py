@@ -1,0 +1,154 @@
+"""Self-supervised learning: collapse or not
+icon: 🪞
+SimSiam, BYOL and SimCLR train live on digits: watch the output collapse to a point, or spread into classes.
+"""
+
+import dataclasses
+
+import numpy as np
+import streamlit as st
+import torch
+
+from dlviz.analysis.embedding import tsne
+from dlviz.data import DatasetMissing
+from dlviz.data.augment import two_views
+from dlviz.demos import get_demo
+from dlviz.demos.ssl import load_data, run_label, variant
+from dlviz.figures.common import embedding_scatter
+from dlviz.figures.ssl import pairs_figure, pca_figure, spectrum_figure, ssl_curves
+from dlviz.ui import config_form, current_device, explain, live_run, show
+from dlviz.ui.feature_sources import FeatureSource, publish
+from dlviz.ui.topics import require_app
+
+require_app(__file__)
+
+KEY = "ssl"
+demo = get_demo("ssl")
+st.title("Self-supervised learning: collapse or not")
+config = config_form(demo, KEY)
+try:
+    data = load_data(config)
+except DatasetMissing as exc:
+    st.error(str(exc), icon="📂")
+    st.stop()
+
+labels = [run_label(config)] + ([run_label(variant(config))] if config.compare != "none" else [])
+if config.method == "simclr" and config.compare in ("stop_grad", "predictor", "ema"):
+    st.warning(f"SimCLR has no {config.compare.replace('_', '-')}: both runs are the same. "
+               "Pick another 'compare with' setting.", icon="⚖️")
+elif config.method == "byol" and config.compare == "stop_grad":
+    st.warning("BYOL's target never receives gradients, so the stop-gradient switch changes nothing: "
+               "compare 'ema' or 'head_bn' instead.", icon="⚖️")
+
+explain(
+    "Two random **views** of the same image (crop, shift, rotation, jitter, noise, cutout) should get similar "
+    "embeddings. With positives alone, a network that outputs one constant vector reaches the best possible "
+    "loss: **collapse**. SimCLR prevents it with *negatives* (the other images of the batch); SimSiam with a "
+    "**stop-gradient** on one branch plus a **predictor** $h$; BYOL with a predictor and a slowly moving "
+    "**momentum (EMA) target**. SimSiam's loss is the negative cosine similarity (best value $-1$):",
+    r"\mathcal{D}(p, z) = -\frac{p}{\lVert p\rVert_2}\cdot\frac{z}{\lVert z\rVert_2},\qquad "
+    r"\mathcal{L}_{\text{SimSiam}} = \tfrac12\,\mathcal{D}\big(p_1, \operatorname{sg}(z_2)\big) "
+    r"+ \tfrac12\,\mathcal{D}\big(p_2, \operatorname{sg}(z_1)\big)",
+    r"\text{BYOL: } \mathcal{L} = \tfrac12\mathcal{D}(p_1, \bar z_2) + \tfrac12\mathcal{D}(p_2, \bar z_1),\quad "
+    r"\bar\theta \leftarrow m\,\bar\theta + (1-m)\,\theta \quad"
+    r"\Big(\textstyle\big\lVert \tfrac{p}{\lVert p\rVert} - \tfrac{\bar z}{\lVert \bar z\rVert}\big\rVert^2 "
+    r"= 2 + 2\,\mathcal{D}(p, \bar z)\Big)",
+    r"\text{SimCLR: } \ell_i = -\log \frac{\exp(\cos(z_i, z_{i^+})/\tau)}"
+    r"{\sum_{k \ne i} \exp(\cos(z_i, z_k)/\tau)}",
+    r"(2N \text{ views: one positive and } 2(N-1) \text{ negatives each; the temperature } \tau "
+    r"\text{ divides the logits})",
+    r"\text{collapse metric: } \operatorname{std}\Big(\frac{z}{\lVert z\rVert_2}\Big) \approx "
+    r"\frac{1}{\sqrt d} \text{ (spread out)}\quad\text{vs.}\quad 0 \text{ (collapsed)}",
+    claim="Without the stop-gradient SimSiam collapses within about a hundred steps: the loss reaches -1 while "
+          "the output std drops toward 0 and the encoder's kNN accuracy falls below the random encoder's (at this "
+          "toy scale it stays well above chance). With it, the std stays near 1/√d. On plain digits a random "
+          "encoder and raw pixels already score about 95%, so kNN gains are small there. "
+          "The std is measured on the test digits with BatchNorm in batch-statistics mode (as in training) and "
+          "before any output BatchNorm, which would otherwise pin each dimension's variance and hide a collapse.",
+)
+
+with st.expander("What are the positives? Augmented pairs", expanded=False):
+    if st.button("New random views", key=f"{KEY}.reroll"):
+        st.session_state[f"{KEY}.views_seed"] = st.session_state.get(f"{KEY}.views_seed", 0) + 1
+    g = torch.Generator().manual_seed(config.seed * 1000 + st.session_state.get(f"{KEY}.views_seed", 0))
+    sample = data.x_train[:10]
+    v1, v2 = two_views(sample, config.augment, g)
+    show(pairs_figure(sample[:, 0].numpy(), v1[:, 0].numpy(), v2[:, 0].numpy()), key=f"{KEY}.pairs")
+    st.caption("Every view draws its own crop, shift, rotation, jitter, noise and cutout (one batched affine "
+               "grid per batch). The controls under 'Controls' set their strength.")
+
+
+def metric_row(m: dict, pre: str, label: str) -> None:
+    c = st.columns([2, 1, 1, 1, 1])
+    c[0].markdown(f"**{label}**")
+    if pre + "loss" in m:
+        c[1].metric("loss", f"{m[pre + 'loss']:.3f}")
+    c[2].metric("kNN accuracy", f"{m[pre + 'knn_acc']:.1%}",
+                delta=f"{m[pre + 'knn_acc'] - m['knn_acc_random_encoder']:+.1%} vs random")
+    ratio = m[pre + "output_std"] / m["output_std_ref"]
+    c[3].metric("output std × √d", f"{ratio:.2f}", help="1 = spread like a Gaussian on the sphere, 0 = collapsed")
+    c[4].metric("effective rank", f"{m[pre + 'effective_rank']:.1f} / {config.out_dim}")
+
+
+def draw(runner) -> None:
+    snap, first = runner.latest, runner.first
+    if snap is None:
+        return
+    m = snap.metrics
+    pres = ["", "b_"][:len(labels)]
+    for pre, label in zip(pres, labels):
+        metric_row(m, pre, label)
+    st.caption(f"Baselines on the same test set (weighted cosine kNN, k=20): random-initialized encoder "
+               f"**{m['knn_acc_random_encoder']:.1%}**, raw pixels **{m['knn_acc_pixels']:.1%}**."
+               + (f" SimCLR: {int(m['negatives'])} negatives per view." if config.method == "simclr" else ""))
+    show(ssl_curves(runner.history, labels, m["output_std_ref"], m["knn_acc_random_encoder"],
+                    m["knn_acc_pixels"]), key=f"{KEY}.curves")
+    y = data.y_test.numpy()
+    cols = st.columns(2)
+    if len(labels) == 2:
+        panels = [(snap.arrays["pca"], f"{labels[0]} · step {snap.step}"),
+                  (snap.arrays["b_pca"], f"{labels[1]} · step {snap.step}")]
+    else:
+        panels = [(first.arrays["pca"], "before training (step 0)"), (snap.arrays["pca"], f"step {snap.step}")]
+    for i, (col, (coords, title)) in enumerate(zip(cols, panels)):
+        with col:
+            show(pca_figure(coords, y, f"PCA of z/‖z‖: {title}", data.classes), key=f"{KEY}.pca{i}")
+    spectra = [("step 0", first.arrays["sv"])] + [(lab, snap.arrays[pre + "sv"]) for pre, lab in zip(pres, labels)]
+    show(spectrum_figure(spectra), key=f"{KEY}.spectrum")
+    st.caption("Effective rank (exp of the entropy of the normalized singular values) ignores scale: a complete "
+               "collapse shows as the whole spectrum sinking by orders of magnitude, a dimensional collapse as a "
+               "tail that falls away while the top values stay.")
+    for pre, label in zip(pres, labels):
+        publish(FeatureSource(name=f"SSL ({label}): encoder features", page=KEY, step=snap.step,
+                              config=dataclasses.asdict(runner.config), features=snap.arrays[pre + "features"],
+                              labels=y, images=data.x_test[:, 0].numpy(), class_names=data.classes))
+        publish(FeatureSource(name=f"SSL ({label}): projector output z/‖z‖", page=KEY, step=snap.step,
+                              config=dataclasses.asdict(runner.config), features=snap.arrays[pre + "embedding"],
+                              labels=y, images=data.x_test[:, 0].numpy(), class_names=data.classes))
+    draw_tsne(runner, snap, pres, y)
+
+
+def draw_tsne(runner, snap, pres, y) -> None:
+    if not st.toggle("t-SNE of the encoder features (on request)", key=f"{KEY}.tsne_on",
+                     help="t-SNE takes a few seconds; it is computed for the current step when you press the button."):
+        return
+    ss = st.session_state
+    cache = ss.get(f"{KEY}.tsne")
+    if st.button("Compute t-SNE at this step", key=f"{KEY}.tsne_go"):
+        with st.spinner("t-SNE of the test features..."):
+            cache = (id(runner), snap.step, [tsne(snap.arrays[p + "features"], seed=runner.config.seed) for p in pres])
+        ss[f"{KEY}.tsne"] = cache
+    if cache is None or cache[0] != id(runner):
+        st.info("Press the button to embed the encoder features of the test digits at the current step.")
+        return
+    cols = st.columns(len(cache[2]))
+    for i, (col, coords, label) in enumerate(zip(cols, cache[2], labels)):
+        with col:
+            show(embedding_scatter(coords, y, f"t-SNE, {label}, step {cache[1]}", class_names=data.classes),
+                 key=f"{KEY}.tsne{i}")
+
+
+if not np.isfinite(data.x_train.numpy()).all():
+    st.error("The dataset contains NaN or infinite pixels: check the files in $DLVIZ_DATA.")
+    st.stop()
+live_run(KEY, demo, config, current_device(), draw)

@@ -1,0 +1,120 @@
+"""Landscape and curvature: Hessian-vector products against torch's Hessian, Lanczos against a full
+eigendecomposition, batched slices against the point-by-point loop, the slice at the origin equals the model's
+loss, the model is left untouched, and the live demo trains."""
+
+from dataclasses import replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from dlviz.analysis import landscape as ls
+from dlviz.analysis.hessian import HessianOperator, hessian_extreme_eigs, lanczos, power_iteration
+from dlviz.data.digits import load_digits_split
+from dlviz.demos import loss_surfaces as lsd
+from dlviz.models.lenet import LeNet
+from dlviz.models.mlp import MLP
+
+
+def _tiny():
+    torch.manual_seed(0)
+    model = MLP(3, (4,), 2, "tanh")
+    x, y = torch.randn(16, 3), torch.randint(0, 2, (16,))
+    return model, x, y
+
+
+def _full_hessian(model, x, y):
+    names = [k for k, _ in model.named_parameters()]
+    shapes = [p.shape for _, p in model.named_parameters()]
+    flat0 = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+    def loss(flat):
+        params, i = {}, 0
+        for k, s in zip(names, shapes):
+            params[k] = flat[i:i + s.numel()].view(s)
+            i += s.numel()
+        return F.cross_entropy(functional_call(model, params, (x,)), y)
+
+    return torch.autograd.functional.hessian(loss, flat0)
+
+
+def test_hvp_matches_autograd_hessian():
+    model, x, y = _tiny()
+    H = _full_hessian(model, x, y)
+    op = HessianOperator(model, x, y)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        v = torch.randn(op.n, generator=g)
+        assert torch.allclose(op(v), H @ v, atol=1e-5)
+
+
+def test_lanczos_and_power_iteration_find_the_extreme_eigenvalues():
+    model, x, y = _tiny()
+    H = _full_hessian(model, x, y).double()
+    true = torch.linalg.eigvalsh(H)
+    op = HessianOperator(model, x, y)
+    ritz = lanczos(op, op.n, k=op.n)
+    assert abs(ritz[-1] - true[-1]) < 1e-4 and abs(ritz[0] - true[0]) < 1e-4
+    top, _ = power_iteration(op, op.n, iters=500, tol=1e-9)
+    assert abs(top - float(true[true.abs().argmax()])) < 1e-3
+    out = hessian_extreme_eigs(model, x, y, k=op.n)
+    assert out["lambda_max"] >= out["lambda_min"] and out["products"] <= op.n
+
+
+def test_batched_slice_matches_loop_and_origin_is_the_model_loss():
+    d = load_digits_split(8)
+    x, y = d.x_train[:64], d.y_train[:64]
+    torch.manual_seed(0)
+    for model in (LeNet(8, "relu", "max"), LeNet(8, "sigmoid", "avg"), MLP(64, (16, 16), 10, "relu", True)):
+        if isinstance(model, MLP):  # give BatchNorm non-trivial running statistics
+            model.train()
+            with torch.no_grad():
+                model(x)
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        training = model.training
+        center = ls.params_of(model)
+        d1, d2 = ls.filter_normalized_directions(center, seed=3)
+        coords = np.linspace(-1, 1, 3)
+        batched = ls.loss_grid(model, center, d1, d2, coords, coords, x, y, method="batched")
+        loop = ls.loss_grid(model, center, d1, d2, coords, coords, x, y, method="loop")
+        assert np.allclose(batched, loop, atol=1e-5)
+        model.eval()
+        with torch.no_grad():
+            assert abs(batched[1, 1] - float(F.cross_entropy(model(x), y))) < 1e-5
+        model.train(training)
+        assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # untouched
+        assert len(np.unique(np.round(batched, 4))) > 4  # the slice is not flat
+
+
+def test_filter_normalization():
+    torch.manual_seed(0)
+    params = ls.params_of(LeNet(8))
+    (d,) = ls.filter_normalized_directions(params, seed=0, n=1)
+    w, dw = params["conv2.weight"], d["conv2.weight"]
+    assert torch.allclose(dw.flatten(1).norm(dim=1), w.flatten(1).norm(dim=1), rtol=1e-4)
+    assert torch.count_nonzero(d["conv2.bias"]) == 0  # biases are not perturbed
+
+
+def test_trajectory_pca():
+    rng = np.random.default_rng(0)
+    t = np.linspace(0, 1, 30)[:, None]
+    path = t * rng.normal(size=(1, 50)) + 0.1 * t**2 * rng.normal(size=(1, 50))
+    out = ls.trajectory_pca(path)
+    assert np.allclose(out["coords"][-1], 0) and out["explained"][0] > 0.9 and out["explained"].sum() <= 1 + 1e-9
+
+
+def test_landscape_demo_trains_and_views_are_consistent():
+    cfg = replace(lsd.LSConfig(), model="mlp", steps=40, every=20, grid=5)
+    snaps = list(lsd.run_landscape(cfg, torch.device("cpu")))
+    first, last = snaps[0], snaps[-1]
+    assert last.metrics["landscape_loss"] < first.metrics["landscape_loss"]
+    assert len(last.arrays["path"]) == 3
+    sl = lsd.slice_2d(cfg, last, "cpu")
+    assert abs(sl["center_loss"] - last.metrics["landscape_loss"]) < 1e-5
+    assert abs(sl["model_loss"] - sl["center_loss"]) < 1e-5
+    line = lsd.interpolation(cfg, last, "cpu", n=5)  # alphas -0.5, 0, 0.5, 1, 1.5
+    assert abs(line["train"][1] - first.metrics["landscape_loss"]) < 1e-4
+    assert abs(line["train"][3] - last.metrics["landscape_loss"]) < 1e-4
+    pca = lsd.pca_path(cfg, last, "cpu", n=5)
+    assert pca["losses"].shape == (5, 5) and pca["coords"].shape == (3, 2)

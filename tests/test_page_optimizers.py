@@ -1,0 +1,113 @@
+"""AppTest of the optimizer page: renders, runs, scrubs, shows divergence as a note, handles bad formulas."""
+
+import pytest
+import torch
+from conftest import open_page
+
+PAGE = "pages/30_optimizers.py"
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Two-parameter races and a 354-parameter MLP gain nothing from intra-op threads; on a busy 2-core machine
+    the second thread only adds contention (measured: 40 steps took 64 s with 2 threads, 0.9 s with 1)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+
+def _no_exception(at):
+    assert not at.exception, [e.message for e in at.exception]
+
+
+def _finish(at, refreshes=12):
+    for _ in range(refreshes):
+        if at.session_state["optimizers._runner"].finished:
+            break
+        at.run()
+
+
+def test_defaults_start_and_scrub():
+    at = open_page(PAGE)
+    _no_exception(at)
+    assert at.selectbox(key="optimizers.preset").value == "d2l-quadratic"
+    at.toggle(key="optimizers.smooth").set_value(False).run()
+    at.button(key="optimizers.play").click().run()
+    _finish(at)
+    _no_exception(at)
+    runner = at.session_state["optimizers._runner"]
+    assert runner.status == "done" and runner.latest.step == 20
+    scrub = [s for s in at.slider if s.key and s.key.startswith("optimizers.scrub")]
+    assert scrub and scrub[0].value == 20
+    scrub[0].set_value(5).run()
+    _no_exception(at)
+
+
+def test_diverging_preset_is_a_note_not_a_crash():
+    at = open_page(PAGE)
+    at.selectbox(key="optimizers.preset").set_value("gd-lr-0.6").run()
+    at.toggle(key="optimizers.smooth").set_value(False).run()
+    at.button(key="optimizers.play").click().run()
+    _finish(at)
+    _no_exception(at)
+    assert at.session_state["optimizers._runner"].status == "done"
+    assert not at.error
+    assert any("diverged" in w.value and "2/L = 0.5" in w.value for w in at.warning)
+
+
+def test_widgets_change_without_error():
+    at = open_page(PAGE)
+    at.selectbox(key="optimizers.surface").set_value("himmelblau").run()
+    at.number_input(key="optimizers.start_x").set_value(0.5).run()
+    at.selectbox(key="optimizers.schedule").set_value("warmup-linear").run()
+    at.slider(key="optimizers.noise").set_value(0.2).run()
+    at.toggle(key="optimizers.nesterov").set_value(True).run()
+    at.select_slider(key="optimizers.lr_adam").set_value(0.1).run()
+    _no_exception(at)
+    runner = at.session_state["optimizers._runner"]
+    assert runner.config.surface == "himmelblau" and runner.config.nesterov and runner.config.noise == 0.2
+    at.select_slider(key="optimizers.kappa").set_value(10).run()
+    at.select_slider(key="optimizers.reg_lr").set_value(0.1).run()
+    _no_exception(at)
+
+
+def test_bad_formula_and_no_optimizer_are_messages():
+    at = open_page(PAGE)
+    at.selectbox(key="optimizers.surface").set_value("custom").run()
+    at.text_input(key="optimizers.formula").input("x^2 + import os").run()
+    _no_exception(at)
+    assert any("formula" in e.value for e in at.error)
+    at.text_input(key="optimizers.formula").input("x^2 + 3*y^2").run()
+    _no_exception(at)
+    assert not at.error
+    for name in ("sgd", "momentum", "adagrad", "rmsprop", "adam"):
+        at.toggle(key=f"optimizers.{name}").set_value(False).run()
+    _no_exception(at)
+    assert any("at least one optimizer" in w.value for w in at.warning)
+
+
+def test_saddle_preset_notes_the_escape():
+    at = open_page(PAGE)
+    at.selectbox(key="optimizers.preset").set_value("saddle").run()
+    at.toggle(key="optimizers.smooth").set_value(False).run()
+    at.button(key="optimizers.play").click().run()
+    _finish(at, 30)
+    _no_exception(at)
+    assert at.session_state["optimizers._runner"].status == "done"
+    assert any("escaped" in i.value for i in at.info)
+
+
+def test_network_tab_trains_and_projects():
+    at = open_page(PAGE)
+    at.select_slider(key="optimizers.net_steps").set_value(100).run()
+    at.multiselect(key="optimizers.net_opts").set_value(["sgd", "adam"]).run()
+    at.button(key="optimizers_net.play").click().run()
+    for _ in range(3):
+        at.run()
+    _no_exception(at)
+    runner = at.session_state["optimizers_net._runner"]
+    assert runner.latest.step > 0 and runner.config.names() == ["sgd", "adam"]
+    at.button(key="optimizers.net_plane_go").click().run()
+    _no_exception(at)
+    assert at.session_state["optimizers.net_plane"][2]["L"].shape == (25, 25)
