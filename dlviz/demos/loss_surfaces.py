@@ -124,11 +124,10 @@ def run_critical_points(config: CPConfig, device: torch.device) -> Iterator[Snap
             m[f"{prefix}grad_norm"] = float(np.linalg.norm(g[0]))
             if k == "path":
                 m["distance_to_saddle"] = float(np.linalg.norm(p - c)) if piv is not None else float("nan")
-            if abs(m[f"{prefix}loss"]) > 1e8:
-                raise DivergedError(f"Gradient descent diverged (loss {m[f'{prefix}loss']:.3g} at step {step}): "
-                                    f"lower the learning rate (now {lr:g}) and press Reset.")
             paths[k].append(p.copy())
-            pts[k] = p - lr * g[0]
+            # A path that leaves the view by a whole view width (x^2 - y^2 is unbounded below) stops there.
+            if xmin - span <= p[0] <= xmax + span and ymin - span <= p[1] <= ymax + span:
+                pts[k] = p - lr * g[0]
         m["lr_used"] = lr
         return m
 
