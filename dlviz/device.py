@@ -57,4 +57,6 @@ def default_threads() -> int:
     Small models gain little from more threads, and the browser and the streamlit server need a core too:
     measured on this project's 2-core machine, oversubscribed torch threads made live training many times slower.
     """
+    if os.environ.get("DLVIZ_THREADS", "").isdigit():  # the benchmark compares settings this way
+        return max(1, int(os.environ["DLVIZ_THREADS"]))
     return max(1, min(4, (os.cpu_count() or 2) // 2))

@@ -58,12 +58,14 @@ def _control_row(key: str, runner: Runner, config, device) -> None:
         c[4].warning("Controls changed during this run: press Reset to apply them.", icon="⚙️")
 
 
-def _status(runner: Runner, timing: tuple[float, float] | None) -> None:
+def _status(key: str, runner: Runner, timing: tuple[float, float] | None) -> None:
     snap = runner.latest
     step = snap.step if snap else 0
     label = {IDLE: "ready", RUNNING: "training", PAUSED: "paused", DONE: "finished", FAILED: "stopped"}[runner.status]
     # The last refresh's cost (train slice + drawing) lets a lecturer see why a page feels slow.
     cost = f" · refresh: train {timing[0] * 1000:.0f} ms, draw {timing[1] * 1000:.0f} ms" if timing else ""
+    slow = st.session_state.get(f"{key}._slow_ms")
+    cost += f", views {slow:.0f} ms" if slow is not None and timing else ""
     st.caption(f"**{label}** · step {step} · {runner.compute_seconds:.1f} s of compute on {runner.device.type}{cost}")
     if runner.status == FAILED:
         st.error(runner.message, icon="🛑")
@@ -91,7 +93,7 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
             if r.status != RUNNING:
                 st.rerun()  # the run ended: redraw the buttons and turn the timer off
             st.session_state[tk] = (time.perf_counter() - t0, st.session_state.get(tk, (0, 0))[1])
-        _status(r, st.session_state.get(tk))
+        _status(key, r, st.session_state.get(tk))
         t1 = time.perf_counter()
         draw(r)
         st.session_state[tk] = (st.session_state.get(tk, (0, 0))[0], time.perf_counter() - t1)
@@ -100,7 +102,9 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
     if draw_slow is not None:
         @st.fragment(run_every=slow_every_s if runner.status == RUNNING else None)
         def slow_area():
+            t0 = time.perf_counter()
             draw_slow(st.session_state[f"{key}._runner"])
+            st.session_state[f"{key}._slow_ms"] = (time.perf_counter() - t0) * 1000
 
         slow_area()
     return runner
