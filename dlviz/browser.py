@@ -6,7 +6,6 @@ Used by the browser tests, the benchmark (refresh rate), the thumbnails, and by 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import shutil

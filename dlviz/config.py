@@ -43,7 +43,7 @@ class ConfigError(ValueError):
 
 def parse_value(f: dataclasses.Field, text: str) -> Any:
     """Parse ``text`` into the type of field ``f`` (its default's type) and check its range and choices."""
-    spec, default = spec_of(f), f.default
+    default = f.default
     try:
         if isinstance(default, bool):
             low = text.strip().lower()

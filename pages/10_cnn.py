@@ -3,7 +3,6 @@ icon: 🧮
 LeNet trains live: loss and accuracy, its filters and feature maps, a confusion matrix and what its features learn.
 """
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -53,7 +52,7 @@ with st.expander("Layer shapes (from a real forward pass)"):
 
 
 def draw(runner) -> None:
-    snap, first = runner.latest, runner.first
+    snap = runner.latest
     if snap is None:
         return
     m = snap.metrics

@@ -11,8 +11,11 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Two cores in CI: keep test processes from oversubscribing them.
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+from dlviz.device import default_threads  # noqa: E402
+
+# The same thread count as the app: on 2 cores one thread, which keeps tiny models from spin-waiting against
+# each other (measured: the second thread made small RNN/GAN/optimizer tests up to 10x slower on a busy machine).
+torch.set_num_threads(default_threads())
 
 
 def open_page(page: str | None = None, timeout: float = 120, query: dict | None = None):

@@ -8,7 +8,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 from dlviz.analysis import embedding as E
-from dlviz.analysis.feature_sets import FeatureSet, from_published, load_builtin, problem, subsample
+from dlviz.analysis.feature_sets import from_published, load_builtin, problem, subsample
 
 
 @pytest.fixture(scope="module")

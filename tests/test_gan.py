@@ -21,15 +21,6 @@ from dlviz.runner import Runner
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These networks are tiny: one thread is faster, and on a busy 2-core machine much faster (no spin-waits)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # -- metrics ---------------------------------------------------------------------------------------------------
 def test_mode_coverage_counts_modes_and_quality():
     modes, std = ring_modes(), 0.05

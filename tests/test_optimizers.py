@@ -17,17 +17,7 @@ from dlviz.demos import get_demo
 from dlviz.demos.optimizers import PRESETS, Config, NetConfig, network_plane, run, run_network
 from dlviz.runner import Runner
 
-F = SURFACES["d2l-quadratic"].fn
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two-parameter races and a 354-parameter MLP gain nothing from intra-op threads; on a busy 2-core machine
-    the second thread only adds contention (measured: 40 steps took 64 s with 2 threads, 0.9 s with 1)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-  # 0.1 x1^2 + 2 x2^2
+F = SURFACES["d2l-quadratic"].fn  # 0.1 x1^2 + 2 x2^2
 START, STEPS = (-5.0, -2.0), 20
 
 

@@ -1,20 +1,10 @@
 """AppTest of the GAN page: the three demos render, start, take widget changes, and bad settings give messages."""
 
-import pytest
-import torch
 from conftest import open_page
 
 from dlviz.demos.gan import PRESETS, Config
 
 GAN = "pages/60_gan.py"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _no_exception(at):

@@ -1,21 +1,8 @@
 """AppTest of the optimizer page: renders, runs, scrubs, shows divergence as a note, handles bad formulas."""
 
-import pytest
-import torch
 from conftest import open_page
 
 PAGE = "pages/30_optimizers.py"
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two-parameter races and a 354-parameter MLP gain nothing from intra-op threads; on a busy 2-core machine
-    the second thread only adds contention (measured: 40 steps took 64 s with 2 threads, 0.9 s with 1)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 
 def _no_exception(at):
     assert not at.exception, [e.message for e in at.exception]

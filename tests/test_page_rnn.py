@@ -1,19 +1,8 @@
 """AppTest of the recurrent-networks page: renders, widgets change, runs start, an exploding cell is a message."""
 
-import pytest
-import torch
 from conftest import open_page
 
 RNN = "pages/40_rnn.py"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny recurrent nets run faster on one thread (and do not fight the other test processes for cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _no_exception(at):

@@ -17,15 +17,6 @@ from dlviz.runner import Runner
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny recurrent nets run faster on one thread (and do not fight the other test processes for cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _last(config, steps):
     """The snapshot at ``steps`` (or the last one) of a run."""
     snaps = list(itertools.islice(run(replace(config, steps=steps), CPU), 10_000))

@@ -205,7 +205,6 @@ def _lenet_logits(model: LeNet, center: Params, dirs: list[Params], coeffs: torc
 
 def _mlp_logits(model: MLP, center: Params, dirs: list[Params], coeffs: torch.Tensor,
                 x: torch.Tensor) -> torch.Tensor:
-    P = coeffs.shape[0]
     h = None
     for i, layer in enumerate(model.layers):
         name = f"layers.{i}"

@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass, replace
 from typing import Iterator
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
