@@ -56,6 +56,11 @@ def main() -> int:
                 page.wait_for_timeout(1500)
                 wait_idle(page)
             charts = page.locator(FRESH).locator(".js-plotly-plot")
+            try:  # heavy pages draw their charts a moment after the script finishes
+                charts.first.wait_for(timeout=60_000)
+                page.wait_for_timeout(1500)
+            except Exception:
+                pass
             k = min(chart_index(t.path), max(charts.count() - 1, 0))
             png = charts.nth(k).screenshot() if charts.count() else page.screenshot()
             img = Image.open(io.BytesIO(png)).convert("RGB")

@@ -41,10 +41,6 @@ def render_sidebar() -> None:
         devices = available_devices()
         st.toggle("Force CPU", key=FORCE_CPU, disabled=devices == ["cpu"],
                   help="Train on the CPU even when a GPU is present (to compare speed, or free the GPU).")
-        st.caption(f"Device: **{describe_device(current_device())}**"
-                   + ("" if len(devices) > 1 else " · no GPU found"))
-        st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=SEED,
-                        help="Seeds initialization and data order of every demo; part of the page link.")
         if THREADS not in st.session_state:
             st.session_state[THREADS] = default_threads()
         st.number_input("CPU threads", min_value=1, max_value=os.cpu_count() or 1, step=1, key=THREADS,
@@ -52,6 +48,10 @@ def render_sidebar() -> None:
                              "and the server, which keeps the live charts smooth.")
         # A property of this machine and process (torch's thread pool is global), like the data folder.
         torch.set_num_threads(int(st.session_state[THREADS]))
+        st.caption(f"Device: **{describe_device(current_device())}**"
+                   + ("" if len(devices) > 1 else " · no GPU found"))
+        st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=SEED,
+                        help="Seeds initialization and data order of every demo; part of the page link.")
         with st.expander("Optional datasets"):
             folder = st.text_input("Data folder", value=str(data_dir()), key="dlviz.data_dir",
                                    help="Where MNIST / Fashion-MNIST live (torchvision layout, e.g. "
