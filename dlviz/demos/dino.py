@@ -56,7 +56,10 @@ class Config:
                                        label="teacher temperature at start")
     student_temp: float = param(0.1, "student softmax temperature", choices=(0.05, 0.1, 0.2, 1.0),
                                 label="student temperature")
-    teacher_momentum: float = param(0.996, "EMA rate of the teacher at step 0 (cosine schedule to 1)",
+    # DINO's 0.996 suits runs of 100k+ steps; in a 600-step lecture run the teacher then lags the student
+    # (measured, seed 0: best-head IoU 0.44 at 0.996, 0.45 at 0.99, 0.60 at 0.9).
+    teacher_momentum: float = param(0.9, "EMA rate of the teacher at step 0 (cosine schedule to 1); short runs "
+                                    "need a faster teacher than DINO's 0.996",
                                     choices=(0.9, 0.99, 0.996, 0.999), label="teacher EMA")
     lr: float = param(1e-3, "AdamW peak learning rate (linear warm-up, cosine decay)", choices=LEARNING_RATES,
                       label="learning rate")
