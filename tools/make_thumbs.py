@@ -61,8 +61,10 @@ def main() -> int:
                 page.wait_for_timeout(1500)
             except Exception:
                 pass
-            k = min(chart_index(t.path), max(charts.count() - 1, 0))
-            png = charts.nth(k).screenshot() if charts.count() else page.screenshot()
+            # The chosen chart, else the first visible one (charts in collapsed sections cannot be captured).
+            order = [chart_index(t.path)] + list(range(charts.count()))
+            visible = [i for i in order if i < charts.count() and charts.nth(i).is_visible()]
+            png = charts.nth(visible[0]).screenshot(timeout=30_000) if visible else page.screenshot()
             img = Image.open(io.BytesIO(png)).convert("RGB")
             img = img.resize((THUMB_W, int(img.height * THUMB_W / img.width)), Image.LANCZOS)
             img.save(out_dir / f"{t.path.stem}.png", optimize=True)
