@@ -34,27 +34,6 @@ def _bench_tsne(device: torch.device) -> dict:
             "pca_1437_seconds": round(time.perf_counter() - t, 4)}
 
 
-def _bench_first_render(device: torch.device) -> dict:
-    """Seconds for each page's first render (AppTest, server side), median of 3 runs after a warm-up."""
-    from streamlit.testing.v1 import AppTest
-
-    from .ui.topics import ROOT, discover
-
-    out = {}
-    for topic in discover():
-        times = []
-        for i in range(4):
-            at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-            at.run()
-            at.switch_page(str(topic.path))
-            t = time.perf_counter()
-            at.run()
-            if i:  # the first run imports modules and loads data
-                times.append(time.perf_counter() - t)
-        out[f"first_render_{topic.slug}_seconds"] = round(float(np.median(times)), 3)
-    return out
-
-
 def _bench_browser_refresh(device: torch.device) -> dict:
     """In headless Chromium: seconds from pressing Start to the first chart update, and refreshes per second
     of the live area while the CNN trains (distinct step captions seen per second, sampled every 50 ms)."""
@@ -91,6 +70,12 @@ def _bench_browser_refresh(device: torch.device) -> dict:
         rate = (len(seen - {-1}) - 1) / (time.perf_counter() - t1)
         browser.close()
     return {"first_update_seconds": round(first_update, 2), "refreshes_per_second": round(rate, 1)}
+
+
+def _bench_first_render(device: torch.device) -> dict:
+    from .ui.render_bench import first_render_seconds  # AppTest needs streamlit: it lives in dlviz.ui
+
+    return first_render_seconds()
 
 
 CORE_BENCHMARKS = {"t-SNE": _bench_tsne, "first render": _bench_first_render,

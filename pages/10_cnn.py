@@ -14,7 +14,7 @@ from dlviz.demos.cnn import probe
 from dlviz.figures.cnn import confusion_figure, feature_maps_figure, misclassified_figure
 from dlviz.figures.common import embedding_scatter, image_grid, metric_curves
 from dlviz.models.lenet import LeNet
-from dlviz.ui import config_form, current_device, explain, live_run, show
+from dlviz.ui import config_form, current_device, explain, live_run, metric_row, show
 from dlviz.ui.feature_sources import FeatureSource, publish
 from dlviz.ui.topics import require_app
 
@@ -56,11 +56,8 @@ def draw(runner) -> None:
     if snap is None:
         return
     m = snap.metrics
-    c = st.columns(4)
-    c[0].metric("test accuracy", f"{m['test_acc']:.1%}")
-    c[1].metric("test loss", f"{m['test_loss']:.3f}")
-    c[2].metric("epoch", f"{m['epoch']:.1f} / {config.epochs}")
-    c[3].metric("steps / s", f"{m['steps_per_second']:.0f}")
+    metric_row({"test accuracy": f"{m['test_acc']:.1%}", "test loss": f"{m['test_loss']:.3f}",
+                "epoch": f"{m['epoch']:.1f} / {config.epochs}", "steps / s": f"{m['steps_per_second']:.0f}"})
     show(metric_curves(runner.history, [("loss (cross-entropy)", ["train_loss", "test_loss"]),
                                         ("accuracy", ["train_acc", "test_acc"])]), key=f"{KEY}.curves")
 

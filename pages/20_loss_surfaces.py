@@ -15,7 +15,7 @@ from dlviz.demos import loss_surfaces as lsd
 from dlviz.figures import landscape as lf
 from dlviz.figures import surfaces as sf
 from dlviz.figures.common import metric_curves
-from dlviz.ui import config_form, current_device, explain, live_run, show
+from dlviz.ui import config_form, current_device, explain, live_run, metric_row, show
 from dlviz.ui.topics import require_app
 
 require_app(__file__)
@@ -164,11 +164,9 @@ def landscape_section() -> None:
         if snap is None:
             return
         m = snap.metrics
-        c = st.columns(4)
-        c[0].metric("train loss (1,024)", f"{m['landscape_loss']:.3f}")
-        c[1].metric("test accuracy", f"{m['test_acc']:.1%}")
-        c[2].metric("step", f"{snap.step} / {runner.config.steps}")
-        c[3].metric("‖θ − θ₀‖", f"{m['distance_from_init']:.2f}")
+        metric_row({"train loss (1,024)": f"{m['landscape_loss']:.3f}", "test accuracy": f"{m['test_acc']:.1%}",
+                    "step": f"{snap.step} / {runner.config.steps}",
+                    "‖θ − θ₀‖": f"{m['distance_from_init']:.2f}"})
         show(metric_curves(runner.history, [("loss", ["train_loss", "test_loss"]),
                                             ("accuracy", ["train_acc", "test_acc"])]), key=f"{KEY}.curves")
         landscape_views(runner, snap)

@@ -16,6 +16,12 @@ def show(fig: go.Figure, key: str | None = None, **kwargs):
     return st.plotly_chart(fig, key=key, width="stretch", config={"displaylogo": False}, **kwargs)
 
 
+def metric_row(items: dict[str, str]) -> None:
+    """One row of big numbers: label -> formatted value."""
+    for col, (label, value) in zip(st.columns(len(items)), items.items()):
+        col.metric(label, value)
+
+
 def explain(text: str, *formulas: str, claim: str | None = None) -> None:
     """A short explanation: markdown, the formulas (LaTeX), and the claim the demo shows."""
     with st.expander("What this shows", expanded=not lecture_mode()):
