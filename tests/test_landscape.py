@@ -66,7 +66,8 @@ def test_batched_slice_matches_loop_and_origin_is_the_model_loss():
     d = load_digits_split(8)
     x, y = d.x_train[:64], d.y_train[:64]
     torch.manual_seed(0)
-    for model in (LeNet(8, "relu", "max"), LeNet(8, "sigmoid", "avg"), MLP(64, (16, 16), 10, "relu", True)):
+    for model in (LeNet(8, "relu", "max"), LeNet(8, "sigmoid", "avg"), LeNet(8, "relu", "avg"),
+                  MLP(64, (16, 16), 10, "relu", True)):
         if isinstance(model, MLP):  # give BatchNorm non-trivial running statistics
             model.train()
             with torch.no_grad():
@@ -85,6 +86,23 @@ def test_batched_slice_matches_loop_and_origin_is_the_model_loss():
         model.train(training)
         assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # untouched
         assert len(np.unique(np.round(batched, 4))) > 4  # the slice is not flat
+
+
+def test_batched_matches_loop_with_bias_directions_chunks_and_large_maps():
+    """Directions that move every parameter (biases too, as on the 1-D interpolation), chunks that split the
+    points unevenly, and LeNet on 16x16 inputs (the grouped-convolution path)."""
+    torch.manual_seed(1)
+    for size, act, pool in ((8, "relu", "max"), (16, "relu", "max"), (16, "sigmoid", "avg")):
+        d = load_digits_split(size)
+        x, y = d.x_train[:32], d.y_train[:32]
+        model = LeNet(size, act, pool)
+        center = ls.params_of(model)
+        dirs = [{k: 0.3 * torch.randn_like(v) for k, v in center.items()} for _ in range(2)]
+        coeffs = np.random.default_rng(0).uniform(-1, 1, (7, 2)).astype(np.float32)
+        batched = ls.losses_at(model, center, dirs, coeffs, x, y, method="batched", chunk=3)
+        loop = ls.losses_at(model, center, dirs, coeffs, x, y, method="loop")
+        assert np.allclose(batched, loop, atol=1e-5), (size, act, pool)
+        assert np.ptp(batched) > 1e-3
 
 
 def test_filter_normalization():

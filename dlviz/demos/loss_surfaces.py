@@ -6,6 +6,7 @@ eigenvector) and ``landscape`` (a small network trains live; slices, PCA path an
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -404,7 +405,10 @@ def _summarize_ls(snap: Snapshot, runner) -> dict:
 
 
 def _bench_slice(device: torch.device) -> dict:
-    """41x41 slice of an 8x8 LeNet on 1,024 digits: point-by-point loop vs batched, and the top eigenvalue."""
+    """41x41 slice of an 8x8 LeNet on 1,024 digits: point-by-point loop vs batched (best of 4 and 2 runs), and the
+    top eigenvalue. ``batched_gflops`` counts the model's own forward FLOPs per point (what the loop executes); the
+    batched method does about two thirds of them (conv2 as a dense matrix skips its zero padding, conv1 is a
+    combination of three precomputed maps), so its share of the matmul peak can pass what the kernels achieve."""
     torch.manual_seed(0)
     data = landscape_data("lenet")
     model = LeNet(8, "relu", "max").to(device)
@@ -415,12 +419,15 @@ def _bench_slice(device: torch.device) -> dict:
     sync = (lambda: torch.cuda.synchronize()) if torch.device(device).type == "cuda" else (lambda: None)
     ls.loss_grid(model, params, d1, d2, coords[:3], coords[:3], x, y)  # warm-up
     times = {}
-    for method in ("batched", "loop"):
-        sync()
-        t = time.perf_counter()
-        Z = ls.loss_grid(model, params, d1, d2, coords, coords, x, y, method=method)
-        sync()
-        times[method] = time.perf_counter() - t
+    # Best of several runs, alternating the methods: a shared 2-core machine's timings drift by up to 2x.
+    for _ in range(2):
+        for method, repeats in (("batched", 2), ("loop", 1)):
+            for _ in range(repeats):
+                sync()
+                t = time.perf_counter()
+                Z = ls.loss_grid(model, params, d1, d2, coords, coords, x, y, method=method)
+                sync()
+                times[method] = min(times.get(method, math.inf), time.perf_counter() - t)
     flops = ls.forward_flops(model, x) * 41 * 41
     peak = ls.matmul_peak_gflops(device=device)
     achieved = flops / times["batched"] / 1e9
