@@ -12,7 +12,7 @@ import torch
 from dlviz.analysis.attention_masks import iou, mass_mask, patch_masks
 from dlviz.data.clutter import sample_photos
 from dlviz.demos import get_demo
-from dlviz.demos.dino import N_SHOW, photo_attention, train_supervised
+from dlviz.demos.dino import N_SHOW, SUPERVISED_STEPS, photo_attention, train_supervised
 from dlviz.figures.dino import attention_figure, entropy_figure, iou_bars, iou_curves
 from dlviz.models.vit import CheckpointError, load_dino_checkpoint
 from dlviz.ui import config_form, current_device, explain, live_run, show
@@ -40,7 +40,9 @@ explain(
     claim="The temperature divides the logits: a low teacher temperature (0.04 < 0.1 of the student) is the "
           "*sharpening*, which pushes each image to one dimension; *centering* subtracts the running mean, "
           "which stops one dimension from winning for every image. Each alone collapses (watch the entropies): "
-          "together, the student can only match the teacher by finding what is shared between crops: the object.",
+          "together, the student can only match the teacher by finding what is shared between crops: the object. "
+          "Measured on 256 held-out images: the IoU of each head's 60%-mass mask with the object (DINO's "
+          "figure), against a random ViT and a map of plain brightness.",
 )
 config = config_form(demo, KEY)
 
@@ -54,14 +56,18 @@ def draw(runner) -> None:
     if snap is None:
         return
     m = snap.metrics
-    c = st.columns(5)
+    c = st.columns(6)
     c[0].metric("best head IoU (teacher)", f"{m['attn_iou_best']:.2f}",
                 f"{m['attn_iou_best'] - m['attn_iou_random_init']:+.2f} vs random init")
     c[1].metric("mean IoU over heads", f"{m['attn_iou_mean']:.2f}")
     c[2].metric("random-init ViT", f"{m['attn_iou_random_init']:.2f}")
     c[3].metric("brightness baseline", f"{m['brightness_iou']:.2f}",
                 help="The mask kept from a map that is just each patch's brightness: what intensity alone explains.")
-    c[4].metric("teacher entropy", f"{m['teacher_entropy']:.2f}", f"log K = {m['log_k']:.2f}", delta_color="off")
+    c[4].metric("attention on the object", f"{m['attn_mass_best']:.0%}",
+                f"object is {m['object_share']:.0%} of the patches", delta_color="off",
+                help="The best head's share of CLS attention that lands on object patches. The IoU also asks the "
+                     "60% mask to cover the whole object; a head focused on part of it scores high here, not there.")
+    c[5].metric("teacher entropy", f"{m['teacher_entropy']:.2f}", f"log K = {m['log_k']:.2f}", delta_color="off")
     arr = snap.arrays
     depth, heads = arr["teacher_maps"].shape[1:3]
     v = st.columns([1, 2, 2])
@@ -85,17 +91,17 @@ def draw(runner) -> None:
         show(attention_figure(first.arrays["images"][:4], m0, _kept(m0, keep), first.arrays["masks"][:4],
                               title=f"{who.capitalize()}, layer {layer}, step 0 (random initialization)"),
              key=f"{KEY}.att0")
-    left, right = st.columns(2)
-    with left:
-        show(entropy_figure(runner.history, m["log_k"]), key=f"{KEY}.entropy")
-    with right:
-        show(iou_curves(runner.history), key=f"{KEY}.ioucurves")
+    show(iou_curves(runner.history), key=f"{KEY}.ioucurves")
     bars = {"DINO best head": m["attn_iou_best"], "DINO mean": m["attn_iou_mean"],
             "random init": m["attn_iou_random_init"], "brightness": m["brightness_iou"]}
     sup = st.session_state.get(f"{KEY}.supervised")
     if sup is not None and sup[0] == runner.config:
         bars["labels (best head)"] = sup[1]["iou_best"]
-    show(iou_bars(bars, arr["head_iou"]), key=f"{KEY}.bars")
+    left, right = st.columns(2)
+    with left:
+        show(entropy_figure(runner.history, m["log_k"]), key=f"{KEY}.entropy")
+    with right:
+        show(iou_bars(bars, arr["head_iou"]), key=f"{KEY}.bars")
     publish(FeatureSource(name=f"DINO ViT ({runner.config.embed_dim}-d teacher CLS token)", page=KEY,
                           step=snap.step, config={"out_dim": runner.config.out_dim}, features=arr["features"],
                           labels=arr["labels"], images=arr["eval_images"],
@@ -105,11 +111,12 @@ def draw(runner) -> None:
 live_run(KEY, demo, config, current_device(), draw)
 
 st.subheader("Baseline: the same ViT trained with labels")
-st.caption("Cross-entropy on the digit class, same images and crops, 300 steps. Does supervision find the "
-           "object as well as DINO does?")
+st.caption(f"Cross-entropy on the digit class, same images, {SUPERVISED_STEPS:,} steps (about 90 s on 2 CPU "
+           "cores; a ViT from scratch needs ~500 steps before it leaves chance). Does supervision find the object "
+           "as well as DINO does?")
 if st.button("Train the labelled ViT", key=f"{KEY}.sup_go"):
     with st.spinner("Training a ViT with labels..."):
-        st.session_state[f"{KEY}.supervised"] = (config, train_supervised(config, current_device(), steps=300))
+        st.session_state[f"{KEY}.supervised"] = (config, train_supervised(config, current_device()))
 sup = st.session_state.get(f"{KEY}.supervised")
 if sup is not None and sup[0] == config:
     res = sup[1]

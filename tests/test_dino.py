@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlviz.analysis.attention_masks import iou, mass_mask, output_entropies, patch_masks
+from dlviz.analysis.attention_masks import head_ious, iou, mass_mask, output_entropies, patch_masks
 from dlviz.data.clutter import make_clutter, sample_photos
 from dlviz.demos.dino import PRESETS, Config, dino_loss, photo_attention, random_crops, run
 from dlviz.models.vit import CheckpointError, DINOHead, VisionTransformer, load_dino_checkpoint
@@ -65,6 +65,20 @@ def test_iou_and_patch_masks():
     assert patch_masks(m, 4)[0].tolist() == [[True, False], [False, False]]
 
 
+def test_attention_mass_on_the_object_vs_iou():
+    from dlviz.analysis.attention_masks import head_object_mass
+
+    obj = torch.zeros(2, 4, 4, dtype=torch.bool)
+    obj[:, :2, :2] = True  # 4 of 16 patches
+    uniform = torch.ones(2, 1, 4, 4)
+    part = torch.zeros(2, 1, 4, 4)
+    part[:, 0, 0, 0] = 1.0  # all attention on one object patch
+    maps = torch.cat([uniform, part], 1)  # two heads
+    assert head_object_mass(maps, obj).tolist() == pytest.approx([0.25, 1.0])
+    # The same focused head covers a quarter of the object: IoU 0.25, while its mass on the object is 1.
+    assert head_ious(maps, obj).tolist()[1] == pytest.approx(0.25)
+
+
 def test_entropies_at_the_collapse_levels():
     k = 16
     h_mean, h_sample = output_entropies(torch.full((8, k), 1 / k))
@@ -102,6 +116,15 @@ def test_crops_and_data():
     ramp = torch.linspace(0, 1, 32).expand(4, 1, 32, 32)
     crop = random_crops(ramp, 32, (0.5, 1.0), g)
     assert crop.min() >= 0 and crop.max() <= 1 and (crop.amax((1, 2, 3)) - crop.amin((1, 2, 3)) > 0.4).all()
+
+
+def test_weight_decay_schedule_runs_from_start_to_end():
+    from dlviz.demos.dino import weight_decay_at
+
+    c = Config(steps=100)
+    assert weight_decay_at(c, 0) == pytest.approx(c.weight_decay)
+    assert weight_decay_at(c, 100) == pytest.approx(c.weight_decay_end)
+    assert c.weight_decay < weight_decay_at(c, 50) < c.weight_decay_end
 
 
 def _official_vit_s16_state(seed=0) -> dict:
@@ -160,3 +183,12 @@ def test_no_centering_collapses_to_one_dimension_and_no_sharpening_to_uniform():
                       warmup_teacher_temp=PRESETS["no-sharpening"].config.warmup_teacher_temp), 2)[-1].metrics
     assert nc["teacher_entropy"] < dino["teacher_entropy"]
     assert ns["teacher_sample_entropy"] > dino["teacher_sample_entropy"]
+
+
+def test_supervised_baseline_reports_attention_and_accuracy():
+    from dlviz.demos.dino import train_supervised
+
+    out = train_supervised(replace(TINY, batch_size=8), torch.device("cpu"), steps=3)
+    assert 0 <= out["test_acc"] <= 1 and 0 <= out["iou_best"] <= 1 and out["iou_mean"] <= out["iou_best"]
+    assert len(out["head_iou"]) == TINY.num_heads and out["maps"].shape[:3] == (6, TINY.depth, TINY.num_heads)
+    assert 0 <= out["mass_best"] <= 1

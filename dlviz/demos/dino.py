@@ -17,8 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..analysis.attention_masks import (brightness_maps, cls_attention, head_ious, map_iou, output_entropies,
-                                        patch_masks)
+from ..analysis.attention_masks import (brightness_maps, cls_attention, head_ious, head_object_mass, map_iou,
+                                        output_entropies, patch_masks)
 from ..config import param
 from ..data.clutter import make_clutter
 from ..device import seed_all
@@ -37,7 +37,9 @@ class Config:
     embed_dim: int = param(96, "ViT width (token dimension; divisible by 3, 4 and 6 heads)", choices=(96, 144, 192),
                            label="width")
     depth: int = param(4, "transformer blocks", lo=4, hi=6)
-    num_heads: int = param(3, "attention heads per block", choices=(3, 4, 6), label="heads")
+    # 6 heads (not 3): heads that keep their attention spread over the whole object are what the IoU rewards, and
+    # with more heads one of them reliably does (measured: best-head IoU 0.41-0.54 with 3, 0.59-0.61 with 6).
+    num_heads: int = param(6, "attention heads per block", choices=(3, 4, 6), label="heads")
     out_dim: int = param(512, "K: dimensions of the DINO output (the softmax over K 'prototypes')",
                          choices=(64, 128, 256, 512, 1024, 2048), label="output dim K")
     local_crops: int = param(0, "small 16x16 crops per image seen by the student only (multi-crop); off by "
@@ -63,8 +65,13 @@ class Config:
                                     choices=(0.9, 0.99, 0.996, 0.999), label="teacher EMA")
     lr: float = param(1e-3, "AdamW peak learning rate (linear warm-up, cosine decay)", choices=LEARNING_RATES,
                       label="learning rate")
+    weight_decay: float = param(0.04, "AdamW weight decay at step 0 (cosine schedule to the final value)",
+                                choices=(0.0, 0.01, 0.04, 0.1), label="weight decay")
+    weight_decay_end: float = param(0.4, "AdamW weight decay at the end (DINO: 0.04 to 0.4)",
+                                    choices=(0.04, 0.1, 0.2, 0.4, 1.0), label="final weight decay")
     batch_size: int = param(32, "images per step", choices=(16, 32, 64, 128), label="batch size")
-    steps: int = param(700, "optimizer steps (about 2 minutes on 2 CPU cores)", lo=20, hi=20000)
+    steps: int = param(500, "optimizer steps (under 2 minutes on 2 CPU cores; the schedules finish with the run)",
+                       lo=20, hi=20000)
     eval_every: int = param(25, "steps between snapshots (attention maps, IoU)", lo=1, hi=500,
                             label="steps per snapshot")
     seed: int = param(0, "seed for data, initialization and crops", lo=0, hi=2**31 - 1, widget=False)
@@ -141,6 +148,12 @@ def teacher_temp_at(config: Config, step: int) -> float:
     return config.warmup_teacher_temp + f * (config.teacher_temp - config.warmup_teacher_temp)
 
 
+def weight_decay_at(config: Config, step: int) -> float:
+    """Cosine schedule from ``weight_decay`` to ``weight_decay_end`` over the run (DINO's schedule)."""
+    f = (1 - math.cos(math.pi * min(step, config.steps) / config.steps)) / 2
+    return config.weight_decay + f * (config.weight_decay_end - config.weight_decay)
+
+
 def lr_at(config: Config, step: int) -> float:
     warm = min(50, config.steps // 5)
     if step < warm:
@@ -157,15 +170,18 @@ def attention_report(vit: VisionTransformer, images: torch.Tensor, masks: torch.
                      ) -> dict[str, np.ndarray | float]:
     """IoU of each head's last-layer 60%-mass mask with the object, for (B, 1, S, S) images in [0, 1].
 
-    Returns ``head_iou`` (heads,), ``iou_best`` (best head, mean over images), ``iou_mean`` (mean over heads).
+    Returns ``head_iou`` (heads,), ``iou_best`` (best head, mean over images), ``iou_mean`` (mean over heads),
+    ``head_mass`` (heads,) and ``mass_best``: the share of a head's attention on object patches.
     """
     was = vit.training
     vit.eval()
     grid = (images.shape[-2] // vit.patch_size, images.shape[-1] // vit.patch_size)
     maps = cls_attention(vit.get_last_selfattention(_normalize(images)), grid)
     vit.train(was)
-    h = head_ious(maps, patch_masks(masks, vit.patch_size), keep)
-    return {"head_iou": h, "iou_best": float(h.max()), "iou_mean": float(h.mean())}
+    obj = patch_masks(masks, vit.patch_size)
+    h, mass = head_ious(maps, obj, keep), head_object_mass(maps, obj)
+    return {"head_iou": h, "iou_best": float(h.max()), "iou_mean": float(h.mean()), "head_mass": mass,
+            "mass_best": float(mass.max()), "object_share": float(obj.float().mean())}
 
 
 @torch.no_grad()
@@ -184,7 +200,9 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
 
     Metrics: loss, teacher_entropy (of the batch-mean teacher output), teacher_sample_entropy (mean
     per-sample), log_k, attn_iou_best / attn_iou_mean (teacher, held-out images), student_iou_best,
-    attn_iou_random_init (the step-0 teacher), brightness_iou, teacher_temp, momentum, lr.
+    attn_iou_random_init (the step-0 teacher), attn_mass_best / attn_mass_random_init (the best head's share of
+    attention on object patches) against object_share (the object's share of the patches), brightness_iou,
+    teacher_temp, momentum, lr.
     Arrays: ``images`` (N_SHOW, S, S), ``masks`` (N_SHOW, S, S), ``teacher_maps`` / ``student_maps``
     (N_SHOW, depth, heads, gh, gw), ``head_iou`` (heads,), ``features`` (N_EVAL, D) teacher CLS features,
     ``labels`` (N_EVAL,), ``eval_images`` (N_EVAL, S, S).
@@ -202,8 +220,8 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
         p.requires_grad_(False)
     decay = [p for n, p in student.named_parameters() if p.ndim > 1 and "last_layer" not in n]
     no_decay = [p for n, p in student.named_parameters() if not (p.ndim > 1 and "last_layer" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.04}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=config.lr)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
     center = torch.zeros(1, config.out_dim, device=device)
     n_crops = 2 + config.local_crops
     log_k = math.log(config.out_dim)
@@ -229,6 +247,8 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
             "teacher_sample_entropy": acc["sample_ent"] / n if acc["n"] else ent0[1],
             "log_k": log_k, "attn_iou_best": t_rep["iou_best"], "attn_iou_mean": t_rep["iou_mean"],
             "student_iou_best": s_rep["iou_best"], "attn_iou_random_init": random_init,
+            "attn_mass_best": t_rep["mass_best"], "attn_mass_random_init": rep0["mass_best"],
+            "object_share": rep0["object_share"],
             "brightness_iou": brightness, "teacher_temp": teacher_temp_at(config, step),
             "momentum": teacher_momentum_at(config, step), "lr": lr_at(config, step),
             "steps_per_second": steps_per_s,
@@ -247,6 +267,7 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
     for step in range(config.steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(config, step)
+        opt.param_groups[0]["weight_decay"] = weight_decay_at(config, step)
         idx = torch.randint(0, N_TRAIN, (config.batch_size,), generator=gen).to(device)
         x = _normalize(xtr[idx])
         crops = [random_crops(x, IMG, GLOBAL_SCALE, gen) for _ in range(2)]
@@ -280,10 +301,15 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
             t_window = time.perf_counter()
 
 
-def train_supervised(config: Config, device: torch.device, steps: int = 400) -> dict:
-    """The labelled baseline: the same ViT trained with digit labels (cross-entropy on the CLS token), same crops.
+SUPERVISED_STEPS, SUPERVISED_LR = 1200, 5e-4
 
-    Returns its attention report on the held-out images and its test accuracy.
+
+def train_supervised(config: Config, device: torch.device, steps: int = SUPERVISED_STEPS) -> dict:
+    """The labelled baseline: the same ViT trained with digit labels (cross-entropy on the CLS token).
+
+    A ViT from scratch sits at chance for its first ~500 steps here (measured at 400 steps with learning rates
+    2.5e-4 to 2e-3: 8-12% test accuracy); with 5e-4 for 1,200 steps (about 90 s on 2 CPU cores) it reaches
+    about 45%. Returns its attention report on the held-out images and its test accuracy.
     """
     gen = seed_all(config.seed)
     data = make_clutter(N_TRAIN + N_EVAL, IMG, seed=1000 + config.seed % 1000)
@@ -291,13 +317,13 @@ def train_supervised(config: Config, device: torch.device, steps: int = 400) -> 
     xev, mev, yev = (t[N_TRAIN:].to(device) for t in (data.images, data.masks, data.labels))
     vit = build_vit(config).to(device)
     head = torch.nn.Linear(config.embed_dim, 10).to(device)
-    opt = torch.optim.AdamW(list(vit.parameters()) + list(head.parameters()), lr=config.lr, weight_decay=0.04)
-    sup = replace(config, steps=steps)
+    opt = torch.optim.AdamW(list(vit.parameters()) + list(head.parameters()), lr=SUPERVISED_LR, weight_decay=0.04)
+    sup = replace(config, steps=steps, lr=SUPERVISED_LR)
     for step in range(steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(sup, step)
         idx = torch.randint(0, N_TRAIN, (config.batch_size,), generator=gen).to(device)
-        x = random_crops(_normalize(xtr[idx]), IMG, (0.6, 1.0), gen)
+        x = random_crops(_normalize(xtr[idx]), IMG, (0.8, 1.0), gen)
         loss = F.cross_entropy(head(vit(x)), ytr[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -338,7 +364,8 @@ def photo_attention(vit: VisionTransformer, photo: np.ndarray, side: int = 224, 
 
 
 def _summarize(snap: Snapshot, runner) -> dict:
-    keys = ("attn_iou_best", "attn_iou_mean", "attn_iou_random_init", "student_iou_best", "brightness_iou",
+    keys = ("attn_iou_best", "attn_iou_mean", "attn_iou_random_init", "attn_mass_best", "attn_mass_random_init",
+            "object_share", "student_iou_best", "brightness_iou",
             "teacher_entropy", "teacher_sample_entropy", "log_k", "loss")
     return {**{k: round(float(snap.metrics[k]), 4) for k in keys if k in snap.metrics}, "steps": snap.step}
 
@@ -351,7 +378,7 @@ def _bench_default(device: torch.device) -> dict:
     r = Runner(DEMOS[0], Config(), device)
     r.run_to_end(max_seconds=120)
     m = r.latest.metrics
-    sup = train_supervised(Config(), device, steps=400)
+    sup = train_supervised(Config(), device)
     out.update(dino_iou_best=round(m["attn_iou_best"], 3), dino_iou_mean=round(m["attn_iou_mean"], 3),
                random_init_iou_best=round(m["attn_iou_random_init"], 3),
                iou_ratio_vs_random=round(m["attn_iou_best"] / max(m["attn_iou_random_init"], 1e-9), 2),

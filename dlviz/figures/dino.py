@@ -119,10 +119,12 @@ def entropy_figure(history: Sequence[dict], log_k: float, height: int = 320) -> 
 
 
 def iou_curves(history: Sequence[dict]) -> go.Figure:
-    """IoU with the object over training: teacher best head / mean over heads, student, and the two baselines."""
+    """IoU with the object over training (teacher best head / mean over heads, student, the two baselines), the
+    best head's share of attention on the object against the object's share of the patches, and the loss."""
     return metric_curves(history, [("IoU with the object (60% mask)",
                                     ["attn_iou_best", "attn_iou_mean", "student_iou_best",
                                      "attn_iou_random_init", "brightness_iou"]),
+                                   ("Attention on the object (best head)", ["attn_mass_best", "object_share"]),
                                    ("DINO loss", ["loss"])])
 
 
