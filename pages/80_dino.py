@@ -29,12 +29,12 @@ explain(
     "**DINO** (Caron et al., 2021) trains a *student* ViT to predict the output of a *teacher* ViT on another "
     "crop of the same image. The teacher is not trained by gradients: it is an exponential moving average of "
     "the student. Both end in a softmax over $K$ dimensions; the loss is the cross-entropy between them, "
-    "summed over pairs of different views (the teacher sees the 2 global crops, the student also the small "
-    "local ones):",
+    "summed over pairs of different views (the teacher sees the 2 global crops; the student also sees small "
+    "local crops when *local crops* is above 0, off by default here):",
     r"\mathcal{L} = \sum_{t \in \{g_1, g_2\}} \sum_{s \neq t} -\,P_t(x)^\top \log P_s(x), \qquad "
     r"P_s = \mathrm{softmax}\!\left(\frac{g_s(x)}{\tau_s}\right),\quad "
     r"P_t = \mathrm{softmax}\!\left(\frac{g_t(x) - c}{\tau_t}\right)",
-    r"c \leftarrow m\, c + (1 - m)\,\frac{1}{B}\sum_i g_t(x_i) \quad (m = 0.9), \qquad "
+    r"c \leftarrow m\, c + (1 - m)\,\frac{1}{B}\sum_i g_t(x_i) \quad (m = 0.9)",
     r"\theta_t \leftarrow \lambda\,\theta_t + (1 - \lambda)\,\theta_s \quad (\lambda: \lambda_0 \to 1,\ \text{cosine};"
     r"\ \lambda_0 = 0.996 \text{ in the paper, } 0.9 \text{ here for a short run})",
     claim="The temperature divides the logits: a low teacher temperature (0.04 < 0.1 of the student) is the "
@@ -63,7 +63,7 @@ def draw(runner) -> None:
     c[2].metric("random-init ViT", f"{m['attn_iou_random_init']:.2f}")
     c[3].metric("brightness baseline", f"{m['brightness_iou']:.2f}",
                 help="The mask kept from a map that is just each patch's brightness: what intensity alone explains.")
-    c[4].metric("attention on the object", f"{m['attn_mass_best']:.0%}",
+    c[4].metric("attention on object", f"{m['attn_mass_best']:.0%}",
                 f"object is {m['object_share']:.0%} of the patches", delta_color="off",
                 help="The best head's share of CLS attention that lands on object patches. The IoU also asks the "
                      "60% mask to cover the whole object; a head focused on part of it scores high here, not there.")

@@ -160,11 +160,18 @@ def test_bad_checkpoints_are_clear_errors(tmp_path):
 
 
 def _run(config, n):
-    return list(itertools.islice(run(config, torch.device("cpu")), n))
+    """The first ``n`` full (evaluated) snapshots."""
+    full = (s for s in run(config, torch.device("cpu")) if s.metrics["eval_step"] == s.step)
+    return list(itertools.islice(full, n))
 
 
 def test_demo_snapshots_and_shapes():
-    snaps = _run(replace(TINY, steps=20, eval_every=10), 3)
+    every = list(run(replace(TINY, steps=20, eval_every=10), torch.device("cpu")))
+    # A snapshot after every step (the page moves live); the maps and IoUs are measured every 10 steps.
+    assert [s.step for s in every] == list(range(21))
+    assert [s.metrics["eval_step"] for s in every] == [0] * 10 + [10] * 10 + [20]
+    assert every[5].arrays is every[0].arrays and every[5].metrics["loss"] != every[6].metrics["loss"]
+    snaps = [s for s in every if s.metrics["eval_step"] == s.step]
     first, last = snaps[0], snaps[-1]
     assert last.step == 20 and "loss" in last.metrics and math.isfinite(last.metrics["loss"])
     assert first.arrays["teacher_maps"].shape == (6, 4, 3, 8, 8)

@@ -196,7 +196,8 @@ def layer_maps(vit: VisionTransformer, images: torch.Tensor) -> np.ndarray:
 
 
 def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
-    """Train DINO; yield a snapshot before training and every ``eval_every`` steps.
+    """Train DINO; yield a full snapshot before training and every ``eval_every`` steps, a light one (training
+    scalars; maps and IoUs carried over from the last full one, whose step is ``eval_step``) after every other step.
 
     Metrics: loss, teacher_entropy (of the batch-mean teacher output), teacher_sample_entropy (mean
     per-sample), log_k, attn_iou_best / attn_iou_mean (teacher, held-out images), student_iou_best,
@@ -251,7 +252,7 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
             "object_share": rep0["object_share"],
             "brightness_iou": brightness, "teacher_temp": teacher_temp_at(config, step),
             "momentum": teacher_momentum_at(config, step), "lr": lr_at(config, step),
-            "steps_per_second": steps_per_s,
+            "steps_per_second": steps_per_s, "eval_step": step,
         }
         if step == 0:
             metrics.pop("loss")
@@ -262,7 +263,8 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
             "head_iou": t_rep["head_iou"], "features": feats, "labels": yev,
             "eval_images": xev[:, 0].cpu().numpy()})
 
-    yield snapshot(0, 0.0)
+    last = snapshot(0, 0.0)
+    yield last
     t_window = time.perf_counter()
     for step in range(config.steps):
         for g in opt.param_groups:
@@ -294,11 +296,20 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
         acc["sample_ent"] += sample_ent
         acc["n"] += 1
         done = step + 1
+        rate = acc["n"] / max(time.perf_counter() - t_window, 1e-9)
         if done % config.eval_every == 0 or done == config.steps:
-            snap = snapshot(done, acc["n"] / max(time.perf_counter() - t_window, 1e-9))
-            yield snap
+            last = snapshot(done, rate)
+            yield last
             acc.update(loss=0.0, ent=0.0, sample_ent=0.0, n=0)
             t_window = time.perf_counter()
+        else:
+            # A light snapshot after every step, so the page moves several times a second: the training scalars
+            # are fresh, the attention maps and IoUs are those of the last evaluation (``eval_step``).
+            yield Snapshot(done, {**last.metrics, "loss": acc["loss"] / acc["n"],
+                                  "teacher_entropy": acc["ent"] / acc["n"],
+                                  "teacher_sample_entropy": acc["sample_ent"] / acc["n"],
+                                  "teacher_temp": tt, "momentum": m, "lr": lr_at(config, step),
+                                  "steps_per_second": rate}, last.arrays)
 
 
 SUPERVISED_STEPS, SUPERVISED_LR = 1200, 5e-4

@@ -91,7 +91,9 @@ def attention_figure(images: np.ndarray, maps: np.ndarray, keep_masks: np.ndarra
     if row_labels:
         fig.layout.annotations += tuple(dict(x=-gap, y=r * (h + gap) + h / 2, text=t, showarrow=False,
                                              xanchor="right", font=dict(size=11)) for r, t in enumerate(row_labels))
-    scale = tile_px / w
+    # Tiles are at most ``tile_px`` wide, and the whole canvas fits a ~900 px wide page column: with 6 heads (13 tiles)
+    # the page width decides, and a height from tile_px alone left a blank band above the image.
+    scale = min(tile_px / w, 900 / canvas.shape[1])
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, range=[canvas.shape[0] - 0.5, -h * 0.35])
     fig.update_layout(title=title, height=int(canvas.shape[0] * scale * 1.15) + 80,
@@ -121,6 +123,7 @@ def entropy_figure(history: Sequence[dict], log_k: float, height: int = 320) -> 
 def iou_curves(history: Sequence[dict]) -> go.Figure:
     """IoU with the object over training (teacher best head / mean over heads, student, the two baselines), the
     best head's share of attention on the object against the object's share of the patches, and the loss."""
+    history = [h for h in history if h.get("eval_step", h.get("step")) == h.get("step")]  # measured rows only
     return metric_curves(history, [("IoU with the object (60% mask)",
                                     ["attn_iou_best", "attn_iou_mean", "student_iou_best",
                                      "attn_iou_random_init", "brightness_iou"]),
