@@ -20,6 +20,15 @@ def test_home_lists_every_topic():
     assert at.sidebar.number_input(key="dlviz.seed").value == 0
 
 
+def test_app_turns_off_the_full_gc_after_every_run():
+    """150 ms per live refresh otherwise (README, Measured): app.py sets it even without the config file."""
+    from streamlit import config
+
+    config.set_option("runner.postScriptGC", True)
+    _no_exception(open_page())
+    assert config.get_option("runner.postScriptGC") is False
+
+
 def test_cnn_page_defaults_and_start():
     at = open_page(CNN)
     _no_exception(at)
