@@ -52,7 +52,8 @@ def _kept(maps: np.ndarray, keep: float) -> np.ndarray:
 
 
 def draw(runner) -> None:
-    snap, first = runner.latest, runner.first
+    """The live area: numbers and curves that move with every step."""
+    snap = runner.latest
     if snap is None:
         return
     m = snap.metrics
@@ -68,29 +69,8 @@ def draw(runner) -> None:
                 help="The best head's share of CLS attention that lands on object patches. The IoU also asks the "
                      "60% mask to cover the whole object; a head focused on part of it scores high here, not there.")
     c[5].metric("teacher entropy", f"{m['teacher_entropy']:.2f}", f"log K = {m['log_k']:.2f}", delta_color="off")
-    arr = snap.arrays
-    depth, heads = arr["teacher_maps"].shape[1:3]
-    v = st.columns([1, 2, 2])
-    who = v[0].radio("Network", ["teacher", "student"], horizontal=True, key=f"{KEY}.who")
-    layer = v[1].slider("Layer", 1, depth, depth, key=f"{KEY}.layer",
-                        help="DINO's figure shows the last layer; earlier layers attend more locally.")
-    keep = v[2].slider("Attention mass kept", 0.1, 0.9, 0.6, 0.05, key=f"{KEY}.keep",
-                       help="Each mask keeps the fewest patches holding this fraction of the head's attention.")
-    maps = arr[f"{who}_maps"][:, layer - 1]
-    kept = _kept(maps, keep)
-    obj = patch_masks(torch.from_numpy(arr["masks"]), 4).numpy()
-    per_head = iou(torch.from_numpy(kept), torch.from_numpy(obj)[:, None]).mean(0).numpy()
-    show(attention_figure(arr["images"][:4], maps[:4], kept[:4], arr["masks"][:4],
-                          title=f"{who.capitalize()}, layer {layer}: CLS attention per head and the mask keeping "
-                                f"{keep:.0%} of it (step {snap.step})"), key=f"{KEY}.att")
-    st.caption(f"On these {N_SHOW} images, IoU per head at {keep:.0%}: "
-               + ", ".join(f"head {i + 1}: {x:.2f}" for i, x in enumerate(per_head))
-               + ". The held-out IoU metrics above use 256 images, the teacher's last layer and 60%.")
-    if st.toggle("Compare with the same images before training", key=f"{KEY}.before"):
-        m0 = first.arrays[f"{who}_maps"][:4, layer - 1]
-        show(attention_figure(first.arrays["images"][:4], m0, _kept(m0, keep), first.arrays["masks"][:4],
-                              title=f"{who.capitalize()}, layer {layer}, step 0 (random initialization)"),
-             key=f"{KEY}.att0")
+    st.caption(f"Attention maps and IoUs are measured every {runner.config.eval_every} steps (last: step "
+               f"{m['eval_step']:.0f}); the loss and entropies move with every step.")
     show(iou_curves(runner.history), key=f"{KEY}.ioucurves")
     bars = {"DINO best head": m["attn_iou_best"], "DINO mean": m["attn_iou_mean"],
             "random init": m["attn_iou_random_init"], "brightness": m["brightness_iou"]}
@@ -101,14 +81,45 @@ def draw(runner) -> None:
     with left:
         show(entropy_figure(runner.history, m["log_k"]), key=f"{KEY}.entropy")
     with right:
-        show(iou_bars(bars, arr["head_iou"]), key=f"{KEY}.bars")
+        show(iou_bars(bars, snap.arrays["head_iou"]), key=f"{KEY}.bars")
+
+
+def draw_maps(runner) -> None:
+    """The attention maps: they change only when the run is evaluated, so they redraw on the slower timer."""
+    snap, first = runner.latest, runner.first
+    if snap is None:
+        return
+    arr = snap.arrays
+    depth = arr["teacher_maps"].shape[1]
+    v = st.columns([1, 2, 2])
+    who = v[0].radio("Network", ["teacher", "student"], horizontal=True, key=f"{KEY}.who")
+    layer = v[1].slider("Layer", 1, depth, depth, key=f"{KEY}.layer",
+                        help="DINO's figure shows the last layer; earlier layers attend more locally.")
+    keep = v[2].slider("Attention mass kept", 0.1, 0.9, 0.6, 0.05, key=f"{KEY}.keep",
+                       help="Each mask keeps the fewest patches holding this fraction of the head's attention.")
+    maps = arr[f"{who}_maps"][:, layer - 1]
+    kept = _kept(maps, keep)
+    obj = patch_masks(torch.from_numpy(arr["masks"]), 4).numpy()
+    per_head = iou(torch.from_numpy(kept), torch.from_numpy(obj)[:, None]).mean(0).numpy()
+    at = int(snap.metrics["eval_step"])
+    show(attention_figure(arr["images"][:4], maps[:4], kept[:4], arr["masks"][:4],
+                          title=f"{who.capitalize()}, layer {layer}: CLS attention per head and the mask keeping "
+                                f"{keep:.0%} of it (step {at})"), key=f"{KEY}.att")
+    st.caption(f"On these {N_SHOW} images, IoU per head at {keep:.0%}: "
+               + ", ".join(f"head {i + 1}: {x:.2f}" for i, x in enumerate(per_head))
+               + ". The held-out IoU metrics above use 256 images, the teacher's last layer and 60%.")
+    if st.toggle("Compare with the same images before training", key=f"{KEY}.before"):
+        m0 = first.arrays[f"{who}_maps"][:4, layer - 1]
+        show(attention_figure(first.arrays["images"][:4], m0, _kept(m0, keep), first.arrays["masks"][:4],
+                              title=f"{who.capitalize()}, layer {layer}, step 0 (random initialization)"),
+             key=f"{KEY}.att0")
     publish(FeatureSource(name=f"DINO ViT ({runner.config.embed_dim}-d teacher CLS token)", page=KEY,
-                          step=snap.step, config={"out_dim": runner.config.out_dim}, features=arr["features"],
+                          step=at, config={"out_dim": runner.config.out_dim}, features=arr["features"],
                           labels=arr["labels"], images=arr["eval_images"],
                           class_names=tuple(str(i) for i in range(10))))
 
 
-live_run(KEY, demo, config, current_device(), draw)
+live_run(KEY, demo, config, current_device(), draw, draw_slow=draw_maps)
 
 st.subheader("Baseline: the same ViT trained with labels")
 st.caption(f"Cross-entropy on the digit class, same images, {SUPERVISED_STEPS:,} steps (about 90 s on 2 CPU "

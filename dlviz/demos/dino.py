@@ -70,8 +70,8 @@ class Config:
     weight_decay_end: float = param(0.4, "AdamW weight decay at the end (DINO: 0.04 to 0.4)",
                                     choices=(0.04, 0.1, 0.2, 0.4, 1.0), label="final weight decay")
     batch_size: int = param(32, "images per step", choices=(16, 32, 64, 128), label="batch size")
-    steps: int = param(500, "optimizer steps (under 2 minutes on 2 CPU cores; the schedules finish with the run)",
-                       lo=20, hi=20000)
+    steps: int = param(500, "optimizer steps; the schedules finish with the run. On 2 CPU cores: under 2 minutes "
+                       "from the command line, about 4 in the app (the browser shares the cores)", lo=20, hi=20000)
     eval_every: int = param(25, "steps between snapshots (attention maps, IoU)", lo=1, hi=500,
                             label="steps per snapshot")
     seed: int = param(0, "seed for data, initialization and crops", lo=0, hi=2**31 - 1, widget=False)
