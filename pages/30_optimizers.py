@@ -19,6 +19,7 @@ from dlviz.figures.optimizers import (batch_paths_figure, curves_figure, error_c
                                       race_figure, rate_map_figure, schedule_figure, view_around)
 from dlviz.runner import RUNNING
 from dlviz.ui import config_form, current_device, explain, live_run, show
+from dlviz.ui.live import BUDGET_S
 from dlviz.ui.topics import require_app
 
 require_app(__file__)
@@ -64,7 +65,7 @@ with race_tab:
         st.warning("Switch on at least one optimizer in the controls (the toggles in the second row).", icon="🏁")
     elif surface is not None:
         smooth = st.toggle("Animate step by step", value=True, key=f"{KEY}.smooth",
-                           help="Off: each refresh computes as many steps as fit in 0.15 s (faster, jumpier).")
+                           help="Off: each refresh computes as many steps as fit in 0.1 s (faster, jumpier).")
 
         def notes(runner, surf, a) -> None:
             for n, status in a["status"].items():
@@ -124,7 +125,7 @@ with race_tab:
                     show(schedule_figure(a["lrs"], runner.config.schedule), key=f"{KEY}.fig_schedule")
             show(curves_figure(a["losses"], dists, upto, f_min), key=f"{KEY}.fig_curves")
 
-        live_run(KEY, demo, config, current_device(), draw, budget_s=0.0 if smooth else 0.15,
+        live_run(KEY, demo, config, current_device(), draw, budget_s=0.0 if smooth else BUDGET_S,
                  every_s=0.3)
 
 @st.cache_data(max_entries=16, show_spinner=False)
