@@ -12,6 +12,7 @@ from dlviz.analysis.formula import FormulaError
 from dlviz.analysis.surfaces import CURVES, two_logit_surfaces
 from dlviz.demos import get_demo
 from dlviz.demos import loss_surfaces as lsd
+from dlviz.device import all_cpu_threads
 from dlviz.figures import landscape as lf
 from dlviz.figures import surfaces as sf
 from dlviz.figures.common import metric_curves
@@ -178,7 +179,7 @@ def _cached(name: str, runner, snap, fn):
     """Compute on a button press; keep the result for this run (shown with the step it was computed at)."""
     store = f"land.{name}"
     if st.button(f"Compute {name} at step {snap.step}", key=f"land.{name}_go"):
-        with st.spinner(f"Computing the {name}..."):
+        with st.spinner(f"Computing the {name}..."), all_cpu_threads():
             try:
                 ss[store] = (id(runner), snap.step, fn())
             except (ValueError, RuntimeError) as exc:

@@ -13,6 +13,7 @@ from dlviz.analysis.attention_masks import iou, mass_mask, patch_masks
 from dlviz.data.clutter import sample_photos
 from dlviz.demos import get_demo
 from dlviz.demos.dino import N_SHOW, SUPERVISED_STEPS, photo_attention, train_supervised
+from dlviz.device import all_cpu_threads
 from dlviz.figures.dino import attention_figure, entropy_figure, iou_bars, iou_curves
 from dlviz.models.vit import CheckpointError, load_dino_checkpoint
 from dlviz.ui import config_form, current_device, explain, live_run, show
@@ -126,7 +127,7 @@ st.caption(f"Cross-entropy on the digit class, same images, {SUPERVISED_STEPS:,}
            "cores; a ViT from scratch needs ~500 steps before it leaves chance). Does supervision find the object "
            "as well as DINO does?")
 if st.button("Train the labelled ViT", key=f"{KEY}.sup_go"):
-    with st.spinner("Training a ViT with labels..."):
+    with st.spinner("Training a ViT with labels..."), all_cpu_threads():
         st.session_state[f"{KEY}.supervised"] = (config, train_supervised(config, current_device()))
 sup = st.session_state.get(f"{KEY}.supervised")
 if sup is not None and sup[0] == config:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import os
 import struct
 from dataclasses import dataclass
 
@@ -151,6 +152,22 @@ def test_missing_dataset_is_a_clear_message(tmp_path):
         load_image_dataset("mnist", root=str(tmp_path / "nowhere"))
     with pytest.raises(ValueError, match="unknown dataset"):
         load_image_dataset("imagenet")
+
+
+def test_all_cpu_threads_is_temporary():
+    from dlviz.device import all_cpu_threads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with all_cpu_threads(cap=2):
+            assert torch.get_num_threads() == min(2, os.cpu_count() or 1)
+        assert torch.get_num_threads() == 1
+        with pytest.raises(RuntimeError), all_cpu_threads():
+            raise RuntimeError("a failed computation still gives the threads back")
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_device_choice_and_seeding():
