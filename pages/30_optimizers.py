@@ -14,6 +14,7 @@ from dlviz.analysis.trajectories import (OPTIMIZERS, TRUE_W, batch_size_paths, c
                                          trajectory)
 from dlviz.demos import get_demo
 from dlviz.demos.optimizers import Config, NetConfig, network_plane, resolve_surface
+from dlviz.device import all_cpu_threads
 from dlviz.figures.optimizers import (batch_paths_figure, curves_figure, error_curves_figure, label_of,
                                       network_curves_figure,
                                       race_figure, rate_map_figure, schedule_figure, view_around)
@@ -206,7 +207,7 @@ def draw_net(runner) -> None:
     show(network_curves_figure(runner.history, runner.config.names()), key=f"{KEY}.fig_net_curves")
     ss, cache_key = st.session_state, f"{KEY}.net_plane"
     if st.button("Compute the loss plane at this step", key=f"{KEY}.net_plane_go", disabled=snap.step == 0):
-        with st.spinner("Loss on a 25 x 25 grid of the PCA plane..."):
+        with st.spinner("Loss on a 25 x 25 grid of the PCA plane..."), all_cpu_threads():
             ss[cache_key] = (id(runner), snap.step, network_plane(runner.config, snap, device=runner.device))
     cached = ss.get(cache_key)
     if cached is None or cached[0] != id(runner):
