@@ -154,15 +154,19 @@ def _lenet_evaluator(model: LeNet, center: Params, dirs: list[Params], x: torch.
     def at(cw: torch.Tensor, name: str) -> torch.Tensor:  # (P, *shape) weights of ``name`` at the points
         return (cw @ flat[name]).view(cw.shape[0], *center[name].shape)
 
-    def pool_and_act(blocks, bias: torch.Tensor | None = None) -> torch.Tensor:
-        """Running max (or mean) over the four window blocks, each a callable that may write into a buffer;
-        for max pooling a per-channel ``bias`` is added after the max (it commutes with it)."""
-        acc = blocks[0](None)
+    def pool_and_act(block, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """2x2 pooling, then the activation (for max pooling; before it for average pooling, as LeNet does).
+
+        ``block(i, out)`` is the layer's output at window position i (0-3), written into ``out`` when one is
+        given, else a new tensor. Max pooling keeps a running maximum in place, so only two blocks ever exist;
+        a per-channel ``bias`` is added after the max, with which it commutes.
+        """
+        acc = block(0, None)
         if not is_max:
             acc = act(acc)
         buf = torch.empty_like(acc)
-        for make in blocks[1:]:
-            b = make(buf)
+        for i in range(1, 4):
+            b = block(i, buf)
             if is_max:
                 torch.maximum(acc, b, out=acc)
             else:
@@ -195,25 +199,23 @@ def _lenet_evaluator(model: LeNet, center: Params, dirs: list[Params], x: torch.
     def logits(coeffs: torch.Tensor) -> torch.Tensor:
         P = coeffs.shape[0]
         cw = torch.cat([torch.ones(P, 1, dtype=coeffs.dtype, device=coeffs.device), coeffs], 1)  # (P, 1 + k)
-        h = pool_and_act([lambda out, i=i: torch.mm(cw, win1[i], out=out) if out is not None else cw @ win1[i]
-                          for i in range(4)]).view(P, B, -1)  # (P, B, 6*s*s)
+        h = pool_and_act(lambda i, out: torch.mm(cw, win1[i], out=out)).view(P, B, -1)  # (P, B, 6*s*s)
         b2 = at(cw, "conv2.bias")  # (P, 16)
         if small:
             M = [(cw @ mats[i]).view(P, n_in, -1) for i in range(4)]  # 4 x (P, n_in, 16*(o/2)^2)
             bias = b2.repeat_interleave((o // 2) ** 2, dim=1).view(P, 1, -1)
             if is_max:
-                h = pool_and_act([lambda out, i=i: torch.bmm(h, M[i], out=out) if out is not None
-                                  else torch.bmm(h, M[i]) for i in range(4)], bias)
-            else:
-                h = pool_and_act([lambda out, i=i: torch.baddbmm(bias, h, M[i]) for i in range(4)])
+                h = pool_and_act(lambda i, out: torch.bmm(h, M[i], out=out), bias)
+            else:  # the activation comes before the average: the bias goes in first
+                h = pool_and_act(lambda i, out: torch.baddbmm(bias, h, M[i]))
         else:  # larger inputs: a grouped convolution over the stacked per-point weights
             w2 = at(cw, "conv2.weight")
             hin = h.view(P, B, *in_shape).transpose(0, 1).reshape(B, P * in_shape[0], *in_shape[1:])
             out = F.conv2d(hin, w2.reshape(-1, *w2.shape[2:]), b2.reshape(-1), padding=model.conv2.padding,
                            groups=P)
             out = out.view(B, P, c2, *out.shape[2:]).transpose(0, 1)  # (P, B, c2, o, o)
-            blocks = _window_major(out)
-            h = pool_and_act([lambda _out, i=i: blocks[i].clone() for i in range(4)])
+            blocks = _window_major(out)  # the conv2d output already holds the bias
+            h = pool_and_act(lambda i, _out: blocks[i].clone() if i == 0 else blocks[i])
         h = h.reshape(P, B, -1)  # (P, B, 16*o'*o'), in (C, H, W) order like LeNet's flatten
         for name in ("fc1", "fc2", "fc3"):
             h = torch.baddbmm(at(cw, f"{name}.bias").unsqueeze(1), h, at(cw, f"{name}.weight").transpose(1, 2))
