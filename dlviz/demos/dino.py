@@ -38,7 +38,8 @@ class Config:
                            label="width")
     depth: int = param(4, "transformer blocks", lo=4, hi=6)
     # 6 heads (not 3): heads that keep their attention spread over the whole object are what the IoU rewards, and
-    # with more heads one of them reliably does (measured, seeds 1 and 2: best-head IoU 0.54 and 0.41 with 3, 0.61 and 0.59 with 6).
+    # with more heads one of them reliably does (measured, seeds 1 and 2: best-head IoU 0.54 and 0.41 with 3,
+    # 0.61 and 0.59 with 6).
     num_heads: int = param(6, "attention heads per block", choices=(3, 4, 6), label="heads")
     out_dim: int = param(512, "K: dimensions of the DINO output (the softmax over K 'prototypes')",
                          choices=(64, 128, 256, 512, 1024, 2048), label="output dim K")
