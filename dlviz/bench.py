@@ -49,7 +49,8 @@ _STEP_WATCH = """() => {
 
 def _bench_browser_refresh(device: torch.device) -> dict:
     """In headless Chromium: seconds from pressing Start to the first chart update, and refreshes per second
-    of the live area while the CNN trains (distinct step captions per second over 5 s, counted in the page)."""
+    of the live area while the CNN trains: distinct step captions per second, counted in the page during the 7 s
+    after Start, leaving out the first second after the first update."""
     from playwright.sync_api import sync_playwright
 
     from .browser import CHROMIUM_ARGS, FRESH, chromium_path, serve_app, wait_idle
