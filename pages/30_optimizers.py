@@ -115,13 +115,13 @@ with race_tab:
                 rows = []
                 for n, p in a["paths"].items():
                     i = min(upto, len(p) - 1)
-                    rows.append({"optimizer": label_of(n), "f": a["losses"][n][i],
-                                 **({"distance to min": dists[n][i]} if dists else {}),
+                    # Python's %g switches to an exponent for tiny values (3.031e-05); the table's own
+                    # formatter printed 0.00003031, cut off in the narrow column.
+                    rows.append({"optimizer": label_of(n), "f": f"{a['losses'][n][i]:.4g}",
+                                 **({"distance to min": f"{dists[n][i]:.4g}"} if dists else {}),
                                  "status": a["status"][n] if a["status"][n] != "running" and i == len(p) - 1
                                  else "finished" if runner.finished and i == len(p) - 1 else "racing"})
-                st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-                             column_config={c: st.column_config.NumberColumn(format="%.4g")
-                                            for c in ("f", "distance to min")})
+                st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
                 if any(len(v) for v in a["lrs"].values()):
                     show(schedule_figure(a["lrs"], runner.config.schedule), key=f"{KEY}.fig_schedule")
             show(curves_figure(a["losses"], dists, upto, f_min), key=f"{KEY}.fig_curves")
