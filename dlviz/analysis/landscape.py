@@ -102,14 +102,22 @@ def _per_point_ce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return -logp.gather(-1, y.view(1, -1, 1).expand(logits.shape[0], -1, 1)).squeeze(-1).mean(1)
 
 
-def _stack(center: Params, dirs: list[Params], coeffs: torch.Tensor, name: str) -> torch.Tensor:
-    """(P, *shape) weights of parameter ``name`` at P points; coeffs (P, k)."""
-    c = center[name]
-    out = c.unsqueeze(0).expand(coeffs.shape[0], *c.shape)
-    if not dirs:
-        return out.contiguous()
-    D = torch.stack([d[name] for d in dirs])  # (k, *shape)
-    return out + (coeffs @ D.reshape(len(dirs), -1)).view(coeffs.shape[0], *c.shape)
+class _PointWeights:
+    """Parameters at many points ``center + coeffs @ dirs``: each parameter of the center and the directions is
+    stacked once, so a chunk of points costs one small matrix product per parameter."""
+
+    def __init__(self, center: Params, dirs: list[Params], names):
+        self.shapes = {n: center[n].shape for n in names}
+        self.flat = {n: torch.stack([p[n].reshape(-1) for p in (center, *dirs)]) for n in names}  # (1 + k, numel)
+
+    @staticmethod
+    def mix(coeffs: torch.Tensor) -> torch.Tensor:
+        """(P, k) coefficients -> (P, 1 + k), with the center's weight 1 in front."""
+        return torch.cat([torch.ones(coeffs.shape[0], 1, dtype=coeffs.dtype, device=coeffs.device), coeffs], 1)
+
+    def at(self, cw: torch.Tensor, name: str) -> torch.Tensor:
+        """(P, *shape) values of parameter ``name`` at the points with mixing weights ``cw`` (P, 1 + k)."""
+        return (cw @ self.flat[name]).view(cw.shape[0], *self.shapes[name])
 
 
 def conv_as_matrix(weight: torch.Tensor, in_shape: tuple[int, int, int], padding) -> torch.Tensor:
@@ -148,12 +156,6 @@ def _lenet_evaluator(model: LeNet, center: Params, dirs: list[Params], x: torch.
     relu = isinstance(act, nn.ReLU)
     everyone = [center, *dirs]
 
-    def stacked(name: str) -> torch.Tensor:  # (1 + k, numel)
-        return torch.stack([p[name].reshape(-1) for p in everyone])
-
-    def at(cw: torch.Tensor, name: str) -> torch.Tensor:  # (P, *shape) weights of ``name`` at the points
-        return (cw @ flat[name]).view(cw.shape[0], *center[name].shape)
-
     def pool_and_act(block, bias: torch.Tensor | None = None) -> torch.Tensor:
         """2x2 pooling, then the activation (for max pooling; before it for average pooling, as LeNet does).
 
@@ -177,8 +179,7 @@ def _lenet_evaluator(model: LeNet, center: Params, dirs: list[Params], x: torch.
             return acc.relu_() if relu else act(acc)
         return acc.mul_(0.25)
 
-    flat = {n: stacked(n) for n in ("conv2.bias", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias",
-                                      "fc3.weight", "fc3.bias")}
+    names = ["conv2.bias", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias"]
     conv1 = torch.stack([F.conv2d(x, p["conv1.weight"], p["conv1.bias"], padding=model.conv1.padding)
                          for p in everyone])  # (1 + k, B, 6, S, S)
     win1 = _window_major(conv1)  # (4, 1 + k, B, 6, s, s): window position first
@@ -194,11 +195,13 @@ def _lenet_evaluator(model: LeNet, center: Params, dirs: list[Params], x: torch.
         mats = _window_major(mats.view(1 + k, n_in, c2, o, o))  # (4, 1 + k, n_in, c2, o/2, o/2)
         mats = mats.reshape(4, 1 + k, -1).contiguous()
     else:
-        flat["conv2.weight"] = stacked("conv2.weight")
+        names.append("conv2.weight")
+    weights = _PointWeights(center, dirs, names)
+    at = weights.at
 
     def logits(coeffs: torch.Tensor) -> torch.Tensor:
         P = coeffs.shape[0]
-        cw = torch.cat([torch.ones(P, 1, dtype=coeffs.dtype, device=coeffs.device), coeffs], 1)  # (P, 1 + k)
+        cw = _PointWeights.mix(coeffs)  # (P, 1 + k)
         h = pool_and_act(lambda i, out: torch.mm(cw, win1[i], out=out)).view(P, B, -1)  # (P, B, 6*s*s)
         b2 = at(cw, "conv2.bias")  # (P, 16)
         if small:
@@ -235,18 +238,21 @@ def _mlp_evaluator(model: MLP, center: Params, dirs: list[Params], x: torch.Tens
                          for p in (center, *dirs)])  # (1 + k, B, H)
     B, H = bases.shape[1:]
     bases = bases.reshape(bases.shape[0], -1)
+    rest = layers[first + 1:]
+    with_params = [i for i, layer in rest if isinstance(layer, (nn.Linear, nn.BatchNorm1d))]
+    weights = _PointWeights(center, dirs, [f"layers.{i}.{w}" for i in with_params for w in ("weight", "bias")])
 
     def logits(coeffs: torch.Tensor) -> torch.Tensor:
         P = coeffs.shape[0]
-        cw = torch.cat([torch.ones(P, 1, dtype=coeffs.dtype, device=coeffs.device), coeffs], 1)
+        cw = _PointWeights.mix(coeffs)
         h = (cw @ bases).view(P, B, H)
-        for i, layer in layers[first + 1:]:
+        for i, layer in rest:
             name = f"layers.{i}"
             if isinstance(layer, nn.Linear):
-                w, b = _stack(center, dirs, coeffs, f"{name}.weight"), _stack(center, dirs, coeffs, f"{name}.bias")
+                w, b = weights.at(cw, f"{name}.weight"), weights.at(cw, f"{name}.bias")
                 h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
             elif isinstance(layer, nn.BatchNorm1d):  # evaluation mode: running statistics
-                g, b = _stack(center, dirs, coeffs, f"{name}.weight"), _stack(center, dirs, coeffs, f"{name}.bias")
+                g, b = weights.at(cw, f"{name}.weight"), weights.at(cw, f"{name}.bias")
                 inv = (layer.running_var + layer.eps).rsqrt()
                 h = (h - layer.running_mean) * inv * g.unsqueeze(1) + b.unsqueeze(1)
             else:
