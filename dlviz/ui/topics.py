@@ -61,20 +61,6 @@ def mark_app_ran() -> None:
     import streamlit as st
 
     st.session_state[_ENTRY_FLAG] = True
-    _no_post_script_gc()
-
-
-def _no_post_script_gc() -> None:
-    """The setting of ``.streamlit/config.toml``, also when the app is started from another folder: no full
-    ``gc.collect(2)`` after every script run (150 ms per live refresh with torch and plotly loaded, measured).
-    Streamlit reads the option at the end of each run; if a future version drops it, nothing breaks."""
-    try:
-        from streamlit import config
-
-        if config.get_option("runner.postScriptGC"):
-            config.set_option("runner.postScriptGC", False)
-    except Exception:  # an internal API: the config file still applies
-        pass
 
 
 def require_app(page_file: str) -> None:
