@@ -62,11 +62,10 @@ def serve_app(port: int | None = None, env: dict | None = None, timeout: float =
         (ROOT / f".streamlit-{port}.log").unlink(missing_ok=True)
 
 
-def chromium_path() -> str:
-    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        raise FileNotFoundError("Chromium not found: apt-get install -y --no-install-recommends chromium libatomic1")
-    return path
+def chromium_path() -> str | None:
+    """$CHROMIUM_PATH, else Debian's chromium; None lets Playwright use its own download
+    (``python -m playwright install chromium``). ``python tools/selftest.py`` finds or installs one."""
+    return os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def wait_idle(page, timeout_ms: int = 60000) -> None:

@@ -6,7 +6,9 @@ benchmark drive the same object to the end.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 import time
 import traceback
 from typing import Any
@@ -19,86 +21,185 @@ IDLE, RUNNING, PAUSED, DONE, FAILED = "idle", "running", "paused", "done", "fail
 
 
 class Runner:
-    """Play, pause, one step, reset over ``demo.run(config, device)``.
+    """Play, pause, one step, reset over ``demo.run(config, device)``; safe to drive from several threads.
 
     Attributes: ``status``; ``history`` (one dict of scalar metrics per snapshot, with ``step``; bounded by
     thinning old rows); ``first`` and ``latest`` snapshots (with arrays); ``message`` (why a run failed);
-    ``compute_seconds`` (time spent inside the generator: the training time).
+    ``compute_seconds`` (time spent inside the generator: the training time); ``progress_step`` (the step of
+    the last yield, heartbeats included).
+
+    The runner owns its generator: only :meth:`advance` (and the synchronous :meth:`step` / :meth:`run_to_end`
+    built on it) calls ``next()``, under one lock, so two slices never overlap. Buttons only *request*
+    (:meth:`play`, :meth:`pause`, :meth:`request_step`, :meth:`cancel`); a running slice sees a request at the
+    generator's next yield (a snapshot or a heartbeat, see ``demos.base.Pacer``) and stops there.
     """
 
     def __init__(self, demo: Demo, config: Any, device: torch.device | str = "cpu", max_history: int = 4000):
         self.demo, self.config, self.device = demo, config, torch.device(device)
         self.max_history = max_history
+        self._lock = threading.Lock()  # held while the generator runs
+        self._state = threading.Lock()  # makes each status transition atomic (requests vs the slice)
         self.reset()
 
     def reset(self) -> None:
-        self._gen = None
-        self.status = IDLE
-        self.history: list[dict[str, float]] = []
-        self.first: Snapshot | None = None
-        self.latest: Snapshot | None = None
-        self.message = ""
-        self.compute_seconds = 0.0  # time inside the generator after its first snapshot: training
-        self.setup_seconds = 0.0  # time to the first snapshot: data loading, model build, first evaluation
-        self.snapshots_seen = 0
+        """Forget the run (the generator is closed by whoever holds the lock next)."""
+        with self._lock:
+            self._close()
+            self.status = IDLE
+            self.history: list[dict[str, float]] = []
+            self.first: Snapshot | None = None
+            self.latest: Snapshot | None = None
+            self.message = ""
+            self.compute_seconds = 0.0  # time inside the generator after its first snapshot: training
+            self.setup_seconds = 0.0  # time to the first snapshot: data loading, model build, first evaluation
+            self.snapshots_seen = 0
+            self.progress_step = 0
+            self._pause_after_snapshot = False
+            self._cancelled = False
 
-    # -- control -------------------------------------------------------------------------------------
+    # -- requests (any thread; they never train) ---------------------------------------------------
     def play(self) -> None:
-        if self.status in (IDLE, PAUSED):
-            self.status = RUNNING
+        with self._state:
+            if self.status in (IDLE, PAUSED, RUNNING) and not self._cancelled:
+                self._pause_after_snapshot = False  # Start during a Step: keep running
+                self.status = RUNNING
 
     def pause(self) -> None:
-        if self.status == RUNNING:
-            self.status = PAUSED
+        with self._state:
+            if self.status == RUNNING:
+                self._pause_after_snapshot = False
+                self.status = PAUSED
+
+    def request_step(self) -> None:
+        """Ask for one more snapshot, then a pause: the live area's next slices deliver it."""
+        with self._state:
+            if self.finished or self._cancelled:
+                return
+            self._pause_after_snapshot = True
+            self.status = RUNNING
+
+    def cancel(self) -> None:
+        """This run is being replaced (Reset): any slice stops at the next yield; the generator is closed."""
+        with self._state:
+            self._cancelled = True
+            if not self.finished:
+                self.status = PAUSED
+        if self._lock.acquire(blocking=False):
+            try:
+                self._close()
+            finally:
+                self._lock.release()
 
     @property
     def finished(self) -> bool:
         return self.status in (DONE, FAILED)
 
-    def step(self) -> Snapshot | None:
-        """Advance exactly one snapshot (pauses a running run first)."""
-        if self.finished:
-            return None
-        if self.status == RUNNING:
-            self.status = PAUSED
-        snap = self._next()
-        if self.status == IDLE and not self.finished:
-            self.status = PAUSED
-        return snap
+    @property
+    def stepping(self) -> bool:
+        """A Step was requested and its snapshot has not arrived yet."""
+        return self.status == RUNNING and self._pause_after_snapshot
+
+    # -- training (one thread at a time) -----------------------------------------------------------
+    def prime(self) -> Snapshot | None:
+        """The step-0 snapshot (the untrained state), so figures appear before anyone presses Start."""
+        with self._lock:
+            while self.first is None and not self.finished and not self._cancelled:
+                if self._pull() is None:
+                    break
+            return self.first
 
     def advance(self, budget_s: float) -> int:
-        """Pull snapshots for about ``budget_s`` seconds (at least one); return how many arrived."""
-        start, n = time.perf_counter(), 0
-        while not self.finished:
-            if self._next() is None:
-                break
-            n += 1
-            if time.perf_counter() - start >= budget_s:
-                break
-        return n
+        """Train for about ``budget_s`` seconds while the run is RUNNING; return how many snapshots arrived.
+
+        Returns 0 at once when another thread is inside a slice of this run. Stops at the first yield after
+        the budget, a pause, a cancel, or (after :meth:`request_step`) the next snapshot.
+        """
+        if not self._lock.acquire(blocking=False):
+            return 0
+        try:
+            start, n = time.perf_counter(), 0
+            while self.status == RUNNING and not self._cancelled:
+                snap = self._pull()
+                if snap is None:
+                    break
+                if not snap.heartbeat:
+                    n += 1
+                    with self._state:
+                        stepped = self._pause_after_snapshot
+                        if stepped:
+                            self._pause_after_snapshot = False
+                            if self.status == RUNNING:
+                                self.status = PAUSED
+                    if stepped:
+                        break
+                if time.perf_counter() - start >= budget_s:
+                    break
+            if self._cancelled:
+                self._close()
+            return n
+        finally:
+            self._lock.release()
+
+    def step(self, timeout_s: float = 600.0) -> Snapshot | None:
+        """Advance exactly one snapshot and pause (synchronous: CLI, tests)."""
+        if self.finished:
+            return None
+        seen = self.snapshots_seen
+        self.request_step()
+        deadline = time.perf_counter() + timeout_s
+        while self.stepping and time.perf_counter() < deadline:
+            if self.advance(0.5) == 0 and self.stepping:
+                time.sleep(0.005)  # another thread holds the slice
+        if self.status == RUNNING:  # timed out
+            self.pause()
+        return self.latest if self.snapshots_seen > seen else None
 
     def run_to_end(self, max_seconds: float | None = None, until=None) -> None:
         """Drive to the end (CLI, bench); stop early after ``max_seconds`` or when ``until(snapshot)``."""
-        self.status = RUNNING
-        start = time.perf_counter()
-        while not self.finished:
-            snap = self._next()
-            if snap is None or (until is not None and until(snap)):
-                break
-            if max_seconds is not None and time.perf_counter() - start > max_seconds:
-                break
-        if not self.finished:
-            self.status = PAUSED
+        with self._lock:
+            with self._state:
+                if not self.finished:
+                    self.status = RUNNING
+            start = time.perf_counter()
+            while not self.finished and not self._cancelled:
+                snap = self._pull()
+                if snap is None:
+                    break
+                if not snap.heartbeat and until is not None and until(snap):
+                    break
+                if max_seconds is not None and time.perf_counter() - start > max_seconds:
+                    break
+            with self._state:
+                if not self.finished:
+                    self.status = PAUSED
 
-    # -- internals -----------------------------------------------------------------------------------
+    # -- internals (the caller holds the lock) -----------------------------------------------------
     def _next(self) -> Snapshot | None:
+        """One real snapshot (heartbeats skipped); kept for callers that hold no lock of their own."""
+        with self._lock:
+            while True:
+                snap = self._pull()
+                if snap is None or not snap.heartbeat:
+                    return snap
+
+    def _close(self) -> None:
+        gen, self._gen = getattr(self, "_gen", None), None
+        if gen is not None:
+            with contextlib.suppress(Exception):
+                gen.close()
+
+    def _pull(self) -> Snapshot | None:
+        if self.finished:
+            return None
         if self._gen is None:
             self._gen = self.demo.run(self.config, self.device)
         t0 = time.perf_counter()
         try:
             snap = next(self._gen)
         except StopIteration:
-            self.status = DONE
+            with self._state:
+                self.status = DONE
+            self._gen = None
             return None
         except DivergedError as exc:
             return self._fail(str(exc))
@@ -113,6 +214,9 @@ class Runner:
                 self.setup_seconds += time.perf_counter() - t0
             else:
                 self.compute_seconds += time.perf_counter() - t0
+        self.progress_step = snap.step
+        if snap.heartbeat:
+            return snap
         bad = [k for k, v in snap.metrics.items() if "loss" in k and not math.isfinite(float(v))]
         if bad:
             lr = getattr(self.config, "lr", None)
@@ -128,16 +232,18 @@ class Runner:
         if self.first is None:
             self.first = snap
         self.latest = snap
-        self.history.append({"step": snap.step, **{k: float(v) for k, v in snap.metrics.items()}})
-        if len(self.history) > self.max_history:
+        history = self.history + [{"step": snap.step, **{k: float(v) for k, v in snap.metrics.items()}}]
+        if len(history) > self.max_history:
             # Thin the older half by two: the curve keeps its shape, memory stays bounded.
-            half = len(self.history) // 2
-            self.history = self.history[:half:2] + self.history[half:]
+            half = len(history) // 2
+            history = history[:half:2] + history[half:]
+        self.history = history  # one assignment: a reader on another thread sees the old or the new list
 
     def _fail(self, message: str) -> None:
-        self.status = FAILED
-        self.message = message
-        self._gen = None
+        with self._state:
+            self.status = FAILED
+            self.message = message
+        self._close()
         return None
 
     # -- reporting -----------------------------------------------------------------------------------

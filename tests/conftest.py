@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
+from dlviz.browser import chromium_path  # noqa: E402
 from dlviz.device import default_threads  # noqa: E402
 
 # The same thread count as the app: on 2 cores one thread, which keeps tiny models from spin-waiting against
@@ -39,7 +39,7 @@ def app_page():
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
-    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
+    path = chromium_path()  # None: Playwright's own download
     args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-dev-shm-usage", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-    return {**browser_type_launch_args, "executable_path": path, "args": args}
+    return {**browser_type_launch_args, "args": args, **({"executable_path": path} if path else {})}

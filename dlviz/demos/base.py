@@ -7,6 +7,7 @@ A demo never prints, never touches streamlit and never mutates shared state.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
@@ -24,6 +25,37 @@ class Snapshot:
     step: int
     metrics: dict[str, float]
     arrays: dict[str, Any] = field(default_factory=dict)
+    # A pause point inside a long stretch of training (no new metrics or arrays): the runner records nothing
+    # but may stop here, so Pause and Reset take effect within a fraction of a second at any setting.
+    heartbeat: bool = False
+
+
+def heartbeat(step: int) -> Snapshot:
+    """A yield point with nothing to draw: ``if pacer.due(): yield heartbeat(step)`` inside a long loop."""
+    return Snapshot(step, {}, heartbeat=True)
+
+
+class Pacer:
+    """Says when a long loop should yield a :func:`heartbeat`: at most ``every_s`` seconds between yields.
+
+    Demos whose snapshot interval (or evaluation) can take longer than that at their largest settings call
+    ``due()`` after every optimizer step; it costs one clock read.
+    """
+
+    def __init__(self, every_s: float = 0.1):
+        self.every_s = every_s
+        self._last = time.perf_counter()
+
+    def due(self) -> bool:
+        now = time.perf_counter()
+        if now - self._last >= self.every_s:
+            self._last = now
+            return True
+        return False
+
+    def reset(self) -> None:
+        """Call when the demo yields a real snapshot: the clock restarts."""
+        self._last = time.perf_counter()
 
 
 @dataclass(frozen=True)

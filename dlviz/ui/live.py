@@ -14,6 +14,7 @@ import torch
 
 from ..demos.base import Demo
 from ..runner import DONE, FAILED, IDLE, PAUSED, RUNNING, Runner
+from .show import plain
 
 BUDGET_S = 0.1  # training time per refresh
 EVERY_S = 0.2  # refresh period while running: 0.1 s of training every 0.2 s measured 3.7-4.0 refreshes/s on
@@ -28,8 +29,10 @@ def _runner_for(key: str, demo: Demo, config, device: torch.device) -> Runner:
     runner: Runner | None = ss.get(rk)
     stale = runner is not None and (runner.config != config or runner.device != device)
     if runner is None or (stale and runner.status in (IDLE, DONE, FAILED)):
+        if runner is not None:
+            runner.cancel()
         runner = Runner(demo, config, device)
-        runner._next()  # the untrained state: figures appear before anyone presses Start
+        runner.prime()  # the untrained state: figures appear before anyone presses Start
         ss[rk] = runner
     return runner
 
@@ -37,9 +40,15 @@ def _runner_for(key: str, demo: Demo, config, device: torch.device) -> Runner:
 def _control_row(key: str, runner: Runner, config, device) -> None:
     ss, rk = st.session_state, f"{key}._runner"
 
+    # Callbacks only request: the slice running in another script thread (fast reruns) sees the request at
+    # the generator's next yield. Reset replaces the run; the old one stops there and closes its generator.
     def reset():
-        ss[rk] = Runner(demo=runner.demo, config=config, device=device)
-        ss[rk]._next()
+        old = ss.get(rk)
+        if old is not None:
+            old.cancel()
+        new = Runner(demo=runner.demo, config=config, device=device)
+        new.prime()
+        ss[rk] = new
 
     def play():
         r = ss[rk]
@@ -53,7 +62,7 @@ def _control_row(key: str, runner: Runner, config, device) -> None:
                 on_click=play, disabled=running, type="primary", width="stretch")
     c[1].button("⏸ Pause", key=f"{key}.pause", on_click=lambda: ss[rk].pause(), disabled=not running,
                 width="stretch")
-    c[2].button("⏭ Step", key=f"{key}.step", on_click=lambda: ss[rk].step(), disabled=runner.finished,
+    c[2].button("⏭ Step", key=f"{key}.step", on_click=lambda: ss[rk].request_step(), disabled=runner.finished,
                 width="stretch", help="Advance one snapshot and pause.")
     c[3].button("↺ Reset", key=f"{key}.reset", on_click=reset, width="stretch")
     if runner.config != config or runner.device != device:
@@ -61,16 +70,17 @@ def _control_row(key: str, runner: Runner, config, device) -> None:
 
 
 def _status(key: str, runner: Runner, timing: tuple[float, float] | None) -> None:
-    snap = runner.latest
-    step = snap.step if snap else 0
+    step = max(runner.latest.step if runner.latest else 0, runner.progress_step)
     label = {IDLE: "ready", RUNNING: "training", PAUSED: "paused", DONE: "finished", FAILED: "stopped"}[runner.status]
+    if runner.stepping:
+        label = "stepping"
     # The last refresh's cost (train slice + drawing) lets a lecturer see why a page feels slow.
     cost = f" · refresh: train {timing[0] * 1000:.0f} ms, draw {timing[1] * 1000:.0f} ms" if timing else ""
     slow = st.session_state.get(f"{key}._slow_ms")
     cost += f", views {slow:.0f} ms" if slow is not None and timing else ""
     st.caption(f"**{label}** · step {step} · {runner.compute_seconds:.1f} s of compute on {runner.device.type}{cost}")
     if runner.status == FAILED:
-        st.error(runner.message, icon="🛑")
+        st.error(plain(runner.message), icon="🛑")  # messages may quote a formula or a value from a link
 
 
 def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[[Runner], None],
