@@ -110,8 +110,10 @@ def find_browser(may_install: bool) -> tuple[str | None, bool]:
             if path:
                 return path, probe(path)
     say("installing Playwright's Chromium (python -m playwright install chromium; needs the network)")
-    if run([sys.executable, "-m", "playwright", "install", "chromium"], timeout=900) == 0 and probe(None):
+    if run([sys.executable, "-m", "playwright", "install", "chromium"], quiet=True, timeout=900) == 0 \
+            and probe(None):
         return None, True
+    say("Playwright could not download Chromium here (no network, or an unsupported platform)")
     return None, False
 
 
