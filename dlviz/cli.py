@@ -2,6 +2,7 @@
 
     python -m dlviz list [--json]
     python -m dlviz run DEMO [--preset SLUG] [--set key=value ...] [--device cpu|cuda] [--max-seconds S] [--json]
+    python -m dlviz verify [--demo D] [--preset P] [--seeds 100-104] [--json]
     python -m dlviz bench [--device D] [--only SUBSTRING]
 """
 
@@ -76,6 +77,32 @@ def cmd_run(args) -> int:
     return 1 if runner.status == "failed" and not args.allow_fail else 0
 
 
+def cmd_verify(args) -> int:
+    from .device import pick_device
+    from .verify import parse_seeds, select, table, verify
+
+    try:
+        seeds = parse_seeds(args.seeds)
+        items = select(args.demo, args.preset)
+        device = pick_device(args.device)
+    except (KeyError, ValueError) as exc:
+        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
+
+    def progress(outcome, seed):
+        if not args.json:
+            print(f"  {outcome.demo}/{outcome.preset} seed {seed}: "
+                  f"{'pass' if outcome.passed[-1] else 'FAIL'} ({outcome.seconds[-1]:.1f} s)", file=sys.stderr,
+                  flush=True)
+
+    results = verify(items, seeds, device, progress)
+    if args.json:
+        print(json.dumps({"seeds": seeds, "results": [r.as_dict() for r in results]}, default=_jsonable))
+    else:
+        print(table(results))
+    return 0 if all(r.holds for r in results) else 1
+
+
 def cmd_bench(args) -> int:
     from .bench import run_benchmarks
 
@@ -98,6 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("--json", action="store_true", help="print only the final JSON object")
     pr.add_argument("--allow-fail", action="store_true", help="exit 0 even when the run diverges")
     pr.set_defaults(fn=cmd_run)
+    pv = sub.add_parser("verify", help="run presets on seeds and check each preset's claim")
+    pv.add_argument("--demo", default=None, help="only this demo (e.g. dino)")
+    pv.add_argument("--preset", default=None, help="only this preset")
+    pv.add_argument("--seeds", default="100-104", help="seeds to check on, e.g. 100-104 or 3,7,9 (default 100-104)")
+    pv.add_argument("--device", default=None)
+    pv.add_argument("--json", action="store_true", help="print one JSON object")
+    pv.set_defaults(fn=cmd_verify)
     pb = sub.add_parser("bench", help="measure speed targets on this machine")
     pb.add_argument("--device", default=None)
     pb.add_argument("--only", default=None, help="run only benchmarks whose name contains this")

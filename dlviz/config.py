@@ -41,6 +41,12 @@ class ConfigError(ValueError):
     """A value that does not fit a config field; the message says which field and what it accepts."""
 
 
+def _short(value: Any, limit: int = 60) -> str:
+    """A value for a message: repr for text, at most ``limit`` characters (a link may carry 5,000 digits)."""
+    r = repr(value) if isinstance(value, str) else str(value)
+    return r if len(r) <= limit else r[: limit - 1] + "…"
+
+
 def parse_value(f: dataclasses.Field, text: str) -> Any:
     """Parse ``text`` into the type of field ``f`` (its default's type) and check its range and choices."""
     default = f.default
@@ -58,23 +64,26 @@ def parse_value(f: dataclasses.Field, text: str) -> Any:
                 raise ValueError
         else:
             value = str(text)
-    except ValueError:
-        raise ConfigError(f"{f.name}={text!r}: expected {type(default).__name__}") from None
-    return check_value(f, value)
+    except (ValueError, OverflowError):  # int("9" * 5000) is a ValueError (digit limit); int(inf) would overflow
+        raise ConfigError(f"{f.name}={_short(text)}: expected {type(default).__name__}") from None
+    return check_value(f, value, shown=_short(text))
 
 
-def check_value(f: dataclasses.Field, value: Any) -> Any:
+def check_value(f: dataclasses.Field, value: Any, shown: str | None = None) -> Any:
+    """``value`` if it fits field ``f``'s choices and range, else a ConfigError (showing ``shown``, e.g. the text
+    as typed, instead of the value)."""
     spec = spec_of(f)
+    shown = shown or _short(value)
     if spec.choices is not None and isinstance(value, (str, bool)) and value not in spec.choices:
-        raise ConfigError(f"{f.name}={value!r}: choose one of {', '.join(map(str, spec.choices))}")
+        raise ConfigError(f"{f.name}={shown}: choose one of {', '.join(map(str, spec.choices))}")
     if spec.choices is not None and isinstance(value, int) and not isinstance(value, bool) \
             and value not in spec.choices:  # sizes, head counts: only the listed values make a valid model
-        raise ConfigError(f"{f.name}={value}: choose one of {', '.join(map(str, spec.choices))}")
+        raise ConfigError(f"{f.name}={shown}: choose one of {', '.join(map(str, spec.choices))}")
     if spec.choices is not None and isinstance(value, float) and not min(spec.choices) <= value <= max(spec.choices):
-        raise ConfigError(f"{f.name}={value}: must lie in [{min(spec.choices)}, {max(spec.choices)}]")
+        raise ConfigError(f"{f.name}={shown}: must lie in [{min(spec.choices)}, {max(spec.choices)}]")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if (spec.lo is not None and value < spec.lo) or (spec.hi is not None and value > spec.hi):
-            raise ConfigError(f"{f.name}={value}: must lie in [{spec.lo}, {spec.hi}]")
+            raise ConfigError(f"{f.name}={shown}: must lie in [{spec.lo}, {spec.hi}]")
     return value
 
 
@@ -87,7 +96,7 @@ def with_overrides(config, overrides: dict[str, str]):
     changes = {}
     for key, text in overrides.items():
         if key not in fields:
-            raise ConfigError(f"unknown setting {key!r}; known: {', '.join(fields)}")
+            raise ConfigError(f"unknown setting {_short(key)}; known: {', '.join(fields)}")
         changes[key] = parse_value(fields[key], text)
     return dataclasses.replace(config, **changes)
 

@@ -14,7 +14,7 @@ from dlviz.demos.cnn import probe
 from dlviz.figures.cnn import confusion_figure, feature_maps_figure, misclassified_figure
 from dlviz.figures.common import embedding_scatter, image_grid, metric_curves
 from dlviz.models.lenet import LeNet
-from dlviz.ui import config_form, current_device, explain, live_run, metric_row, show
+from dlviz.ui import config_form, current_device, explain, live_run, metric_row, plain, show
 from dlviz.ui.feature_sources import FeatureSource, publish
 from dlviz.ui.topics import require_app
 
@@ -24,16 +24,16 @@ KEY = "cnn"
 demo = get_demo("cnn")
 st.title("CNN: LeNet learns to read digits")
 config = config_form(demo, KEY)
-try:
-    data = load_image_dataset(config.dataset, config.input_size)
+try:  # the figures of a run read that run's own data (run_data); this checks the widgets' choice
+    load_image_dataset(config.dataset, config.input_size)
 except DatasetMissing as exc:
-    st.error(str(exc), icon="📂")
+    st.error(plain(exc), icon="📂")  # the folder is typed in the sidebar
     if st.button(f"Try downloading {config.dataset} now (needs internet)", key=f"{KEY}.download"):
         try:
             with st.spinner("Downloading..."):
-                st.success(f"Saved under {download_torchvision(config.dataset)}. Press Reset to use it.")
+                st.success(plain(f"Saved under {download_torchvision(config.dataset)}. Press Reset to use it."))
         except DatasetMissing as fail:
-            st.error(str(fail), icon="📡")
+            st.error(plain(fail), icon="📡")
     st.stop()
 
 rows = LeNet(config.input_size, config.activation, config.pool).layer_shapes(config.input_size)
@@ -57,14 +57,24 @@ def draw(runner) -> None:
         return
     m = snap.metrics
     metric_row({"test accuracy": f"{m['test_acc']:.1%}", "test loss": f"{m['test_loss']:.3f}",
-                "epoch": f"{m['epoch']:.1f} / {config.epochs}", "steps / s": f"{m['steps_per_second']:.0f}"})
+                "epoch": f"{m['epoch']:.1f} / {runner.config.epochs}", "steps / s": f"{m['steps_per_second']:.0f}"})
     show(metric_curves(runner.history, [("loss (cross-entropy)", ["train_loss", "test_loss"]),
                                         ("accuracy", ["train_acc", "test_acc"])]), key=f"{KEY}.curves")
 
 
+def run_data(runner):
+    """The test set of the run on screen, which the widgets may no longer describe (changed mid-run)."""
+    try:
+        return load_image_dataset(runner.config.dataset, runner.config.input_size)  # cached by the loader
+    except DatasetMissing as exc:  # the data folder changed in the sidebar since the run started
+        st.warning(plain(f"The data of this run is no longer available ({exc}) Press Reset."), icon="📂")
+        return None
+
+
 def draw_insides(runner) -> None:
     snap, first = runner.latest, runner.first
-    if snap is None:
+    data = run_data(runner) if snap is not None else None
+    if data is None:
         return
     left, right = st.columns(2)
     with left:
@@ -84,10 +94,10 @@ def draw_insides(runner) -> None:
                                  data.classes)
     if wrong is not None:
         show(wrong, key=f"{KEY}.wrong")
-    draw_features(runner, first, snap)
+    draw_features(runner, first, snap, data)
 
 
-def draw_features(runner, first, snap) -> None:
+def draw_features(runner, first, snap, data) -> None:
     st.subheader("What the 84 penultimate features learned")
     if snap.step > 0:  # the feature explorer lists it
         publish(FeatureSource("CNN (LeNet): 84-d penultimate layer", KEY, snap.step,
@@ -104,10 +114,10 @@ def draw_features(runner, first, snap) -> None:
         cache = ss.get(f"{KEY}.tsne")
         if st.button("Compute t-SNE at this step", key=f"{KEY}.tsne_go"):
             with st.spinner("t-SNE of the test features..."):
-                cache = (id(runner), snap.step, tsne(first.arrays["features"], seed=runner.config.seed),
+                cache = (runner, snap.step, tsne(first.arrays["features"], seed=runner.config.seed),
                          tsne(snap.arrays["features"], seed=runner.config.seed))
             ss[f"{KEY}.tsne"] = cache
-        if cache is None or cache[0] != id(runner):
+        if cache is None or cache[0] is not runner:  # not an id(): a new run may reuse a freed one's
             st.info("Press the button to embed the features before training and at the current step.")
             return
         step, before, after = cache[1], cache[2], cache[3]
@@ -121,7 +131,8 @@ def draw_features(runner, first, snap) -> None:
         event = show(embedding_scatter(after, labels, f"{method} at step {step}", hover, data.classes),
                      key=f"{KEY}.emb1", on_select="rerun", selection_mode=("points", "box", "lasso"))
     points = (event or {}).get("selection", {}).get("points", []) if event else []
-    chosen = [int(p["customdata"]) for p in points if "customdata" in p][:16]
+    # A selection made on an earlier run's plot can name points this run's (smaller) test set does not have.
+    chosen = [int(p["customdata"]) for p in points if "customdata" in p and int(p["customdata"]) < len(labels)][:16]
     if chosen:
         show(image_grid(data.x_test[chosen, 0].numpy(),
                         [f"#{i} true {data.classes[labels[i]]}" for i in chosen], ncols=8, tile_px=90,

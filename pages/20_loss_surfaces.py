@@ -16,7 +16,7 @@ from dlviz.device import all_cpu_threads
 from dlviz.figures import landscape as lf
 from dlviz.figures import surfaces as sf
 from dlviz.figures.common import metric_curves
-from dlviz.ui import config_form, current_device, explain, live_run, metric_row, show
+from dlviz.ui import config_form, current_device, explain, live_run, metric_row, plain, show
 from dlviz.ui.topics import require_app
 
 require_app(__file__)
@@ -27,6 +27,19 @@ section = st.segmented_control("Part", SECTIONS, default=SECTIONS[0], key="surf.
 ss = st.session_state
 
 
+def _analysis_failed(config, exc: Exception) -> None:
+    """One line naming the surface (or the formula) and what went wrong, instead of a traceback."""
+    custom = config.surface == "custom"
+    what = f"f(x, y) = {config.formula.strip()}" if custom else f"the surface {config.surface}"
+    todo = "Try a simpler formula, e.g. x^4 - 2x^2 + y^2." if custom else "Choose another surface."
+    st.error(plain(f"Could not analyse {what} ({type(exc).__name__}: {str(exc)[:150]}). {todo}"), icon="✏️")
+
+
+def _surface_key(config) -> tuple:
+    """What decides the surface of a critical-points config (the formula counts only for 'custom')."""
+    return config.surface, config.formula if config.surface == "custom" else ""
+
+
 def critical_points_section() -> None:
     KEY, demo = "surf", get_demo("critical-points")
     config = config_form(demo, KEY)
@@ -34,10 +47,13 @@ def critical_points_section() -> None:
         surface = lsd.surface_for(config)
         points = lsd.critical_points_for(config)
     except FormulaError as exc:
-        st.error(f"The formula cannot be read: {exc.reason} (character {exc.position + 1}).", icon="✏️")
+        st.error(plain(f"The formula cannot be read: {exc.reason} (character {exc.position + 1})."), icon="✏️")
         st.code(f"{config.formula}\n{' ' * exc.position}^", language=None)
         st.caption("Use numbers, x, y, + - * / ^, parentheses and sin, cos, tan, exp, log, tanh, sqrt, abs, "
                    "e.g. x^4 - 2x^2 + y^2.")
+        return
+    except Exception as exc:  # overflow, a function autograd cannot differentiate...: a message, not a traceback
+        _analysis_failed(config, exc)
         return
     explain(
         "At a **critical point** the gradient is zero. The Hessian (matrix of second derivatives) decides what it "
@@ -59,23 +75,31 @@ def critical_points_section() -> None:
                      key=f"{KEY}.py")
     with c[2]:
         show_field = st.toggle("gradient field (arrows of −∇f)", key=f"{KEY}.field")
-    X, Y, Z = surface.grid(80)
-    if not np.isfinite(Z).all():
+    try:
+        with np.errstate(all="ignore"):
+            X, Y, Z = surface.grid(80)
+            f, g, H = derivatives(surface, np.array([px]), np.array([py]))
+            ev = np.linalg.eigvalsh(H[0]) if np.isfinite(H).all() else np.array([np.nan, np.nan])
+            field = None
+            if show_field:
+                Xs, Ys, _ = surface.grid(15)
+                _, G, _ = derivatives(surface, Xs, Ys)
+                norm = np.linalg.norm(G, axis=-1)
+                scale = 0.05 * max(xmax - xmin, ymax - ymin) / np.maximum(norm, 1e-12)  # unit arrows: direction only
+                field = (Xs, Ys, -G[..., 0] * scale, -G[..., 1] * scale)
+    except Exception as exc:
+        _analysis_failed(config, exc)
+        return
+    if not np.isfinite(Z).any():
+        st.warning(plain(f"f(x, y) = {config.formula.strip()} is undefined (NaN or infinite) everywhere in the "
+                         "view: change the formula."), icon="✏️")
+    elif not np.isfinite(Z).all():
         st.warning("The formula is undefined (NaN or infinite) in part of the view: those areas are left blank.")
-    f, g, H = derivatives(surface, np.array([px]), np.array([py]))
-    ev = np.linalg.eigvalsh(H[0]) if np.isfinite(H).all() else np.array([np.nan, np.nan])
     m = st.columns(4)
     m[0].metric("f at the probe", f"{f[0]:.4g}")
     m[1].metric("gradient", f"({g[0, 0]:.3g}, {g[0, 1]:.3g})")
     m[2].metric("|∇f|", f"{np.linalg.norm(g[0]):.3g}")
     m[3].metric("Hessian eigenvalues", f"{ev[0]:.3g}, {ev[1]:.3g}")
-    field = None
-    if show_field:
-        Xs, Ys, _ = surface.grid(15)
-        _, G, _ = derivatives(surface, Xs, Ys)
-        norm = np.linalg.norm(G, axis=-1)
-        scale = 0.05 * max(xmax - xmin, ymax - ymin) / np.maximum(norm, 1e-12)  # unit arrows: direction only
-        field = (Xs, Ys, -G[..., 0] * scale, -G[..., 1] * scale)
     crit = [p.as_dict() for p in points]
     show(sf.surface_figure(X, Y, Z, crit, probe=(px, py), field=field, revision=config.surface),
          key=f"{KEY}.fig")
@@ -99,10 +123,21 @@ def critical_points_section() -> None:
         paths = {"a hair off the saddle": a["path"]}
         if "escape_path" in a:
             paths["escape step along the negative eigenvector"] = a["escape_path"]
+        # The run's surface: the controls may have picked another one since it started (Reset applies them).
+        if _surface_key(runner.config) == _surface_key(config):
+            run_grid, run_crit = (X, Y, Z), crit
+        else:
+            try:
+                with np.errstate(all="ignore"):
+                    run_grid = lsd.surface_for(runner.config).grid(80)
+                    run_crit = [p.as_dict() for p in lsd.critical_points_for(runner.config)]
+            except Exception as exc:
+                _analysis_failed(runner.config, exc)
+                return
         left, right = st.columns([1, 1])
         with left:
-            show(sf.contour_paths_figure(X, Y, Z, crit, paths, a["pivot"], a["eigenvectors"], a["eigenvalues"]),
-                 key=f"{KEY}.paths")
+            show(sf.contour_paths_figure(*run_grid, run_crit, paths, a["pivot"], a["eigenvectors"],
+                                         a["eigenvalues"]), key=f"{KEY}.paths")
         with right:
             show(sf.descent_curves(runner.history), key=f"{KEY}.descent")
             if snap.metrics["lr_used"] < runner.config.lr:
@@ -181,11 +216,12 @@ def _cached(name: str, runner, snap, fn):
     if st.button(f"Compute {name} at step {snap.step}", key=f"land.{name}_go"):
         with st.spinner(f"Computing the {name}..."), all_cpu_threads():
             try:
-                ss[store] = (id(runner), snap.step, fn())
+                ss[store] = (runner, snap.step, fn())
             except (ValueError, RuntimeError) as exc:
                 st.warning(f"Could not compute the {name}: {exc}")
     cache = ss.get(store)
-    return (cache[1], cache[2]) if cache and cache[0] == id(runner) else (None, None)
+    # The runner itself, not its id(): a new run may reuse a freed one's id and show the old run's slices.
+    return (cache[1], cache[2]) if cache and cache[0] is runner else (None, None)
 
 
 def landscape_views(runner, snap) -> None:

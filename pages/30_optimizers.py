@@ -19,7 +19,7 @@ from dlviz.figures.optimizers import (batch_paths_figure, curves_figure, error_c
                                       network_curves_figure,
                                       race_figure, rate_map_figure, schedule_figure, view_around)
 from dlviz.runner import RUNNING
-from dlviz.ui import config_form, current_device, explain, live_run, show
+from dlviz.ui import config_form, current_device, explain, live_run, plain, show
 from dlviz.ui.live import BUDGET_S
 from dlviz.ui.topics import require_app
 
@@ -44,7 +44,7 @@ with race_tab:
     try:
         surface = resolve_surface(config)
     except FormulaError as exc:
-        st.error(f"The formula cannot be used: {exc.reason} (at character {exc.position + 1}). Fix it in the "
+        st.error(f"The formula cannot be used: {plain(exc.reason)} (at character {exc.position + 1}). Fix it in the "
                  "controls above, e.g. `x^2 + 3*y^2` or `sin(x) * cos(y)`.", icon="✏️")
         surface = None
     chosen = config.entries()
@@ -208,9 +208,9 @@ def draw_net(runner) -> None:
     ss, cache_key = st.session_state, f"{KEY}.net_plane"
     if st.button("Compute the loss plane at this step", key=f"{KEY}.net_plane_go", disabled=snap.step == 0):
         with st.spinner("Loss on a 25 x 25 grid of the PCA plane..."), all_cpu_threads():
-            ss[cache_key] = (id(runner), snap.step, network_plane(runner.config, snap, device=runner.device))
+            ss[cache_key] = (runner, snap.step, network_plane(runner.config, snap, device=runner.device))
     cached = ss.get(cache_key)
-    if cached is None or cached[0] != id(runner):
+    if cached is None or cached[0] is not runner:  # not an id(): a new run may reuse a freed one's
         st.caption("Train a while, then press the button: the parameter paths of all copies are projected onto "
                    "the two directions that explain most of their movement, over the loss in that plane.")
         return

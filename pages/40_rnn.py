@@ -27,9 +27,11 @@ explain(
     "$t$ from the end is a product of $T - t$ Jacobians: it vanishes (or explodes) geometrically. The **GRU** "
     "adds a reset gate $R_t$ (how much of the past feeds the candidate state: short-term dependencies) and an "
     "update gate $Z_t$ (how much of the old state to keep: long-term dependencies). With $Z_t \\approx 1$ the "
-    "state is copied unchanged and so is the gradient:",
+    "state is copied unchanged and so is the gradient. The candidate below is the one the code runs (PyTorch's "
+    "`nn.GRU`, as in cuDNN): the reset gate multiplies $H_{t-1} W_{hh} + b_{hh}$ *after* the product, whereas Cho "
+    "et al. (2014) and d2l reset the state before it, $(R_t \\odot H_{t-1}) W_{hh}$, a slightly different function:",
     r"R_t = \sigma(X_t W_{xr} + H_{t-1} W_{hr} + b_r),\quad Z_t = \sigma(X_t W_{xz} + H_{t-1} W_{hz} + b_z)",
-    r"\tilde H_t = \tanh\big(X_t W_{xh} + (R_t \odot H_{t-1}) W_{hh} + b_h\big),\quad "
+    r"\tilde H_t = \tanh\big(X_t W_{xh} + b_{xh} + R_t \odot (H_{t-1} W_{hh} + b_{hh})\big),\quad "
     r"H_t = Z_t \odot H_{t-1} + (1 - Z_t) \odot \tilde H_t",
     r"\text{LSTM: } C_t = F_t \odot C_{t-1} + I_t \odot \tilde C_t,\quad H_t = O_t \odot \tanh(C_t)"
     r"\qquad \text{clipping: } g \leftarrow \min\!\big(1, \theta / \lVert g \rVert\big)\, g",
@@ -57,7 +59,7 @@ def _answer(prediction: np.ndarray, classify: bool) -> str:
 def _probe_cached(runner, task, index: int) -> dict:
     """One probe per (run, step, sequence): a paused page redraws without recomputing."""
     ss, ck = st.session_state, f"{KEY}._probe"
-    key = (id(runner), runner.latest.step, index)
+    key = (runner, runner.latest.step, index)  # the runner itself: a new run may reuse a freed one's id()
     if ss.get(ck, (None,))[0] != key:
         ss[ck] = (key, probe(runner.config, runner.latest.arrays["states"], task, index))
     return ss[ck][1]

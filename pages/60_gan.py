@@ -6,7 +6,7 @@ Watch a GAN train live in 2-D (the discriminator's field, gradients, warped nois
 import streamlit as st
 
 from dlviz.demos import get_demo
-from dlviz.demos.gan import digit_classifier
+from dlviz.demos.gan import VISIT_WINDOW, digit_classifier
 from dlviz.figures.common import image_grid, metric_curves
 from dlviz.figures.gan import LAYERS, class_histogram_figure, gan_1d_figure, gan_plane_figure
 from dlviz.ui import config_form, current_device, explain, live_run, show
@@ -46,7 +46,6 @@ def loss_panels(runner, extra):
 def page_2d():
     demo = get_demo("gan")
     config = config_form(demo, f"{KEY}.2d")
-    prob = config.loss != "wgan-gp"
     cols = st.columns(len(LAYERS))
     shown = [name for c, name in zip(cols, LAYERS) if c.toggle(name, value=True, key=f"{KEY}.2d.layer.{name}")]
 
@@ -54,29 +53,40 @@ def page_2d():
         snap = runner.latest
         if snap is None:
             return
-        m = snap.metrics
-        c = st.columns(5)
+        m, prob = snap.metrics, runner.config.loss != "wgan-gp"  # the run's loss, not the widget's
         if "modes_covered" in m:
+            c = st.columns(3)
             c[0].metric("modes covered", f"{m['modes_covered']:.0f} / {m['modes_total']:.0f}",
                         help="A mode counts when at least 1% of 2,000 samples lie within 3σ of it.")
-            c[1].metric("high-quality samples", f"{m['high_quality']:.0%}", help="Within 3σ of some mode.")
-        c[2].metric("JS divergence", f"{m['js']:.3f}", help="On a 40x40 grid of histogram densities; ln 2 = 0.693 "
-                                                           "means disjoint.")
-        c[3].metric("mean D(real)" if prob else "mean f(real)", f"{m['d_real']:.2f}")
-        c[4].metric("mean D(generated)" if prob else "mean f(generated)", f"{m['d_fake']:.2f}")
+            c[1].metric("modes hit now / visited", f"{m['modes_now']:.0f} / {m['modes_visited']:.0f}",
+                        help=f"Modes nearest to at least 1/(2K) of the samples now, and in any snapshot of the last "
+                             f"{VISIT_WINDOW} steps: few now but many visited = a clump hopping between modes.")
+            c[2].metric("high-quality samples", f"{m['high_quality']:.0%}", help="Within 3σ of some mode.")
+        c = st.columns(4)
+        c[0].metric("spread (std ratio)", f"{m['spread']:.2f}",
+                    help="Total std of the generated samples / the data's: 1 = as spread out, near 0 = collapsed.")
+        c[1].metric("JS divergence", f"{m['js']:.3f}",
+                    help="Between histograms of 2,000 real and 2,000 generated samples on a 40x40 grid: 0 for equal "
+                         "histograms, ln 2 = 0.693 when no cell holds both. Finite samples bias it up (about 0.01 "
+                         "for two samples of the ring itself); detail finer than a cell is invisible to it.")
+        c[2].metric("mean D(real)" if prob else "mean f(real)", f"{m['d_real']:.2f}")
+        c[3].metric("mean D(generated)" if prob else "mean f(generated)", f"{m['d_fake']:.2f}")
         left, right = st.columns([1.3, 1])
         with left:
             show(gan_plane_figure(snap.arrays, prob, shown, title=f"Step {snap.step}"), key=f"{KEY}.2d.plane")
         with right:
-            extra = [("modes covered", ["modes_covered"]), ("high quality, JS", ["high_quality", "js"])] \
-                if "modes_covered" in m else [("divergence (grid)", ["js", "kl"])]
+            extra = [("modes: covered, now, visited", ["modes_covered", "modes_now", "modes_visited"]),
+                     ("quality, spread, JS", ["high_quality", "spread", "js"])] \
+                if "modes_covered" in m else [("divergence (grid)", ["js", "kl"]), ("spread", ["spread"])]
             show(metric_curves(runner.history, [("losses", ["d_loss", "g_loss"]),
                                                 ("D on real vs generated", ["d_real", "d_fake"])], height=300),
                  key=f"{KEY}.2d.curves")
             show(metric_curves(runner.history, extra, height=300), key=f"{KEY}.2d.quality")
         st.caption("Heatmap: D's output over the plane (green = 'real', purple = 'fake', grey = 1/2). Orange "
                    "segments: the direction G's loss pushes each generated point (-∇ₓ of G's loss, scaled). Thin "
-                   "purple lines: G's image of a grid in noise space. Dotted circles: 3σ around each mode.")
+                   "purple lines: G's image of a grid in noise space. Dotted circles: 3σ around each mode. "
+                   "Mode collapse (the collapse preset): a clump with a spread near 0 that hits one mode at a time "
+                   "but visits many in turn; it can read 0 modes covered while it sits between two modes.")
 
     live_run(f"{KEY}.2d", demo, config, current_device(), draw)
 
@@ -95,9 +105,10 @@ def page_1d():
         c = st.columns(4)
         c[0].metric("mean |D(x) - 1/2| on the data", f"{m['d_gap']:.3f}")
         c[1].metric("JS divergence", f"{m['js']:.3f}")
-        c[2].metric("generator mean", f"{m['gen_mean']:.2f}", help=f"data: {config.data_mean:.2f}")
-        c[3].metric("generator std", f"{m['gen_std']:.2f}", help=f"data: {config.data_std:.2f}")
-        show(gan_1d_figure(snap.arrays, config.data_mean, title=f"Step {snap.step}"), key=f"{KEY}.1d.fig")
+        cfg = runner.config  # the run's data, not the widgets' (they may have changed since it started)
+        c[2].metric("generator mean", f"{m['gen_mean']:.2f}", help=f"data: {cfg.data_mean:.2f}")
+        c[3].metric("generator std", f"{m['gen_std']:.2f}", help=f"data: {cfg.data_std:.2f}")
+        show(gan_1d_figure(snap.arrays, cfg.data_mean, title=f"Step {snap.step}"), key=f"{KEY}.1d.fig")
         loss_panels(runner, [("|D - 1/2| and JS", ["d_gap", "js"])])
 
     live_run(f"{KEY}.1d", demo, config, current_device(), draw)

@@ -16,7 +16,7 @@ from dlviz.demos import get_demo
 from dlviz.demos.ssl import load_data, run_label, variant
 from dlviz.figures.common import embedding_scatter
 from dlviz.figures.ssl import pairs_figure, pca_figure, spectrum_figure, ssl_curves
-from dlviz.ui import config_form, current_device, explain, live_run, show
+from dlviz.ui import config_form, current_device, explain, live_run, plain, show
 from dlviz.ui.feature_sources import FeatureSource, publish
 from dlviz.ui.topics import require_app
 
@@ -29,10 +29,16 @@ config = config_form(demo, KEY)
 try:
     data = load_data(config)
 except DatasetMissing as exc:
-    st.error(str(exc), icon="📂")
+    st.error(plain(exc), icon="📂")  # the folder is typed in the sidebar
     st.stop()
 
-labels = [run_label(config)] + ([run_label(variant(config))] if config.compare != "none" else [])
+
+
+def run_labels(cfg) -> list[str]:
+    """Legend names of a run's models: one, or two when it compares."""
+    return [run_label(cfg)] + ([run_label(variant(cfg))] if cfg.compare != "none" else [])
+
+
 if config.method == "simclr" and config.compare in ("stop_grad", "predictor", "ema"):
     st.warning(f"SimCLR has no {config.compare.replace('_', '-')}: both runs are the same. "
                "Pick another 'compare with' setting.", icon="⚖️")
@@ -78,7 +84,7 @@ with st.expander("What are the positives? Augmented pairs", expanded=False):
                "grid per batch). The controls under 'Controls' set their strength.")
 
 
-def metric_row(m: dict, pre: str, label: str) -> None:
+def metric_row(m: dict, pre: str, label: str, out_dim: int) -> None:
     c = st.columns([2, 1, 1, 1, 1])
     c[0].markdown(f"**{label}**")
     if pre + "loss" in m:
@@ -87,20 +93,26 @@ def metric_row(m: dict, pre: str, label: str) -> None:
                 delta=f"{m[pre + 'knn_acc'] - m['knn_acc_random_encoder']:+.1%} vs random")
     ratio = m[pre + "output_std"] / m["output_std_ref"]
     c[3].metric("output std × √d", f"{ratio:.2f}", help="1 = spread like a Gaussian on the sphere, 0 = collapsed")
-    c[4].metric("effective rank", f"{m[pre + 'effective_rank']:.1f} / {config.out_dim}")
+    c[4].metric("effective rank", f"{m[pre + 'effective_rank']:.1f} / {out_dim}")
 
 
 def draw(runner) -> None:
-    snap, first = runner.latest, runner.first
+    # Everything here describes the run on screen (runner.config), not the widgets: they may have changed since.
+    snap, first, cfg = runner.latest, runner.first, runner.config
     if snap is None:
         return
-    m = snap.metrics
+    try:
+        data = load_data(cfg)  # cached
+    except DatasetMissing as exc:  # the data folder changed in the sidebar since the run started
+        st.warning(plain(f"The data of this run is no longer available ({exc}) Press Reset."), icon="📂")
+        return
+    m, labels = snap.metrics, run_labels(cfg)
     pres = ["", "b_"][:len(labels)]
     for pre, label in zip(pres, labels):
-        metric_row(m, pre, label)
+        metric_row(m, pre, label, cfg.out_dim)
     st.caption(f"Baselines on the same test set (weighted cosine kNN, k=20): random-initialized encoder "
                f"**{m['knn_acc_random_encoder']:.1%}**, raw pixels **{m['knn_acc_pixels']:.1%}**."
-               + (f" SimCLR: {int(m['negatives'])} negatives per view." if config.method == "simclr" else ""))
+               + (f" SimCLR: {int(m['negatives'])} negatives per view." if cfg.method == "simclr" else ""))
     show(ssl_curves(runner.history, labels, m["output_std_ref"], m["knn_acc_random_encoder"],
                     m["knn_acc_pixels"]), key=f"{KEY}.curves")
     y = data.y_test.numpy()
@@ -125,10 +137,10 @@ def draw(runner) -> None:
         publish(FeatureSource(name=f"SSL ({label}): projector output z/‖z‖", page=KEY, step=snap.step,
                               config=dataclasses.asdict(runner.config), features=snap.arrays[pre + "embedding"],
                               labels=y, images=data.x_test[:, 0].numpy(), class_names=data.classes))
-    draw_tsne(runner, snap, pres, y)
+    draw_tsne(runner, snap, pres, labels, data)
 
 
-def draw_tsne(runner, snap, pres, y) -> None:
+def draw_tsne(runner, snap, pres, labels, data) -> None:
     if not st.toggle("t-SNE of the encoder features (on request)", key=f"{KEY}.tsne_on",
                      help="t-SNE takes a few seconds; it is computed for the current step when you press the button."):
         return
@@ -136,15 +148,16 @@ def draw_tsne(runner, snap, pres, y) -> None:
     cache = ss.get(f"{KEY}.tsne")
     if st.button("Compute t-SNE at this step", key=f"{KEY}.tsne_go"):
         with st.spinner("t-SNE of the test features..."):
-            cache = (id(runner), snap.step, [tsne(snap.arrays[p + "features"], seed=runner.config.seed) for p in pres])
+            cache = (runner, snap.step, [tsne(snap.arrays[p + "features"], seed=runner.config.seed) for p in pres])
         ss[f"{KEY}.tsne"] = cache
-    if cache is None or cache[0] != id(runner):
+    if cache is None or cache[0] is not runner:  # not an id(): a new run may reuse a freed one's
         st.info("Press the button to embed the encoder features of the test digits at the current step.")
         return
     cols = st.columns(len(cache[2]))
     for i, (col, coords, label) in enumerate(zip(cols, cache[2], labels)):
         with col:
-            show(embedding_scatter(coords, y, f"t-SNE, {label}, step {cache[1]}", class_names=data.classes),
+            show(embedding_scatter(coords, data.y_test.numpy(), f"t-SNE, {label}, step {cache[1]}",
+                                   class_names=data.classes),
                  key=f"{KEY}.tsne{i}")
 
 

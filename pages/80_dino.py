@@ -3,27 +3,25 @@ icon: 🦖
 A small ViT trained with DINO, without labels, learns where the object is: its attention heads outline it.
 """
 
-import os
-
 import numpy as np
 import streamlit as st
 import torch
 
 from dlviz.analysis.attention_masks import iou, mass_mask, patch_masks
 from dlviz.data.clutter import sample_photos
+from dlviz.data.uploads import MAX_PIXELS, MAX_SIDE, MAX_UPLOAD_MB, ImageRejected, read_user_image
 from dlviz.demos import get_demo
 from dlviz.demos.dino import N_SHOW, SUPERVISED_STEPS, photo_attention, train_supervised
 from dlviz.device import all_cpu_threads
 from dlviz.figures.dino import attention_figure, entropy_figure, iou_bars, iou_curves
-from dlviz.models.vit import CheckpointError, load_dino_checkpoint
-from dlviz.ui import config_form, current_device, explain, live_run, show
+from dlviz.models.vit import CheckpointError, list_checkpoints, load_dino_checkpoint, weights_dir
+from dlviz.ui import config_form, current_device, explain, live_run, plain, show
 from dlviz.ui.feature_sources import FeatureSource, publish
 from dlviz.ui.topics import require_app
 
 require_app(__file__)
 
 KEY = "dino"
-MAX_UPLOAD_MB = 8
 demo = get_demo("dino")
 st.title("DINO: a ViT learns where the object is, without labels")
 explain(
@@ -120,67 +118,79 @@ def draw_maps(runner) -> None:
                           class_names=tuple(str(i) for i in range(10))))
 
 
-live_run(KEY, demo, config, current_device(), draw, draw_slow=draw_maps)
+runner = live_run(KEY, demo, config, current_device(), draw, draw_slow=draw_maps)
 
 st.subheader("Baseline: the same ViT trained with labels")
 st.caption(f"Cross-entropy on the digit class, same images, {SUPERVISED_STEPS:,} steps (about 90 s on 2 CPU "
            "cores; a ViT from scratch needs ~500 steps before it leaves chance). Does supervision find the object "
            "as well as DINO does?")
+# The baseline of the run on screen (its settings and held-out images), even if the controls changed since.
 if st.button("Train the labelled ViT", key=f"{KEY}.sup_go"):
     with st.spinner("Training a ViT with labels..."), all_cpu_threads():
-        st.session_state[f"{KEY}.supervised"] = (config, train_supervised(config, current_device()))
+        st.session_state[f"{KEY}.supervised"] = (runner.config, train_supervised(runner.config, runner.device))
 sup = st.session_state.get(f"{KEY}.supervised")
-if sup is not None and sup[0] == config:
+if sup is not None and sup[0] == runner.config:
     res = sup[1]
     st.write(f"Labelled ViT: best head IoU **{res['iou_best']:.2f}**, mean over heads {res['iou_mean']:.2f}, "
              f"test accuracy {res['test_acc']:.0%}.")
     maps = res["maps"][:, -1]
-    runner = st.session_state.get(f"{KEY}._runner")
-    if runner is not None and runner.latest is not None:
+    if runner.latest is not None:
         a = runner.latest.arrays
         show(attention_figure(a["images"][:4], maps[:4], _kept(maps[:4], 0.6), a["masks"][:4],
                               title="Labelled ViT, last layer, 60% mass"), key=f"{KEY}.supatt")
 
 st.subheader("Pretrained DINO on photos")
-st.caption("Official DINO ViT-S/16 or ViT-S/8 weights (e.g. `dino_deitsmall16_pretrain.pth` from the DINO "
-           "repository) from a local file, loaded with `torch.load(..., weights_only=True)` into the same class.")
-path = st.text_input("Checkpoint path", value=os.environ.get("DLVIZ_DINO_CHECKPOINT", ""), key=f"{KEY}.ckpt")
+st.caption("Official DINO ViT-S/16, ViT-S/8 or ViT-B/16 backbones (e.g. `dino_deitsmall16_pretrain.pth` from the "
+           "DINO repository), read only from the weights folder, with `torch.load(..., weights_only=True)` into the "
+           "same class.")
+folder = weights_dir()
+files = {p.name: p for p in list_checkpoints(folder)}
 
 
 @st.cache_resource(show_spinner="Loading the checkpoint...", max_entries=2)
-def _load(p: str, mtime: float):
+def _load(p: str, mtime: float, size: int):
     return load_dino_checkpoint(p)  # read-only afterwards: only forward passes in eval mode
 
 
-if not path.strip():
-    st.info("Give the path of an official DINO checkpoint to see its attention on the two sample photos "
-            "and on an image you upload.")
+vit = None
+if not files:
+    st.info("No checkpoint yet: put official DINO `.pth` files in this folder (or set `DLVIZ_WEIGHTS` to another "
+            "one) and reload the page to see their attention on two sample photos and on an image you upload.")
+    st.code(str(folder.resolve()), language=None)
 else:
-    try:
-        full = os.path.expanduser(path.strip())
-        vit = _load(full, os.path.getmtime(full) if os.path.isfile(full) else 0.0)
-    except (CheckpointError, OSError) as exc:
-        st.error(f"{exc} Check the path and try again.", icon="📂")
-        vit = None
-    if vit is not None:
-        st.caption(f"Loaded a ViT with width {vit.embed_dim}, {len(vit.blocks)} blocks, {vit.num_heads} heads, "
-                   f"patch {vit.patch_size}.")
-        photos = [(name, img) for name, img in sample_photos()]
-        up = st.file_uploader("Your image (PNG or JPEG)", type=["png", "jpg", "jpeg"], key=f"{KEY}.upload")
-        if up is not None:
-            from PIL import Image, UnidentifiedImageError
-
-            if up.size > MAX_UPLOAD_MB * 2**20:
-                st.error(f"That file is {up.size / 2**20:.1f} MB; use an image under {MAX_UPLOAD_MB} MB.")
-            else:
-                try:
-                    photos.append(("upload", np.asarray(Image.open(up).convert("RGB"))))
-                except (UnidentifiedImageError, OSError):
-                    st.error("That file could not be read as an image: upload a PNG or JPEG.")
-        side = st.select_slider("Short side (px)", [112, 224, 320], 224, key=f"{KEY}.side")
-        for name, img in photos:
+    name = st.selectbox("Checkpoint", list(files), index=None, placeholder="Choose a checkpoint", key=f"{KEY}.ckpt",
+                        help="The *.pth and *.pt files in the weights folder ($DLVIZ_WEIGHTS, default data/weights).")
+    chosen = files.get(name) if name else None
+    if chosen is not None:
+        try:
+            stat = chosen.stat()
+            vit = _load(str(chosen), stat.st_mtime, stat.st_size)
+        except CheckpointError as exc:
+            st.error(plain(f"{exc} Choose another file."), icon="📂")
+        except Exception as exc:  # the file vanished, out of memory, ...
+            st.error(plain(f"Could not load {chosen.name} ({type(exc).__name__}). Choose another file."), icon="📂")
+if vit is not None:
+    st.caption(f"Loaded a ViT with width {vit.embed_dim}, {len(vit.blocks)} blocks, {vit.num_heads} heads, "
+               f"patch {vit.patch_size}.")
+    photos = [(name, img) for name, img in sample_photos()]
+    up = st.file_uploader("Your image (PNG or JPEG)", type=["png", "jpg", "jpeg"], key=f"{KEY}.upload",
+                          help=f"At most {MAX_UPLOAD_MB} MB and {MAX_PIXELS / 1e6:.0f} megapixels. Larger images "
+                               f"are shrunk to {MAX_SIDE} px on the longer side; images longer than 2:1 are "
+                               "center-cropped.")
+    if up is not None:
+        try:
+            photos.append(("upload", read_user_image(up.getvalue())))
+        except ImageRejected as exc:
+            st.error(plain(exc), icon="🖼️")
+    side = st.select_slider("Short side (px)", [112, 224, 320], 224, key=f"{KEY}.side")
+    for name, img in photos:
+        try:
             image, maps, kept = photo_attention(vit, img, side)
-            heads = min(6, len(maps))
-            show(attention_figure(image[None], maps[None, :heads], kept[None, :heads], tile_px=160,
-                                  title=f"{name}: last-layer CLS attention per head and 60% masks"),
-                 key=f"{KEY}.photo.{name}")
+        except Exception as exc:  # a checkpoint whose shapes load but do not run, out of memory, ...
+            st.error(plain(f"Could not compute the attention on {name} ({type(exc).__name__}): try a smaller short "
+                           "side or another checkpoint."), icon="🖼️")
+            continue
+        heads = min(6, len(maps))
+        show(attention_figure(image[None], maps[None, :heads], kept[None, :heads], tile_px=160,
+                              title=f"{name}: last-layer CLS attention per head and 60% masks"),
+             key=f"{KEY}.photo.{name}")

@@ -93,8 +93,8 @@ def pick_point():
         ss[f"{KEY}.point"] = ids[0]
 
 
-def view(coords: np.ndarray, title: str, final: bool) -> None:
-    """Metrics, the embedding with the inspector, and the CSV export, for one set of coordinates."""
+def view(fs: FeatureSet, tag: str, coords: np.ndarray, title: str, final: bool) -> None:
+    """Metrics, the embedding with the inspector, and the CSV export, for coordinates of ``fs`` (named ``tag``)."""
     c = st.columns(3)
     knn_orig = cached((tag, "knn"), lambda: knn_accuracy_loo(fs.features, fs.labels))
     c[0].metric("5-NN accuracy, original space", f"{knn_orig:.1%}",
@@ -135,14 +135,14 @@ def view(coords: np.ndarray, title: str, final: bool) -> None:
     frame = pd.DataFrame(coords, columns=["x", "y", "z"][:coords.shape[1]])
     frame.insert(0, "label", [fs.class_names[int(v)] for v in fs.labels])
     frame.insert(0, "example", np.arange(n))
-    fname = f"{method.lower()}_{choice.split(':')[-1][:30]}.csv"
+    fname = f"{method.lower()}_{tag.rsplit('@', 1)[0].split(':')[-1][:30]}.csv"
     st.download_button("Download coordinates (CSV)", frame.to_csv(index=False), fname, "text/csv", key=f"{KEY}.csv")
 
 
 if method == "PCA":
     coords, _ = pca(fs.features, config.n_components)
     ratio = explained_variance(fs.features, 20)
-    view(coords, f"PCA of {fs.name}: PC1 {ratio[0]:.0%}, PC2 {ratio[1]:.0%} of the variance", True)
+    view(fs, tag, coords, f"PCA of {fs.name}: PC1 {ratio[0]:.0%}, PC2 {ratio[1]:.0%} of the variance", True)
     show(explained_variance_figure(ratio), key=f"{KEY}.var")
 else:
     if config.engine == "openTSNE" and not HAVE_OPENTSNE:
@@ -151,19 +151,30 @@ else:
     st.caption("Engine: openTSNE is used for the live view because, measured on the 1,797 digits, it costs about "
                "the same time per iteration as scikit-learn's Barnes-Hut t-SNE and keeps its optimizer state "
                "between chunks, so the embedding can be drawn as it forms. scikit-learn is the fallback.")
-    live_demo = dataclasses.replace(demo, run=lambda cfg, device: run_on(fs, cfg))
+    live_demo = dataclasses.replace(demo, run=lambda cfg, device, fs=fs: run_on(fs, cfg))
     tsne_config = dataclasses.replace(config, source=tag, n_points=len(fs.labels))
+    # The features each run embeds, by its source tag: a run keeps going when another source is picked (its
+    # figures must not mix its coordinates with the new source's labels) until Reset.
+    run_sets = ss.setdefault(f"{KEY}._run_sets", {})
+    run_sets.pop(tag, None)
+    run_sets[tag] = fs
+    while len(run_sets) > 4:
+        run_sets.pop(next(iter(run_sets)))
 
     def draw(runner) -> None:
         snap = runner.latest
         if snap is None:
             return
         final = bool(snap.arrays.get("final"))
-        m = snap.metrics
+        m, run_fs = snap.metrics, run_sets.get(runner.config.source)
+        if run_fs is None or len(run_fs.labels) != len(snap.arrays["coords"]):
+            st.info("This run's features are gone (another source was picked): press Reset.")
+            return
         st.caption(f"iteration {snap.step} of {runner.config.iterations} · {m['seconds']:.1f} s of t-SNE"
                    + (f" · KL divergence {m['kl_divergence']:.3f}" if np.isfinite(m["kl_divergence"]) else "")
                    + ("" if final or snap.step else " · press **Start** to optimize"))
-        view(snap.arrays["coords"], f"t-SNE at iteration {snap.step}" + (" (final)" if final else ""), final)
+        view(run_fs, runner.config.source, snap.arrays["coords"],
+             f"t-SNE at iteration {snap.step}" + (" (final)" if final else ""), final)
         rows = [r for r in runner.history if np.isfinite(r.get("kl_divergence", np.nan))]
         if len(rows) > 2:
             show(metric_curves(rows, [("KL(P‖Q) as t-SNE optimizes", ["kl_divergence"])], x="iteration",

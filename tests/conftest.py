@@ -18,10 +18,18 @@ from dlviz.device import default_threads  # noqa: E402
 torch.set_num_threads(default_threads())
 
 
+def _full_error_details() -> None:
+    """config.toml sends browsers the error type only; tests want the whole message of any exception element."""
+    from streamlit import config
+
+    config.set_option("client.showErrorDetails", "full")
+
+
 def open_page(page: str | None = None, timeout: float = 120, query: dict | None = None):
     """An AppTest of the whole app (sidebar included) switched to ``page`` (e.g. "pages/10_cnn.py")."""
     from streamlit.testing.v1 import AppTest
 
+    _full_error_details()
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
     for k, v in (query or {}).items():
         at.query_params[k] = v

@@ -1,6 +1,5 @@
 """GAN topic: metrics against hand-made cases, losses against torch references, the demos move the right way."""
 
-import itertools
 import math
 from dataclasses import replace
 
@@ -9,13 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlviz.analysis.gan_metrics import (class_diversity, grid_divergences, histogram_density, js_divergence,
-                                        kl_divergence, mode_coverage)
+from dlviz.analysis.gan_metrics import (ModeVisits, class_diversity, grid_divergences, histogram_density,
+                                        js_divergence, kl_divergence, mode_coverage, modes_hit, spread_ratio)
 from dlviz.data.toy2d import D2L_A, D2L_B, TOY2D, noise_grid_lines, ring_modes, sample_noise
 from dlviz.demos import get_demo
 from dlviz.demos.gan import (PRESETS, PRESETS_1D, PRESETS_DIGITS, Config, Config1D, ConfigDigits, run, run_1d,
                              run_digits)
-from dlviz.models.gan import LOSSES, d_loss, g_loss, gradient_penalty
+from dlviz.models.gan import LOSSES, d_loss, g_loss, gradient_penalty, make_optimizer
 from dlviz.runner import Runner
 
 CPU = torch.device("cpu")
@@ -49,6 +48,45 @@ def test_divergences_against_closed_forms():
     near = grid_divergences(real, TOY2D["ring"].sample(2000, torch.Generator().manual_seed(1)).numpy(), (-3, 3, -3, 3))
     far = grid_divergences(real, real + 1.0, (-3, 3, -3, 3))
     assert near["js"] < 0.1 < far["js"] and near["kl"] < far["kl"]
+
+
+def test_grid_js_reaches_ln2_for_disjoint_samples_and_zero_for_identical_ones():
+    ring = TOY2D["ring"]
+    real = ring.sample(2000, torch.Generator().manual_seed(0)).numpy()
+    # All 2,000 samples at the origin (no ring sample there): disjoint histograms. Pseudo-counts capped this at 0.48.
+    disjoint = grid_divergences(real, np.zeros((2000, 2)), ring.bounds)
+    assert disjoint["js"] == pytest.approx(math.log(2), rel=0.01) and math.isfinite(disjoint["kl"])
+    assert grid_divergences(real, real + 1.0, ring.bounds)["js"] > 0.6
+    assert grid_divergences(real, real.copy(), ring.bounds)["js"] == pytest.approx(0.0, abs=1e-12)
+    other = ring.sample(2000, torch.Generator().manual_seed(1)).numpy()  # the same distribution, other samples
+    assert 0 < grid_divergences(real, other, ring.bounds)["js"] < 0.03  # the finite-sample bias is small
+
+
+def test_collapse_metrics_on_synthetic_samples():
+    """A tight clump between two modes: 0 modes covered, spread near 0, at most 2 modes hit; the same clump
+    hopping around the ring visits all 8 within the window; samples of the data themselves spread like it."""
+    modes, std = ring_modes(), 0.05
+    rng = np.random.default_rng(0)
+    data = modes[np.arange(2000) % 8] + std * rng.standard_normal((2000, 2))
+    assert spread_ratio(data[::-1], data) == pytest.approx(1.0) and modes_hit(data, modes).sum() == 8
+    between = 0.5 * (modes[0] + modes[1])
+    clump = between + 0.05 * rng.standard_normal((2000, 2))
+    assert mode_coverage(clump, modes, std).covered == 0
+    assert spread_ratio(clump, data) < 0.05 and 1 <= modes_hit(clump, modes).sum() <= 2
+    visits, seen = ModeVisits(window=500), []
+    for i, step in enumerate(range(0, 1000, 25)):  # the clump jumps to the next mode every 50 steps
+        hop = modes[(i // 2) % 8] + 0.05 * rng.standard_normal((2000, 2))
+        hit = modes_hit(hop, modes)
+        seen.append(visits.update(step, hit))
+        assert hit.sum() == 1
+    assert seen[0] == 1 and seen[-1] == 8
+    stuck = ModeVisits(window=500)  # a generator stuck on one mode visits one mode, however long the window
+    assert max(stuck.update(s, modes_hit(modes[3] + 0.05 * rng.standard_normal((500, 2)), modes))
+               for s in range(0, 1000, 25)) == 1
+    # The window slides: a mode last hit more than 500 steps ago no longer counts.
+    w = ModeVisits(window=500)
+    w.update(0, np.eye(8, dtype=bool)[0])
+    assert w.update(499, np.eye(8, dtype=bool)[1]) == 2 and w.update(500, np.eye(8, dtype=bool)[1]) == 1
 
 
 def test_class_diversity_extremes():
@@ -127,6 +165,16 @@ def test_presets_and_registration():
     assert get_demo("gan-digits").run is run_digits and get_demo("gan-1d").run is run_1d
 
 
+def test_wgan_gp_uses_the_papers_hyperparameters():
+    """Gulrajani et al. 2017, Algorithm 1: lambda = 10, n_critic = 5, Adam with betas (0, 0.9)."""
+    cfg = PRESETS["wgan-gp"].config
+    assert cfg.loss == "wgan-gp" and cfg.gp_weight == 10.0 and cfg.d_steps == 5 and cfg.g_optimizer == "adam"
+    assert ConfigDigits().gp_weight == 10.0
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    assert make_optimizer("adam", params, 1e-3, "wgan-gp").defaults["betas"] == (0.0, 0.9)
+    assert make_optimizer("adam", params, 1e-3, "non-saturating").defaults["betas"] == (0.5, 0.999)
+
+
 def test_2d_gan_learns_the_ring():
     snaps = list(run(replace(Config(), steps=300, eval_every=150), CPU))
     first, last = snaps[0], snaps[-1]
@@ -176,5 +224,8 @@ def test_gan_cli_summary_has_the_issue_fields():
 @pytest.mark.slow
 def test_collapse_preset_stays_on_few_modes():
     cfg = PRESETS["ring-collapse"].config
-    snaps = list(itertools.islice(run(cfg, CPU), None))
+    snaps = [s for s in run(cfg, CPU) if s.metrics]  # heartbeats carry no metrics
     assert snaps[-1].metrics["modes_covered"] <= 3
+    late = [s.metrics for s in snaps[len(snaps) // 4:]]  # a tight clump that hops: few modes at once, many visited
+    assert np.median([m["spread"] for m in late]) < 0.3
+    assert np.mean([m["modes_visited"] for m in late]) > 2 * np.mean([m["modes_now"] for m in late]) + 2

@@ -41,20 +41,34 @@ def test_presets_switch_without_error():
     _no_exception(at)
 
 
-def test_missing_checkpoint_is_a_message(tmp_path):
+def test_empty_weights_folder_says_where_to_put_checkpoints(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLVIZ_WEIGHTS", str(tmp_path))
     at = open_page(PAGE)
-    at.text_input(key="dino.ckpt").input(str(tmp_path / "nope.pth")).run()
     _no_exception(at)
-    assert any("No file" in e.value for e in at.error)
+    assert any("No checkpoint yet" in i.value for i in at.info)
+    assert any(str(tmp_path.resolve()) in c.value for c in at.code)
+    assert not [t for t in at.text_input if t.key == "dino.ckpt"]  # no box that takes a server path
 
 
-def test_checkpoint_in_official_format_shows_photo_attention(tmp_path):
+def test_bad_checkpoint_in_the_folder_is_a_message(tmp_path, monkeypatch):
+    (tmp_path / "junk.pth").write_bytes(b"not a torch file")
+    (tmp_path / "notes.txt").write_text("not listed")
+    monkeypatch.setenv("DLVIZ_WEIGHTS", str(tmp_path))
+    at = open_page(PAGE)
+    assert at.selectbox(key="dino.ckpt").options == ["junk.pth"]
+    at.selectbox(key="dino.ckpt").set_value("junk.pth").run()
+    _no_exception(at)
+    assert any("Could not read" in e.value for e in at.error)
+
+
+def test_checkpoint_in_official_format_shows_photo_attention(tmp_path, monkeypatch):
     torch.manual_seed(0)
     path = tmp_path / "tiny_dino.pth"
     torch.save(VisionTransformer(64, 16, 3, 128, 2, 2).state_dict(), path)  # official names, tiny size
+    monkeypatch.setenv("DLVIZ_WEIGHTS", str(tmp_path))
     at = open_page(PAGE)
     charts_before = len(at.get("plotly_chart"))
-    at.text_input(key="dino.ckpt").input(str(path)).run()
+    at.selectbox(key="dino.ckpt").set_value("tiny_dino.pth").run()
     at.select_slider(key="dino.side").set_value(112).run()
     _no_exception(at)
     assert any("2 blocks" in c.value for c in at.caption)

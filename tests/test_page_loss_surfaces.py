@@ -30,7 +30,8 @@ def test_bad_formula_is_a_message():
     at.selectbox(key="surf.surface").set_value("custom").run()
     at.text_input(key="surf.formula").set_value("__import__('os').system('ls')").run()
     _no_exception(at)
-    assert any("__import__" in e.value and "character 1" in e.value for e in at.error)
+    # Messages show the typed text escaped (plain text, not markdown): \_\_import\_\_ renders as __import__.
+    assert any("\\_\\_import\\_\\_" in e.value and "character 1" in e.value for e in at.error)
     at.text_input(key="surf.formula").set_value("x^4 - 2x^2 + y^2").run()
     _no_exception(at)
     assert not at.error and any("3 critical points" in c.value for c in at.caption)

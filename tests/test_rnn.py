@@ -61,6 +61,36 @@ def test_gru_state_update_is_the_d2l_convex_combination():
     torch.testing.assert_close(tr.hidden[:, 3], z * h_prev + (1 - z) * cand)
 
 
+def test_gru_scan_gates_and_states_equal_torch_gru_and_the_page_formula():
+    """Gates and states of the scan = torch.nn.GRU's, step by step, with the candidate the page shows
+    (reset gate after the product W_hh H); the Cho/d2l candidate (reset before the product) is a different function."""
+    torch.manual_seed(3)
+    ref = torch.nn.GRU(3, 7, batch_first=True)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.mul_(3.0)
+    x, h0 = torch.randn(4, 10, 3), torch.randn(1, 4, 7)
+    with torch.no_grad():
+        want, _ = ref(x, h0)
+        tr = gru_scan(x, ref.weight_ih_l0, ref.weight_hh_l0, ref.bias_ih_l0, ref.bias_hh_l0, h0[0])
+        (w_xr, w_xz, w_xh), (w_hr, w_hz, w_hh) = ref.weight_ih_l0.split(7), ref.weight_hh_l0.split(7)
+        (b_xr, b_xz, b_xh), (b_hr, b_hz, b_hh) = ref.bias_ih_l0.split(7), ref.bias_hh_l0.split(7)
+        torch.testing.assert_close(tr.hidden, want, atol=1e-6, rtol=1e-6)
+        h, cho_gap = h0[0], 0.0
+        for t in range(10):  # the page's formula, fed with torch's own previous state
+            xt = x[:, t]
+            r = torch.sigmoid(xt @ w_xr.T + b_xr + h @ w_hr.T + b_hr)
+            z = torch.sigmoid(xt @ w_xz.T + b_xz + h @ w_hz.T + b_hz)
+            cand = torch.tanh(xt @ w_xh.T + b_xh + r * (h @ w_hh.T + b_hh))
+            torch.testing.assert_close(tr.gates["reset"][:, t], r, atol=1e-6, rtol=1e-6)
+            torch.testing.assert_close(tr.gates["update"][:, t], z, atol=1e-6, rtol=1e-6)
+            torch.testing.assert_close(z * h + (1 - z) * cand, want[:, t], atol=1e-6, rtol=1e-6)
+            cho = torch.tanh(xt @ w_xh.T + b_xh + (r * h) @ w_hh.T + b_hh)
+            cho_gap = max(cho_gap, float((z * h + (1 - z) * cho - want[:, t]).abs().max()))
+            h = want[:, t]
+    assert cho_gap > 1e-2
+
+
 @pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
 def test_fast_forward_equals_trace(kind):
     torch.manual_seed(2)

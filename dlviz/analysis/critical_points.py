@@ -21,20 +21,38 @@ def _t(v) -> torch.Tensor:
     return torch.as_tensor(np.asarray(v, dtype=np.float64))
 
 
+def _grads(out: torch.Tensor, inputs: tuple[torch.Tensor, ...], create_graph: bool = False,
+           retain_graph: bool | None = None) -> tuple[torch.Tensor, ...]:
+    """Gradients of ``out.sum()`` with respect to ``inputs``, zeros where ``out`` does not depend on an input.
+
+    A formula constant in a variable (``5``, ``x^2`` has no y) or linear in it (``x + y``: the gradient is a
+    constant) has a zero derivative there, not an error: autograd reports those as unused inputs or as an output
+    that does not require grad, and both become zeros here.
+    """
+    if not (isinstance(out, torch.Tensor) and out.requires_grad):
+        return tuple(torch.zeros_like(i) for i in inputs)
+    grads = torch.autograd.grad(out.sum(), inputs, create_graph=create_graph, retain_graph=retain_graph,
+                                allow_unused=True)
+    return tuple(torch.zeros_like(i) if g is None else torch.broadcast_to(g, i.shape) for g, i in zip(grads, inputs))
+
+
+def _surface_at(surface: Surface, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+    return torch.broadcast_to(torch.as_tensor(surface(X, Y), dtype=torch.float64), X.shape)
+
+
 def derivatives(surface: Surface, x, y) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """f, gradient and Hessian at many points at once.
 
     ``x``, ``y``: arrays of the same shape S. Returns f (S), grad (S + (2,)), hessian (S + (2, 2)). The surface
     is elementwise, so the gradient of ``f.sum()`` is the pointwise gradient (one backward for all points).
+    Derivatives of a surface constant or linear in a variable are zeros.
     """
     X = _t(x).clone().requires_grad_(True)
     Y = _t(y).clone().requires_grad_(True)
-    f = torch.broadcast_to(surface(X, Y), X.shape)
-    gx, gy = torch.autograd.grad(f.sum(), (X, Y), create_graph=True)
-    hxx, hxy = torch.autograd.grad(gx.sum(), (X, Y), retain_graph=True, allow_unused=True)
-    hyx, hyy = torch.autograd.grad(gy.sum(), (X, Y), allow_unused=True)
-    z = torch.zeros_like(X)
-    hxx, hxy, hyx, hyy = (h if h is not None else z for h in (hxx, hxy, hyx, hyy))
+    f = _surface_at(surface, X, Y)
+    gx, gy = _grads(f, (X, Y), create_graph=True)
+    hxx, hxy = _grads(gx, (X, Y), retain_graph=True)
+    hyx, hyy = _grads(gy, (X, Y))
     grad = torch.stack([gx, gy], -1)
     hess = torch.stack([torch.stack([hxx, hxy], -1), torch.stack([hyx, hyy], -1)], -2)
     return f.detach().numpy(), grad.detach().numpy(), hess.detach().numpy()
@@ -44,11 +62,9 @@ def value_and_grad(surface: Surface, x, y) -> tuple[np.ndarray, np.ndarray]:
     """f (S) and gradient (S + (2,)) at many points (one backward pass; cheaper than :func:`derivatives`)."""
     X = _t(x).clone().requires_grad_(True)
     Y = _t(y).clone().requires_grad_(True)
-    f = torch.broadcast_to(surface(X, Y), X.shape)
-    gx, gy = torch.autograd.grad(f.sum(), (X, Y), allow_unused=True)
-    gx = gx if gx is not None else torch.zeros_like(X)
-    gy = gy if gy is not None else torch.zeros_like(Y)
-    return f.detach().numpy(), torch.stack([gx, gy], -1).numpy()
+    f = _surface_at(surface, X, Y)
+    gx, gy = _grads(f, (X, Y))
+    return f.detach().numpy(), torch.stack([gx, gy], -1).detach().numpy()
 
 
 def classify(eigenvalues: np.ndarray, tol: float = 1e-6) -> str:
@@ -116,7 +132,8 @@ def find_critical_points(surface: Surface, bounds: tuple[float, float, float, fl
     margin = 1e-6 * span
     inside = ((P[:, 0] >= xmin - margin) & (P[:, 0] <= xmax + margin) & (P[:, 1] >= ymin - margin)
               & (P[:, 1] <= ymax + margin))
-    good = inside & np.isfinite(g).all(1) & (np.linalg.norm(g, axis=1) < grad_tol * scale) & np.isfinite(f)
+    good = (inside & np.isfinite(g).all(1) & np.isfinite(H).all((1, 2))
+            & (np.linalg.norm(g, axis=1) < grad_tol * scale) & np.isfinite(f))
     points: list[CriticalPoint] = []
     for i in np.flatnonzero(good):
         evals, evecs = np.linalg.eigh(H[i])

@@ -71,29 +71,59 @@ def data_dir(root: str | os.PathLike | None = None) -> Path:
     return Path(root or os.environ.get(DATA_DIR_ENV) or "data")
 
 
+# $DLVIZ_DATA as the server started: the sidebar's data folder changes the variable for the process later, and
+# what is read from a fixed place (pretrained weights) must not follow a folder a visitor typed.
+_SERVER_DATA_DIR = os.environ.get(DATA_DIR_ENV) or "data"
+
+
+def server_data_dir() -> Path:
+    """The data folder the server was started with ($DLVIZ_DATA at import, else ./data)."""
+    return Path(_SERVER_DATA_DIR)
+
+
+def _unreadable(name: str, raw: str, exc: Exception) -> DatasetMissing:
+    reason = f"{type(exc).__name__}: {str(exc)[:160]}" if str(exc) else type(exc).__name__
+    return DatasetMissing(
+        f"{TORCHVISION_SETS[name]} in {raw} could not be read ({reason}): the *-ubyte files are truncated or not in "
+        "the idx format. Copy the four files again (e.g. unpack the .gz downloads there), or use the built-in "
+        "'digits' dataset, which needs no download.")
+
+
 @lru_cache(maxsize=8)
 def _load_torchvision(name: str, root: str, size: int, n_train: int, n_test: int) -> ImageData:
     import torchvision
 
     cls = getattr(torchvision.datasets, TORCHVISION_SETS[name])
+    raw = f"{Path(root).resolve()}/{TORCHVISION_SETS[name]}/raw"
     try:
         train = cls(root, train=True, download=False)
         test = cls(root, train=False, download=False)
     except RuntimeError as exc:  # torchvision: "Dataset not found. You can use download=True to download it"
+        if "not found" not in str(exc).lower():
+            raise _unreadable(name, raw, exc) from None
         raise DatasetMissing(
-            f"{TORCHVISION_SETS[name]} was not found in {Path(root).resolve()}/{TORCHVISION_SETS[name]}/raw "
+            f"{TORCHVISION_SETS[name]} was not found in {raw} "
             f"({exc}). Put the four *-ubyte(.gz) files there, set {DATA_DIR_ENV} to the folder holding them, "
             "or use the built-in 'digits' dataset, which needs no download."
         ) from None
+    except Exception as exc:  # a truncated file, a wrong magic number (AssertionError), unreadable, ...
+        raise _unreadable(name, raw, exc) from None
 
     def take(ds, n):
+        if ds.data.ndim != 3 or len(ds.data) != len(ds.targets) or len(ds.targets) == 0:
+            raise ValueError(f"{tuple(ds.data.shape)} images for {len(ds.targets)} labels")
+        if int(ds.targets.min()) < 0 or int(ds.targets.max()) >= 10:
+            raise ValueError(f"labels outside 0-9 ({int(ds.targets.min())} to {int(ds.targets.max())})")
         g = torch.Generator().manual_seed(SPLIT_SEED)
         idx = torch.randperm(len(ds.targets), generator=g)[:n]
         x = ds.data[idx].float().div_(255).unsqueeze(1)
         return _resize(x, size), ds.targets[idx].long()
 
-    xtr, ytr = take(train, n_train)
-    xte, yte = take(test, n_test)
+    try:
+        xtr, ytr = take(train, n_train)
+        xte, yte = take(test, n_test)
+    except Exception as exc:
+        raise _unreadable(name, raw, exc) from None
     classes = FASHION_CLASSES if name == "fashion-mnist" else tuple(str(i) for i in range(10))
     return ImageData(name, xtr, ytr, xte, yte, classes)
 

@@ -9,9 +9,9 @@ import importlib
 import pkgutil
 from functools import lru_cache
 
-from .base import Demo, DivergedError, Preset, Snapshot, check_finite
+from .base import Claim, Demo, DivergedError, Preset, Snapshot, check_finite
 
-__all__ = ["Demo", "DivergedError", "Preset", "Snapshot", "check_finite", "all_demos", "get_demo"]
+__all__ = ["Claim", "Demo", "DivergedError", "Preset", "Snapshot", "check_finite", "all_demos", "get_demo"]
 
 
 @lru_cache(maxsize=None)

@@ -19,7 +19,7 @@ from ..data.seq_tasks import TASKS, make_batch
 from ..device import seed_all
 from ..models.attention import NWKernelRegression, leave_one_out, nadaraya_watson
 from ..models.transformer import TinyTransformer
-from .base import Demo, Preset, Snapshot, check_finite
+from .base import Demo, Pacer, Preset, Snapshot, check_finite
 
 
 # -- Nadaraya-Watson kernel regression ---------------------------------------------------------------------
@@ -196,8 +196,13 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
         logits, _ = _attention_maps(model, eval_batch, bos)
         loss0 = F.cross_entropy(logits.flatten(0, 1), eval_batch.tgt.flatten()).item()
     yield snapshot(0, loss0, 0.0)
-    loss_sum, t_window = torch.zeros((), device=device), time.perf_counter()
-    for step in range(1, config.steps + 1):
+    # Pause/Reset within a fraction of a second: at the largest settings one step takes about a second on one
+    # CPU core and a snapshot (greedy decoding) several, so both run through the pacer (see Pacer.call).
+    pacer = Pacer()
+    loss_sum, t_window = torch.zeros((), device=device), pacer.clock()
+
+    def train_step() -> None:
+        nonlocal loss_sum
         batch = make_batch(config.task, config.batch_size, config.length, config.vocab, g).to(device)
         logits, _ = _attention_maps(model, batch, bos)
         loss = F.cross_entropy(logits.flatten(0, 1), batch.tgt.flatten())
@@ -205,13 +210,17 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
         loss.backward()
         opt.step()
         loss_sum += loss.detach()
+
+    for step in range(1, config.steps + 1):
+        yield from pacer.call(step, train_step)
         if step % config.eval_every == 0 or step == config.steps:
             n = step % config.eval_every or config.eval_every
             train_loss = check_finite(loss_sum.item() / n, step, "training loss")
-            elapsed = time.perf_counter() - t_window
-            yield snapshot(step, train_loss, n / max(elapsed, 1e-9))
+            elapsed = pacer.clock() - t_window
+            yield (yield from pacer.call(step, snapshot, step, train_loss, n / max(elapsed, 1e-9)))
+            pacer.reset()
             loss_sum.zero_()
-            t_window = time.perf_counter()
+            t_window = pacer.clock()
 
 
 def _summarize(snap: Snapshot, runner) -> dict:

@@ -7,9 +7,10 @@ A demo never prints, never touches streamlit and never mutates shared state.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Generator, Iterable, Iterator, Mapping
 
 import torch
 
@@ -39,12 +40,16 @@ class Pacer:
     """Says when a long loop should yield a :func:`heartbeat`: at most ``every_s`` seconds between yields.
 
     Demos whose snapshot interval (or evaluation) can take longer than that at their largest settings call
-    ``due()`` after every optimizer step; it costs one clock read.
+    ``due()`` (or ``yield from pacer.beat(step)``) after every optimizer step; it costs one clock read. A single
+    call that may itself take longer goes through ``value = yield from pacer.call(step, fn, *args)``.
+    Heartbeats never change what a run computes: a yield leaves the generator's state untouched.
     """
 
     def __init__(self, every_s: float = 0.1):
         self.every_s = every_s
         self._last = time.perf_counter()
+        self.idle_s = 0.0  # time the consumer kept the generator suspended at this pacer's heartbeats
+        self._costs: dict[str, float] = {}  # seconds the last call of each function took (see call)
 
     def due(self) -> bool:
         now = time.perf_counter()
@@ -57,6 +62,96 @@ class Pacer:
         """Call when the demo yields a real snapshot: the clock restarts."""
         self._last = time.perf_counter()
 
+    def beat(self, step: int) -> Iterator[Snapshot]:
+        """``yield from pacer.beat(step)`` after every step of a long loop: a heartbeat when one is due.
+
+        The time the consumer keeps the generator suspended there (a pause, a redraw between slices) is added to
+        ``idle_s`` and the clock restarts on resuming; :meth:`clock` leaves that time out of rates.
+        """
+        if self.due():
+            t = time.perf_counter()
+            yield heartbeat(step)
+            self._last = now = time.perf_counter()
+            self.idle_s += now - t
+
+    def clock(self) -> float:
+        """``time.perf_counter()`` less the time spent suspended at heartbeats: for steps-per-second figures."""
+        return time.perf_counter() - self.idle_s
+
+    def call(self, step: int, fn: Callable[..., Any], *args: Any) -> Iterator[Snapshot]:
+        """``value = yield from pacer.call(step, fn, *args)``: ``fn(*args)``, then a heartbeat when one is due.
+
+        For one call that cannot be split (an optimizer step of a large model, a library's fit): when the last
+        call of ``fn`` (by qualified name) took over half of ``every_s``, or on its first call, it runs in a
+        worker thread while the generator yields a heartbeat every ``every_s``; otherwise it runs here (a
+        thread hand-off costs about a millisecond on a busy machine). Either way it returns, or raises, what
+        calling it here would: the worker runs with the caller's grad mode, and the generator waits for it.
+        If the run is reset meanwhile, the call finishes in the background and its result is dropped.
+        """
+        key = getattr(fn, "__qualname__", None) or repr(fn)
+        t, idle = time.perf_counter(), self.idle_s
+        if self._costs.get(key, math.inf) < self.every_s / 2:
+            value = fn(*args)
+        else:
+            done, box, grad = threading.Event(), {}, torch.is_grad_enabled()
+
+            def work() -> None:
+                try:
+                    with torch.set_grad_enabled(grad):
+                        box["value"] = fn(*args)
+                except BaseException as exc:  # re-raised in the generator
+                    box["error"] = exc
+                finally:
+                    done.set()
+
+            threading.Thread(target=work, name="dlviz-pacer-call", daemon=True).start()
+            while not done.wait(max(0.0, self._last + self.every_s - time.perf_counter())):
+                yield from self.beat(step)
+            if "error" in box:
+                raise box["error"]
+            value = box["value"]
+        self._costs[key] = time.perf_counter() - t - (self.idle_s - idle)
+        yield from self.beat(step)
+        return value
+
+
+def finish(gen: Generator[Snapshot, None, Any]) -> Any:
+    """Run a helper that paces with heartbeats (``yield from pacer.call(...)``) to its end here, heartbeats
+    dropped, and return its value: for the step-0 snapshot, so a demo's first yield is always a real snapshot."""
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+def snapshots(it: Iterable[Snapshot]) -> Iterator[Snapshot]:
+    """The real snapshots of a demo generator, heartbeats left out: for code that iterates ``run`` directly."""
+    return (s for s in it if not s.heartbeat)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a preset promises, as a check on its run's summary (``Runner.summary()``: the CLI's final JSON).
+
+    One definition serves the page (the text, next to the preset note), ``python -m dlviz verify`` (the check,
+    over seeds nobody tuned on) and the benchmark. ``figures`` are the summary keys printed beside pass/fail.
+    """
+
+    text: str  # the statement as a student would copy it: "best-head IoU >= 0.5, above the brightness baseline"
+    check: Callable[[dict], bool]  # summary -> holds?
+    figures: tuple[str, ...] = ()  # summary keys that show why
+    max_seconds: float | None = None  # wall-time cap for one verification run (None: to the end)
+
+    def holds(self, summary: dict) -> bool:
+        """The check, with a missing figure or a failed run counted as not holding (never an exception)."""
+        if summary.get("status") == "failed":
+            return False
+        try:
+            return bool(self.check(summary))
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            return False
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -65,6 +160,7 @@ class Preset:
     title: str  # what it shows, as a lecturer would say it
     config: Any  # the demo's Config instance
     note: str = ""  # one sentence: what to watch for
+    claim: Claim | None = None  # what it promises, checked by ``python -m dlviz verify``
 
 
 class DivergedError(RuntimeError):

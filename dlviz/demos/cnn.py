@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, replace
 from typing import Iterator
 
@@ -16,7 +15,7 @@ from ..config import param
 from ..data.digits import load_image_dataset
 from ..device import seed_all
 from ..models.lenet import LeNet
-from .base import Demo, DivergedError, Preset, Snapshot, check_finite
+from .base import Demo, DivergedError, Pacer, Preset, Snapshot, check_finite
 
 OPTIMIZERS = {
     "sgd": lambda params, lr: torch.optim.SGD(params, lr=lr),
@@ -103,8 +102,10 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
     loss0, pred0, _ = _evaluate(model, xtr[:512], ytr[:512])
     yield snapshot(0, loss0, float((pred0 == data.y_train[:512].numpy()).mean()), 0.0)
 
+    # Pause/Reset within a fraction of a second: 100 steps per snapshot at batch 256 take seconds.
+    pacer = Pacer()
     step, loss_sum, correct, seen = 0, torch.zeros((), device=device), torch.zeros((), device=device), 0
-    t_window = time.perf_counter()
+    t_window = pacer.clock()
     for _ in range(config.epochs):
         order = torch.randperm(n, generator=gen).to(device)
         for i in range(0, n, config.batch_size):
@@ -126,10 +127,14 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
                         f"The training loss exploded to {train_loss:.3g} at step {step} (chance level is "
                         f"{math.log(len(data.classes)):.2f}): the learning rate {config.lr:g} is too high for "
                         f"{config.optimizer}. Lower it (try {config.lr / 10:g}) and press Reset.")
-                elapsed = time.perf_counter() - t_window
-                yield snapshot(step, train_loss, correct.item() / seen, config.eval_every / max(elapsed, 1e-9))
+                elapsed = pacer.clock() - t_window
+                yield (yield from pacer.call(step, snapshot, step, train_loss, correct.item() / seen,
+                                             config.eval_every / max(elapsed, 1e-9)))
+                pacer.reset()
                 loss_sum.zero_(), correct.zero_()
-                seen, t_window = 0, time.perf_counter()
+                seen, t_window = 0, pacer.clock()
+            else:
+                yield from pacer.beat(step)
 
 
 def probe(config: Config, state: dict, images: torch.Tensor) -> dict[str, np.ndarray]:

@@ -9,7 +9,6 @@ sharpening is removed.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, replace
 from typing import Iterator
 
@@ -23,7 +22,7 @@ from ..config import param
 from ..data.clutter import make_clutter
 from ..device import seed_all
 from ..models.vit import DINOHead, MultiCropWrapper, VisionTransformer
-from .base import Demo, Preset, Snapshot, check_finite
+from .base import Demo, Pacer, Preset, Snapshot, check_finite
 
 LEARNING_RATES = (1e-4, 2.5e-4, 5e-4, 1e-3, 2e-3, 5e-3)
 N_TRAIN, N_EVAL, N_SHOW = 2048, 256, 6  # training images, held-out images for IoU, images drawn on the page
@@ -266,8 +265,12 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
 
     last = snapshot(0, 0.0)
     yield last
-    t_window = time.perf_counter()
-    for step in range(config.steps):
+    # Pause/Reset within a fraction of a second: one step takes ~0.2 s on a CPU core at the defaults and many
+    # seconds at the largest settings, so steps and evaluations run through the pacer (see Pacer.call).
+    pacer = Pacer()
+
+    def train_step(step: int) -> tuple[float, float]:
+        """One DINO step; returns the teacher temperature and momentum it used."""
         for g in opt.param_groups:
             g["lr"] = lr_at(config, step)
         opt.param_groups[0]["weight_decay"] = weight_decay_at(config, step)
@@ -296,21 +299,29 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
         acc["ent"] += ent
         acc["sample_ent"] += sample_ent
         acc["n"] += 1
+        return tt, m
+
+    t_window = pacer.clock()
+    for step in range(config.steps):
+        tt, m = yield from pacer.call(step, train_step, step)
         done = step + 1
-        rate = acc["n"] / max(time.perf_counter() - t_window, 1e-9)
+        rate = acc["n"] / max(pacer.clock() - t_window, 1e-9)
         if done % config.eval_every == 0 or done == config.steps:
-            last = snapshot(done, rate)
+            last = yield from pacer.call(done, snapshot, done, rate)
             yield last
             acc.update(loss=0.0, ent=0.0, sample_ent=0.0, n=0)
-            t_window = time.perf_counter()
+            t_window = pacer.clock()
         else:
             # A light snapshot after every step, so the page moves several times a second: the training scalars
             # are fresh, the attention maps and IoUs are those of the last evaluation (``eval_step``).
+            suspended = pacer.clock()
             yield Snapshot(done, {**last.metrics, "loss": acc["loss"] / acc["n"],
                                   "teacher_entropy": acc["ent"] / acc["n"],
                                   "teacher_sample_entropy": acc["sample_ent"] / acc["n"],
                                   "teacher_temp": tt, "momentum": m, "lr": lr_at(config, step),
                                   "steps_per_second": rate}, last.arrays)
+            t_window += pacer.clock() - suspended  # time spent drawing or paused is not training
+        pacer.reset()
 
 
 SUPERVISED_STEPS, SUPERVISED_LR = 1200, 5e-4

@@ -17,7 +17,7 @@ import torch
 from ..analysis.embedding import ENGINES, _threads, HAVE_OPENTSNE, knn_accuracy_loo, pca, trustworthiness, tsne_steps
 from ..analysis.feature_sets import BUILTIN, FeatureSet, load_builtin, subsample
 from ..config import param
-from .base import Demo, Preset, Snapshot
+from .base import Demo, Pacer, Preset, Snapshot
 
 LEARNING_RATES = ("auto", "10", "50", "100", "200", "500", "1000")
 PERPLEXITY_GRID = (5, 30, 50, 100)  # the small multiples (Wattenberg et al., "How to use t-SNE effectively")
@@ -72,19 +72,28 @@ def run_on(fs: FeatureSet, config: Config) -> Iterator[Snapshot]:
     base = {"knn_acc_original": knn_accuracy_loo(x, fs.labels), "n_points": float(len(x)),
             "dims_original": float(x.shape[1])}
     lr = config.learning_rate if config.learning_rate == "auto" else float(config.learning_rate)
-    t0, seconds = time.perf_counter(), 0.0
+    # Pause/Reset within a fraction of a second: the affinities, 250 openTSNE iterations or a whole
+    # scikit-learn fit are single calls of seconds, so they run through the pacer (see Pacer.call).
+    pacer = Pacer()
+    t0, seconds = pacer.clock(), 0.0
     steps = tsne_steps(x, config.n_components, config.perplexity, config.seed, lr, config.iterations,
                        config.early_exaggeration, config.init, config.every, config.engine)
-    coords = None
-    for it, coords, kl in steps:
-        seconds = time.perf_counter() - t0
+    item = next(steps)  # the initialization: the first snapshot
+    while item is not None:
+        it, coords, kl = item
+        seconds = pacer.clock() - t0
         yield Snapshot(it, {**base, "iteration": float(it), "kl_divergence": kl, "seconds": seconds},
                        {"coords": coords, "labels": fs.labels})
-        t0 = time.perf_counter() - seconds  # time spent drawing between snapshots does not count
-    yield Snapshot(it, {**base, "iteration": float(it), "kl_divergence": kl, "seconds": seconds,
-                        "trustworthiness": trustworthiness(x, coords),
-                        "knn_acc_embedding": knn_accuracy_loo(coords, fs.labels)},
+        pacer.reset()
+        t0 = pacer.clock() - seconds  # time spent drawing between snapshots (or paused) does not count
+        item = yield from pacer.call(it, next, steps, None)
+    final = yield from pacer.call(it, _faithfulness, x, coords, fs.labels)
+    yield Snapshot(it, {**base, "iteration": float(it), "kl_divergence": kl, "seconds": seconds, **final},
                    {"coords": coords, "labels": fs.labels, "final": True})
+
+
+def _faithfulness(x: np.ndarray, coords: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    return {"trustworthiness": trustworthiness(x, coords), "knn_acc_embedding": knn_accuracy_loo(coords, labels)}
 
 
 def run(config: Config, device: torch.device) -> Iterator[Snapshot]:

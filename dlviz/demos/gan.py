@@ -18,19 +18,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..analysis.gan_metrics import class_diversity, grid_divergences, histogram_density, mode_coverage
+from ..analysis.gan_metrics import (ModeVisits, class_diversity, grid_divergences, histogram_density, mode_coverage,
+                                    modes_hit, spread_ratio)
 from ..config import param
 from ..data.digits import load_digits_split
 from ..data.toy2d import NOISE_KINDS, TOY2D, get_toy2d, noise_grid_lines, sample_noise
 from ..device import seed_all
-from ..models.gan import ACTIVATIONS, LOSSES, OPTIMIZERS, Discriminator, GanTrainer, d_probability, g_loss, mlp
-from .base import Demo, Preset, Snapshot, check_finite
+from ..models.gan import (ACTIVATIONS, GP_WEIGHT, LOSSES, OPTIMIZERS, Discriminator, GanTrainer, d_probability,
+                          g_loss, make_optimizer, mlp)
+from .base import Demo, Pacer, Preset, Snapshot, check_finite
 
 LEARNING_RATES = (1e-5, 3e-5, 1e-4, 2e-4, 3e-4, 1e-3, 3e-3, 0.005, 0.01, 0.03, 0.05, 0.1, 0.3, 1.0)
 HEAT_RES = 60  # discriminator heatmap: HEAT_RES x HEAT_RES points (small, so it redraws several times a second)
 N_SHOW = 500  # real and generated samples drawn
 N_METRIC = 2000  # generated samples behind the mode and divergence metrics (the issue's definition)
 N_ARROWS = 100  # generated samples that carry a gradient arrow
+VISIT_WINDOW = 500  # generator steps over which "modes visited" takes the union of the modes hit
 
 
 # -- 2-D GAN -----------------------------------------------------------------------------------------------
@@ -48,15 +51,19 @@ class Config:
     d_depth: int = param(3, "hidden layers of the discriminator", lo=1, hi=6, label="D depth")
     d_width: int = param(128, "units per hidden layer of D", choices=(4, 8, 16, 32, 64, 128, 256), label="D width")
     activation: str = param("relu", "nonlinearity of both networks", choices=tuple(ACTIVATIONS))
-    g_optimizer: str = param("adam", "optimizer of G (Adam uses beta1 = 0.5)", choices=tuple(OPTIMIZERS),
+    g_optimizer: str = param("adam", "optimizer of G. Adam's betas are (0.5, 0.999) as in DCGAN, and (0, 0.9) with "
+                             "WGAN-GP as in Gulrajani et al.", choices=tuple(OPTIMIZERS),
                              label="G optimizer")
     g_lr: float = param(1e-3, "learning rate of G", choices=LEARNING_RATES, label="G learning rate")
-    d_optimizer: str = param("adam", "optimizer of D", choices=tuple(OPTIMIZERS), label="D optimizer")
+    d_optimizer: str = param("adam", "optimizer of D (Adam: as for G)", choices=tuple(OPTIMIZERS),
+                             label="D optimizer")
     d_lr: float = param(1e-3, "learning rate of D", choices=LEARNING_RATES, label="D learning rate")
-    d_steps: int = param(1, "k: discriminator steps per generator step", lo=1, hi=10, label="k (D steps per G step)")
+    d_steps: int = param(1, "k: discriminator steps per generator step (WGAN-GP's paper: n_critic = 5)", lo=1, hi=10,
+                         label="k (D steps per G step)")
     batch_size: int = param(256, "samples per step (real and fake each)", choices=(8, 16, 32, 64, 128, 256, 512),
                             label="batch size")
-    gp_weight: float = param(0.1, "WGAN-GP: weight of the gradient penalty", choices=(0.01, 0.1, 1.0, 10.0),
+    gp_weight: float = param(GP_WEIGHT, "WGAN-GP: weight λ of the gradient penalty. The paper uses 10 (the "
+                             "authors' own 2-D toy script 0.1, which learns faster)", choices=(0.01, 0.1, 1.0, 10.0),
                              label="gradient penalty")
     steps: int = param(3000, "generator steps in the run", lo=100, hi=50000)
     eval_every: int = param(25, "generator steps between snapshots", lo=1, hi=500, label="steps per snapshot")
@@ -68,10 +75,15 @@ PRESETS = {
                            "Samples spread to all 8 modes within seconds; the heatmap fades toward 1/2."),
     "ring-collapse": Preset("Ring of 8: mode collapse (G learns 10x faster than D)",
                             Config(g_lr=3e-3, d_lr=3e-4, batch_size=64, steps=2000),
-                            "All samples clump together and hop from mode to mode: at most 3 of 8 modes are covered."),
+                            "Textbook collapse: the samples form one tight clump (spread about 0.1 of the data's) "
+                            "that hops around the ring. 'Modes covered' mostly reads 0 or 1, since the clump often "
+                            "sits between modes, while 'modes visited' over 500 steps reaches 7-8: one mode at a "
+                            "time, never all at once."),
     "wgan-gp": Preset("Ring of 8 with WGAN-GP (critic instead of a classifier)",
-                      Config(loss="wgan-gp", d_steps=5, gp_weight=0.1, g_lr=1e-3, d_lr=1e-3),
-                      "The heatmap shows the critic f(x), not a probability: it slopes up toward the data."),
+                      Config(loss="wgan-gp", d_steps=5, gp_weight=GP_WEIGHT, g_lr=1e-3, d_lr=1e-3),
+                      "The heatmap shows the critic f(x), not a probability: it slopes up toward the data. The paper's "
+                      "λ = 10, n_critic = 5 and Adam (0, 0.9), but a learning rate of 1e-3 instead of its 1e-4, so "
+                      "that the ring is learned in a minute, not ten."),
     "d2l-affine": Preset("d2l: an affine G learns a Gaussian mapped by x A + b",
                          Config(dataset="affine", g_depth=0, d_depth=2, d_width=8, activation="tanh",
                                 g_lr=0.005, d_lr=0.05, batch_size=8, steps=2000, eval_every=10),
@@ -103,14 +115,18 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
     (rows = y); ``arrow_from``/``arrow_vec`` (N_ARROWS, 2) generated points and the direction G's loss pushes
     them (-grad_x of the G loss); ``manifold`` (M, 2) the image of a noise-space grid (NaN = line break);
     ``bounds``; ``modes`` (K, 2) or None with ``mode_std``.
+
+    Metrics: losses, mean D outputs, ``js``/``kl`` on the grid, ``spread`` (generated / data total std); with
+    modes, ``modes_covered``/``high_quality`` (within 3 std), ``modes_now`` (modes nearest to at least 1/(2K) of
+    the samples) and ``modes_visited`` (the union of ``modes_now`` over the last VISIT_WINDOW steps).
     """
     data = get_toy2d(config.dataset)
     rng = seed_all(config.seed)
     G = mlp(config.noise_dim, 2, config.g_depth, config.g_width, config.activation).to(device)
     D = Discriminator(2, config.d_depth, config.d_width, config.activation).to(device)
-    trainer = GanTrainer(G, D, OPTIMIZERS[config.g_optimizer](G.parameters(), config.g_lr),
-                         OPTIMIZERS[config.d_optimizer](D.parameters(), config.d_lr), config.loss, config.d_steps,
-                         config.gp_weight, rng)
+    trainer = GanTrainer(G, D, make_optimizer(config.g_optimizer, G.parameters(), config.g_lr, config.loss),
+                         make_optimizer(config.d_optimizer, D.parameters(), config.d_lr, config.loss), config.loss,
+                         config.d_steps, config.gp_weight, rng)
 
     def real(n):
         return data.sample(n, rng).to(device)
@@ -126,6 +142,7 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
     grid_x, grid_y, grid = _grid_points(data.bounds)
     grid = grid.to(device)
     lines = noise_grid_lines(config.noise_dim, config.noise)
+    visits = ModeVisits(VISIT_WINDOW)
 
     def snapshot(step: int, ld: float, lg: float) -> Snapshot:
         with torch.no_grad():
@@ -140,11 +157,13 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
         (grad,) = torch.autograd.grad(g_loss(D(x), config.loss) * len(x), x)  # per-sample gradients
         fake_np = fake.cpu().numpy()
         metrics = {"d_loss": ld, "g_loss": lg, "d_real": float(d_real), "d_fake": float(d_fake),
-                   **grid_divergences(real_eval, fake_np, data.bounds)}
+                   **grid_divergences(real_eval, fake_np, data.bounds), "spread": spread_ratio(fake_np, real_eval)}
         if data.modes is not None:
             cov = mode_coverage(fake_np, data.modes, data.mode_std)
+            hit = modes_hit(fake_np, data.modes)
             metrics.update(modes_covered=float(cov.covered), modes_total=float(cov.total),
-                           high_quality=cov.high_quality)
+                           high_quality=cov.high_quality, modes_now=float(hit.sum()),
+                           modes_visited=float(visits.update(step, hit)))
         return Snapshot(step, metrics, {
             "real": real_eval[:N_SHOW], "fake": fake_np[:N_SHOW], "d_grid": d_grid.cpu().numpy(),
             "grid_x": grid_x, "grid_y": grid_y, "arrow_from": fake_np[:N_ARROWS], "arrow_vec": -grad.cpu().numpy(),
@@ -167,14 +186,16 @@ def _train_loop(trainer: GanTrainer, real, noise, config, snapshot, device) -> I
     """The shared loop: train, average the losses over each window, yield a snapshot every ``eval_every``."""
     ld_sum, lg_sum = torch.zeros((), device=device), torch.zeros((), device=device)
     n = 0
+    pacer = Pacer()  # Pause/Reset within a fraction of a second: 500 steps per snapshot (k = 10) take many seconds
     for step in range(1, config.steps + 1):
-        ld, lg = trainer.step(real, noise, config.batch_size)
+        ld, lg = yield from pacer.call(step, trainer.step, real, noise, config.batch_size)
         ld_sum += ld
         lg_sum += lg
         n += 1
         if step % config.eval_every == 0 or step == config.steps:
             # One sync per snapshot; the runner stops the run if a loss is NaN or infinite.
-            yield snapshot(step, ld_sum.item() / n, lg_sum.item() / n)
+            yield (yield from pacer.call(step, snapshot, step, ld_sum.item() / n, lg_sum.item() / n))
+            pacer.reset()
             ld_sum.zero_(), lg_sum.zero_()
             n = 0
 
@@ -183,7 +204,7 @@ def _summarize(snap: Snapshot, runner) -> dict:
     m = snap.metrics
     out = {k: round(v, 4) for k, v in m.items()}
     if "modes_covered" in m:
-        out.update(modes_covered=int(m["modes_covered"]), modes_total=int(m["modes_total"]))
+        out.update({k: int(m[k]) for k in ("modes_covered", "modes_total", "modes_now", "modes_visited")})
     return {**out, "steps": snap.step}
 
 
@@ -246,10 +267,14 @@ class Config1D:
     data_mean: float = param(2.0, "mean of the data's Gaussian", lo=-2.0, hi=3.0, step=0.25, label="data mean")
     data_std: float = param(0.5, "standard deviation of the data's Gaussian", lo=0.1, hi=1.5, step=0.05,
                             label="data std")
-    loss: str = param("non-saturating", "the game (as in the 2-D demo)", choices=LOSSES)
+    loss: str = param("non-saturating", "the game (as in the 2-D demo). WGAN-GP here uses λ = 0.1, as the authors' "
+                      "toy script does: with the paper's 10 this 1-D generator swings far past the data and back",
+                      choices=LOSSES)
     width: int = param(32, "hidden units per layer of G and D (two hidden layers each)", choices=(8, 16, 32, 64))
-    lr: float = param(1e-3, "learning rate of both players (Adam)", choices=LEARNING_RATES, label="learning rate")
-    d_steps: int = param(1, "k: discriminator steps per generator step", lo=1, hi=10, label="k (D steps per G step)")
+    lr: float = param(1e-3, "learning rate of both players (Adam: betas (0.5, 0.999), with WGAN-GP (0, 0.9) as in "
+                      "the paper, whose learning rate is 1e-4)", choices=LEARNING_RATES, label="learning rate")
+    d_steps: int = param(1, "k: discriminator steps per generator step (WGAN-GP's paper: n_critic = 5)", lo=1, hi=10,
+                         label="k (D steps per G step)")
     d_warmup: int = param(300, "discriminator steps before G starts (as in the paper's panel (b): D first "
                           "learns to tell the two densities apart)", lo=0, hi=2000, label="D warm-up steps")
     batch_size: int = param(128, "samples per step", choices=(16, 32, 64, 128, 256), label="batch size")
@@ -263,6 +288,7 @@ PRESETS_1D = {
                               "Green (G's density) slides onto black (the data); blue D(x) flattens toward 1/2."),
 }
 X1D = (-4.0, 6.0)  # the x axis of the 1-D picture
+GP_WEIGHT_1D = 0.1  # as in the WGAN-GP authors' toy script; lambda = 10 makes G oscillate by +-10 around the data here
 N_Z_ARROWS = 25  # noise values whose mapping z -> G(z) is drawn
 
 
@@ -272,8 +298,9 @@ def run_1d(config: Config1D, device: torch.device) -> Iterator[Snapshot]:
     rng = seed_all(config.seed)
     G = mlp(1, 1, 2, config.width, "leaky_relu").to(device)
     D = Discriminator(1, 2, config.width, "leaky_relu").to(device)
-    trainer = GanTrainer(G, D, OPTIMIZERS["adam"](G.parameters(), config.lr),
-                         OPTIMIZERS["adam"](D.parameters(), config.lr), config.loss, config.d_steps, 0.1, rng)
+    trainer = GanTrainer(G, D, make_optimizer("adam", G.parameters(), config.lr, config.loss),
+                         make_optimizer("adam", D.parameters(), config.lr, config.loss), config.loss, config.d_steps,
+                         GP_WEIGHT_1D, rng)
 
     def real(n):
         return (config.data_mean + config.data_std * torch.randn(n, 1, generator=rng)).to(device)
@@ -313,8 +340,9 @@ def run_1d(config: Config1D, device: torch.device) -> Iterator[Snapshot]:
         ld0 = _d_loss_now(D, G, real, noise, config)
         lg0 = float(g_loss(D(G(noise(config.batch_size))), config.loss))
     yield snapshot(0, ld0, lg0)
+    pacer = Pacer()  # the warm-up is up to 2,000 D steps: heartbeats keep Pause/Reset immediate
     for _ in range(config.d_warmup):
-        ld = trainer.d_step(real, noise, config.batch_size)
+        ld = yield from pacer.call(0, trainer.d_step, real, noise, config.batch_size)
     if config.d_warmup:
         with torch.no_grad():
             yield snapshot(0, float(ld), float(g_loss(D(G(noise(config.batch_size))), config.loss)))
@@ -329,10 +357,13 @@ class ConfigDigits:
     loss: str = param("non-saturating", "the game", choices=LOSSES)
     g_width: int = param(256, "units of G's two hidden layers", choices=(32, 64, 128, 256, 512), label="G width")
     d_width: int = param(256, "units of D's two hidden layers", choices=(32, 64, 128, 256, 512), label="D width")
-    lr: float = param(1e-3, "learning rate of both players (Adam)", choices=LEARNING_RATES, label="learning rate")
-    d_steps: int = param(1, "k: discriminator steps per generator step", lo=1, hi=10, label="k (D steps per G step)")
+    lr: float = param(1e-3, "learning rate of both players (Adam: betas (0.5, 0.999), with WGAN-GP (0, 0.9) as in "
+                      "the paper, whose learning rate is 1e-4)", choices=LEARNING_RATES, label="learning rate")
+    d_steps: int = param(1, "k: discriminator steps per generator step (WGAN-GP's paper: n_critic = 5)", lo=1, hi=10,
+                         label="k (D steps per G step)")
     batch_size: int = param(64, "images per step", choices=(16, 32, 64, 128, 256), label="batch size")
-    gp_weight: float = param(10.0, "WGAN-GP: weight of the gradient penalty", choices=(0.1, 1.0, 10.0),
+    gp_weight: float = param(GP_WEIGHT, "WGAN-GP: weight λ of the gradient penalty (the paper's 10)",
+                             choices=(0.1, 1.0, 10.0),
                              label="gradient penalty")
     steps: int = param(3000, "generator steps in the run", lo=100, hi=30000)
     eval_every: int = param(50, "generator steps between snapshots", lo=1, hi=500, label="steps per snapshot")
@@ -380,8 +411,8 @@ def run_digits(config: ConfigDigits, device: torch.device) -> Iterator[Snapshot]
     x_all = data.x_train.flatten(1).to(device)
     G = mlp(config.noise_dim, 64, 2, config.g_width, "leaky_relu", nn.Sigmoid()).to(device)
     D = Discriminator(64, 2, config.d_width, "leaky_relu").to(device)
-    trainer = GanTrainer(G, D, OPTIMIZERS["adam"](G.parameters(), config.lr),
-                         OPTIMIZERS["adam"](D.parameters(), config.lr), config.loss, config.d_steps,
+    trainer = GanTrainer(G, D, make_optimizer("adam", G.parameters(), config.lr, config.loss),
+                         make_optimizer("adam", D.parameters(), config.lr, config.loss), config.loss, config.d_steps,
                          config.gp_weight, rng)
 
     def real(n):

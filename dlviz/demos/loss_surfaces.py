@@ -25,7 +25,7 @@ from ..config import param
 from ..device import seed_all
 from ..models.lenet import LeNet
 from ..models.mlp import MLP
-from .base import Demo, DivergedError, Preset, Snapshot, check_finite
+from .base import Demo, DivergedError, Pacer, Preset, Snapshot, check_finite
 
 DESCENT_LRS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
 
@@ -85,7 +85,22 @@ def run_critical_points(config: CPConfig, device: torch.device) -> Iterator[Snap
     """Gradient descent from near a saddle ("hair") and from one escape step along its negative eigenvector.
 
     Arrays: ``critical`` (list of CLI dicts), ``pivot`` (2,), ``path`` (t, 2), ``escape_path`` (t, 2) or absent.
+    Any failure on a custom formula (overflow, a value autograd cannot differentiate) ends the run with a
+    :class:`DivergedError` naming the formula.
     """
+    if config.surface != "custom":
+        yield from _run_critical_points(config, device)
+        return
+    try:
+        yield from _run_critical_points(config, device)
+    except DivergedError:
+        raise
+    except Exception as exc:
+        raise DivergedError(f"Gradient descent on f(x, y) = {config.formula.strip()} failed "
+                            f"({type(exc).__name__}: {str(exc)[:120]}). Change the formula and press Reset.") from None
+
+
+def _run_critical_points(config: CPConfig, device: torch.device) -> Iterator[Snapshot]:
     try:
         surface = surface_for(config)
     except FormulaError as exc:
@@ -114,14 +129,17 @@ def run_critical_points(config: CPConfig, device: torch.device) -> Iterator[Snap
     pts = {k: v.astype(np.float64) for k, v in starts.items()}
     paths: dict[str, list[np.ndarray]] = {k: [] for k in pts}  # the points whose metrics were reported
     critical = [p.as_dict() for p in points]
+    hint = f"Gradient descent diverged: lower the learning rate (now {lr:g}) and press Reset."
+    if config.surface == "custom":
+        hint = (f"f(x, y) = {config.formula.strip()} is undefined or overflows there, or descent diverged: change "
+                f"the formula or lower the learning rate (now {lr:g}), and press Reset.")
 
     def metrics_and_step(step: int) -> dict[str, float]:
         m: dict[str, float] = {}
         for k, p in pts.items():
             f, g = value_and_grad(surface, p[:1], p[1:])
             prefix = "" if k == "path" else "escape_"
-            m[f"{prefix}loss"] = check_finite(f[0], step, "loss", f"Gradient descent diverged: lower the learning "
-                                                              f"rate (now {lr:g}) and press Reset.")
+            m[f"{prefix}loss"] = check_finite(f[0], step, "loss", hint)
             m[f"{prefix}grad_norm"] = float(np.linalg.norm(g[0]))
             if k == "path":
                 m["distance_to_saddle"] = float(np.linalg.norm(p - c)) if piv is not None else float("nan")
@@ -284,6 +302,7 @@ def run_landscape(config: LSConfig, device: torch.device) -> Iterator[Snapshot]:
                          "buffers": {k: v.detach().cpu().clone() for k, v in model.named_buffers()}})
 
     yield snapshot(0, None)
+    pacer = Pacer()  # Pause/Reset within a fraction of a second: 200 steps per snapshot at batch 1024 take seconds
     n, step, running = len(ytr), 0, []
     order = torch.randperm(n, generator=gen).to(device)
     pos = 0
@@ -306,7 +325,10 @@ def run_landscape(config: LSConfig, device: torch.device) -> Iterator[Snapshot]:
                 raise DivergedError(f"The training loss exploded to {train_loss:.3g} at step {step}: lower the "
                                     f"learning rate (now {config.lr:g}) and press Reset.")
             running = []
-            yield snapshot(step, train_loss)
+            yield (yield from pacer.call(step, snapshot, step, train_loss))
+            pacer.reset()
+        else:
+            yield from pacer.beat(step)
 
 
 def model_at(config: LSConfig, snap: Snapshot, device: torch.device | str = "cpu"):

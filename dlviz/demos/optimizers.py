@@ -15,7 +15,7 @@ from ..analysis.surfaces import SURFACES, Surface
 from ..analysis.schedules import SCHEDULES
 from ..analysis.trajectories import OPTIMIZERS, Race, distance_to_minima, make_optimizer, steps_to_converge
 from ..config import param
-from .base import Demo, Preset, Snapshot
+from .base import Demo, Pacer, Preset, Snapshot
 
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0)
 BETAS = (0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
@@ -276,22 +276,31 @@ def run_network(config: NetConfig, device: torch.device) -> Iterator[Snapshot]:
     models = {n: copy.deepcopy(base) for n in names}
     opts = {n: make_optimizer(n, models[n].parameters(), NET_LR[n] * config.lr_scale, **NET_HYPER.get(n, {}))
             for n in names}
-    history = {n: [] for n in names}
-    steps_seen: list[int] = []
+    # Parameters at every snapshot, one row each, in arrays allocated once (memory is committed as rows are
+    # written): a snapshot hands out views of the rows so far (later snapshots write only later rows; treat them
+    # as read-only), so it costs O(P), not a copy of the whole history (5,000 snapshots of 7 networks would
+    # copy gigabytes each near the end of a run).
+    rows = config.steps // config.eval_every + 2
+    history = {n: np.empty((rows, flat_params(base).size)) for n in names}
+    steps_seen = np.zeros(rows, dtype=np.int64)
+    k = 0
 
     def snapshot(step: int) -> Snapshot:
+        nonlocal k
         metrics = {}
         with torch.no_grad():
             for n, m in models.items():
                 out = m(x)
                 metrics[f"loss_{n}"] = float(F.cross_entropy(out, y))
                 metrics[f"acc_{n}"] = float((out.argmax(1) == y).float().mean())
-                history[n].append(flat_params(m))
-        steps_seen.append(step)
-        return Snapshot(step, metrics, {"params": {n: np.array(h) for n, h in history.items()},
-                                        "init": history[names[0]][0], "steps": np.array(steps_seen)})
+                history[n][k] = flat_params(m)
+        steps_seen[k] = step
+        k += 1
+        return Snapshot(step, metrics, {"params": {n: h[:k] for n, h in history.items()},
+                                        "init": history[names[0]][0], "steps": steps_seen[:k]})
 
     yield snapshot(0)
+    pacer = Pacer()  # Pause/Reset within a fraction of a second: 100 steps of 7 networks at batch 512 take a second
     for step in range(1, config.steps + 1):
         idx = torch.randint(0, len(y), (config.batch_size,), generator=gen).to(device)
         for n, m in models.items():
@@ -301,6 +310,9 @@ def run_network(config: NetConfig, device: torch.device) -> Iterator[Snapshot]:
             opts[n].step()
         if step % config.eval_every == 0 or step == config.steps:
             yield snapshot(step)
+            pacer.reset()
+        else:
+            yield from pacer.beat(step)
 
 
 def network_plane(config: NetConfig, snap: Snapshot, n: int = 25, device: torch.device | str = "cpu") -> dict:

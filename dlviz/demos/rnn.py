@@ -23,7 +23,7 @@ from ..data.sequences import (ADDING_BASELINE_MSE, RECALL_SYMBOLS, Sine, adding_
                               noisy_sine, recall_task)
 from ..device import seed_all
 from ..models.rnn import CELL_NAMES, CELLS, RecurrentNet
-from .base import Demo, DivergedError, Preset, Snapshot
+from .base import Demo, DivergedError, Pacer, Preset, Snapshot, finish
 
 TASKS = {"adding": "adding problem (sum of two marked numbers)", "recall": "recall the first symbol",
          "sine": "noisy sine, k-step-ahead prediction"}
@@ -233,7 +233,27 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
     acc = {c: {"loss": zero.clone(), "norm": zero.clone(), "clipped": zero.clone()} for c in cells}
     window = 0
 
-    def snapshot(step: int) -> Snapshot:
+    pacer = Pacer()  # Pause/Reset within a fraction of a second: lag 200, hidden 128, batch 256 is ~0.1 s a cell
+
+    def measure_cell(c: str) -> tuple[dict[str, float], dict]:
+        net, metrics, arrays = nets[c], {}, {}
+        for k, v in _evaluate(net, task, xte, yte).items():
+            metrics[f"{k}_{c}"] = v
+        if window:
+            a = acc[c]
+            metrics[f"train_loss_{c}"] = a["loss"].item() / window
+            metrics[f"grad_norm_{c}"] = a["norm"].item()
+            metrics[f"clipped_{c}"] = a["clipped"].item() / window
+        metrics[f"seconds_{c}"] = seconds[c]
+        if task.sine is not None:
+            arrays["kstep"] = table = k_step_predictions(net, task.sine)
+            for k, v in k_step_mse(table, task.sine).items():
+                metrics[f"mse_k{k}_{c}"] = v
+        arrays["states"] = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+        return metrics, arrays
+
+    def snapshot(step: int) -> Iterator[Snapshot]:
+        """Heartbeats between the cells' evaluations; returns the snapshot."""
         metrics: dict[str, float] = {}
         arrays: dict = {"states": {}, "diverged": dict(diverged)}
         if task.sine is not None:
@@ -241,46 +261,39 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
         for c in cells:
             if c in diverged:
                 continue
-            net = nets[c]
-            for k, v in _evaluate(net, task, xte, yte).items():
-                metrics[f"{k}_{c}"] = v
-            if window:
-                a = acc[c]
-                metrics[f"train_loss_{c}"] = a["loss"].item() / window
-                metrics[f"grad_norm_{c}"] = a["norm"].item()
-                metrics[f"clipped_{c}"] = a["clipped"].item() / window
-            metrics[f"seconds_{c}"] = seconds[c]
-            if task.sine is not None:
-                table = k_step_predictions(net, task.sine)
-                arrays["kstep"][c] = table
-                for k, v in k_step_mse(table, task.sine).items():
-                    metrics[f"mse_k{k}_{c}"] = v
-            arrays["states"][c] = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+            m, a = yield from pacer.call(step, measure_cell, c)
+            metrics.update(m)
+            for k, v in a.items():
+                arrays[k][c] = v
         return Snapshot(step, metrics, arrays)
 
-    yield snapshot(0)
+    def train_cell(c: str, xb: torch.Tensor, yb: torch.Tensor) -> None:
+        t0 = time.perf_counter()
+        net, opt, a = nets[c], opts[c], acc[c]
+        loss = task.loss(net(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(net.parameters(), max_norm)
+        opt.step()
+        # Accumulate on the device: one sync per snapshot, not per step.
+        a["loss"] += loss.detach()
+        a["norm"] = torch.maximum(a["norm"], norm.detach())
+        a["clipped"] += (norm > max_norm).float()
+        seconds[c] += time.perf_counter() - t0
+
+    yield finish(snapshot(0))
+    pacer.reset()
     for step in range(1, config.steps + 1):
         xb, yb = task.batch(config.batch_size, gen)
         xb, yb = xb.to(device), yb.to(device)
         for c in cells:
-            if c in diverged:
-                continue
-            t0 = time.perf_counter()
-            net, opt, a = nets[c], opts[c], acc[c]
-            loss = task.loss(net(xb), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(net.parameters(), max_norm)
-            opt.step()
-            # Accumulate on the device: one sync per snapshot, not per step.
-            a["loss"] += loss.detach()
-            a["norm"] = torch.maximum(a["norm"], norm.detach())
-            a["clipped"] += (norm > max_norm).float()
-            seconds[c] += time.perf_counter() - t0
+            if c not in diverged:
+                yield from pacer.call(step, train_cell, c, xb, yb)  # a heartbeat between cells when one is due
         window += 1
         if step % config.eval_every == 0 or step == config.steps:
             _check_cells(acc, window, step, config, cells, diverged)
-            yield snapshot(step)
+            yield (yield from snapshot(step))
+            pacer.reset()
             for a in acc.values():
                 for v in a.values():
                     v.zero_()

@@ -96,6 +96,15 @@ OPTIMIZERS = {
     "adam": lambda params, lr: torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999)),
     "rmsprop": lambda params, lr: torch.optim.RMSprop(params, lr=lr),
 }
+WGAN_GP_BETAS = (0.0, 0.9)  # Gulrajani et al. 2017, Algorithm 1: Adam(alpha = 1e-4, beta1 = 0, beta2 = 0.9)
+GP_WEIGHT = 10.0  # their lambda (Algorithm 1 and every experiment of the paper)
+
+
+def make_optimizer(name: str, params, lr: float, loss: str):
+    """``OPTIMIZERS[name]``, except that Adam under the WGAN-GP loss uses the paper's betas (0, 0.9)."""
+    if name == "adam" and loss == "wgan-gp":
+        return torch.optim.Adam(params, lr=lr, betas=WGAN_GP_BETAS)
+    return OPTIMIZERS[name](params, lr)
 
 
 class GanTrainer:
@@ -105,7 +114,7 @@ class GanTrainer:
     """
 
     def __init__(self, gen: nn.Module, disc: nn.Module, g_opt, d_opt, loss: str, k: int = 1,
-                 gp_weight: float = 0.1, rng: torch.Generator | None = None):
+                 gp_weight: float = GP_WEIGHT, rng: torch.Generator | None = None):
         self.G, self.D, self.g_opt, self.d_opt = gen, disc, g_opt, d_opt
         self.loss, self.k, self.gp_weight, self.rng = loss, k, gp_weight, rng
 

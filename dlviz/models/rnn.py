@@ -2,10 +2,11 @@
 
 The weights live in ``torch.nn.RNN`` / ``nn.GRU`` / ``nn.LSTM`` (PyTorch's names and gate order), so the fast pass
 is PyTorch's own. The scans below re-implement the cells step by step in Python on the same weights and return
-every gate at every step; a test checks they agree with PyTorch to 1e-5. Gate conventions (PyTorch = d2l):
+every gate at every step; tests check they agree with PyTorch to 1e-5. Gate conventions (PyTorch's):
 
     GRU   R_t = σ(X W_xr + H W_hr + b_r)   Z_t = σ(X W_xz + H W_hz + b_z)
-          H̃_t = tanh(X W_xh + R_t ⊙ (H W_hh + b_hn) + b_in)   H_t = Z_t ⊙ H_{t-1} + (1 - Z_t) ⊙ H̃_t
+          H̃_t = tanh(X W_xh + b_in + R_t ⊙ (H W_hh + b_hn))   H_t = Z_t ⊙ H_{t-1} + (1 - Z_t) ⊙ H̃_t
+          (the reset gate acts after the product W_hh H; Cho et al. 2014 and d2l use tanh(X W_xh + (R_t ⊙ H) W_hh + b))
     LSTM  I_t, F_t, O_t = σ(...),  C̃_t = tanh(...),  C_t = F_t ⊙ C_{t-1} + I_t ⊙ C̃_t,  H_t = O_t ⊙ tanh(C_t)
 """
 

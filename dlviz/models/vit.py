@@ -179,27 +179,134 @@ class CheckpointError(ValueError):
     """A checkpoint file that is missing, unreadable or not a ViT state_dict; the message says what to do."""
 
 
+WEIGHTS_ENV = "DLVIZ_WEIGHTS"  # the one folder pretrained checkpoints are read from
+CHECKPOINT_SUFFIXES = (".pth", ".pt")
+# Bounds on what a checkpoint may declare, checked on the shapes before any model is built (a crafted file of a
+# few KB can declare any shape: an expanded tensor is saved as one number). Official DINO ViT-S/16, ViT-S/8,
+# ViT-B/16 and ViT-B/8 (width 384 or 768, depth 12, patch 8 or 16, 224 px, MLP ratio 4) are well inside.
+MAX_WIDTH = 1024
+MAX_DEPTH = 24
+MAX_HEADS = 16
+MAX_PATCH = 32
+MAX_IMG_SIZE = 1024  # side of the square the position embeddings were trained for
+MAX_GRID = 64  # patches per side of that square (official: 14 or 28)
+MAX_MLP_RATIO = 8
+MAX_PARAMS = 400_000_000  # about 1.6 GB of float32
+
+
+def weights_dir() -> Path:
+    """The folder of pretrained checkpoints: $DLVIZ_WEIGHTS, else ``<data dir>/weights`` (``./data/weights``).
+
+    The data dir is the one the server started with: the sidebar's data folder (typed by any visitor) does not
+    move it.
+    """
+    import os
+
+    from ..data.digits import server_data_dir
+
+    return Path(os.environ.get(WEIGHTS_ENV) or server_data_dir() / "weights").expanduser()
+
+
+def list_checkpoints(folder: str | Path | None = None) -> list[Path]:
+    """The ``*.pth`` / ``*.pt`` files directly in ``folder`` (default :func:`weights_dir`), sorted by name.
+
+    A missing or unreadable folder lists nothing.
+    """
+    root = Path(folder) if folder is not None else weights_dir()
+    try:
+        return sorted((p for p in root.iterdir() if p.suffix.lower() in CHECKPOINT_SUFFIXES and p.is_file()),
+                      key=lambda p: p.name.lower())
+    except OSError:
+        return []
+
+
+def _shape(state: dict, key: str, ndim: int) -> tuple[int, ...]:
+    shape = tuple(int(d) for d in state[key].shape)
+    if len(shape) != ndim:
+        raise CheckpointError(f"{key} has shape {list(shape)}; a ViT in the DINO format has {ndim} dimensions there.")
+    return shape
+
+
+def declared_vit_size(state: dict) -> dict:
+    """The ViT size a state_dict declares, from its shapes alone; refuses sizes outside the bounds above."""
+    embed_dim, in_chans, ph, pw = _shape(state, "patch_embed.proj.weight", 4)
+    if ph != pw:
+        raise CheckpointError(f"The patches are not square ({ph} x {pw}): not a ViT in the DINO format.")
+    if not (1 <= embed_dim <= MAX_WIDTH and 1 <= ph <= MAX_PATCH and in_chans in (1, 3)):
+        raise CheckpointError(f"The checkpoint declares width {embed_dim}, patch {ph} and {in_chans} input channels; "
+                              f"supported: width up to {MAX_WIDTH}, patch up to {MAX_PATCH}, 1 or 3 channels "
+                              "(official DINO ViT-S and ViT-B).")
+    if _shape(state, "cls_token", 3) != (1, 1, embed_dim):
+        raise CheckpointError(f"cls_token does not match the width {embed_dim}.")
+    one, tokens, dim = _shape(state, "pos_embed", 3)
+    side = int(round(math.sqrt(max(tokens - 1, 0))))
+    if one != 1 or dim != embed_dim or tokens < 2 or side * side != tokens - 1 or side > MAX_GRID \
+            or side * ph > MAX_IMG_SIZE:
+        raise CheckpointError(f"pos_embed has shape {[one, tokens, dim]}: expected (1, 1 + n x n, {embed_dim}) for "
+                              f"a square grid of at most {MAX_GRID} x {MAX_GRID} patches and {MAX_IMG_SIZE} pixels.")
+    blocks = {int(m.group(1)) for k in state if (m := re.match(r"blocks\.(\d{1,6})\.", k))}
+    if any(re.match(r"blocks\.\d{7,}\.", k) for k in state) or max(blocks, default=-1) >= MAX_DEPTH:
+        raise CheckpointError(f"The checkpoint declares more than {MAX_DEPTH} blocks; supported: up to {MAX_DEPTH} "
+                              "(official DINO ViTs have 12).")
+    depth = len(blocks)
+    if depth == 0 or blocks != set(range(depth)):
+        raise CheckpointError("The transformer blocks are missing or not numbered 0, 1, 2, ...: not a ViT in the "
+                              "DINO format.")
+    if "blocks.0.mlp.fc1.weight" not in state:
+        raise CheckpointError("This file is not a ViT state_dict in the DINO format (missing blocks.0.mlp.fc1.weight).")
+    hidden = _shape(state, "blocks.0.mlp.fc1.weight", 2)[0]
+    if not (1 <= hidden <= MAX_MLP_RATIO * embed_dim):
+        raise CheckpointError(f"The MLP width {hidden} is more than {MAX_MLP_RATIO}x the width {embed_dim}.")
+    # Official ViT-S/B: 64 dimensions per head. Checkpoints do not store the head count; other widths get 1 head.
+    heads = embed_dim // 64 if embed_dim % 64 == 0 else 1
+    if heads > MAX_HEADS:
+        raise CheckpointError(f"The checkpoint implies {heads} heads; supported: up to {MAX_HEADS}.")
+    params = depth * (4 * embed_dim * embed_dim + 2 * embed_dim * hidden) + tokens * embed_dim \
+        + embed_dim * in_chans * ph * ph
+    if params > MAX_PARAMS:
+        raise CheckpointError(f"The checkpoint declares about {params / 1e6:.0f}M parameters; supported: up to "
+                              f"{MAX_PARAMS / 1e6:.0f}M.")
+    return {"img_size": side * ph, "patch_size": ph, "in_chans": in_chans, "embed_dim": embed_dim, "depth": depth,
+            "num_heads": heads, "mlp_ratio": hidden / embed_dim}
+
+
 def vit_from_state_dict(state: dict) -> VisionTransformer:
     """Build a ViT of the size a state_dict describes (official DINO format) and load it strictly.
 
     Accepts the raw backbone dict, or a training checkpoint with ``teacher``/``student`` entries whose keys
-    carry ``module.`` / ``backbone.`` prefixes (the head is dropped).
+    carry ``module.`` / ``backbone.`` prefixes (the head is dropped). The declared size is bounded (see
+    ``MAX_WIDTH`` ...) before the model is built. Every problem is a :class:`CheckpointError`.
     """
+    try:
+        return _vit_from_state_dict(state)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # anything a crafted or damaged dict can provoke
+        raise CheckpointError(f"The checkpoint could not be used as a ViT ({type(exc).__name__}: {str(exc)[:200]})."
+                              ) from None
+
+
+def _vit_from_state_dict(state: dict) -> VisionTransformer:
+    if not isinstance(state, dict):
+        raise CheckpointError(f"The checkpoint holds a {type(state).__name__}, not a state_dict.")
     if "teacher" in state and isinstance(state["teacher"], dict):
         state = state["teacher"]
+    bad_keys = [k for k in state if not isinstance(k, str)]
+    if bad_keys:
+        raise CheckpointError(f"The state_dict has non-text keys (e.g. {bad_keys[0]!r}): not a ViT in the DINO format.")
     state = {re.sub(r"^(module\.)?(backbone\.)?", "", k): v for k, v in state.items()
              if not re.match(r"^(module\.)?head\.", k)}
     need = ("cls_token", "pos_embed", "patch_embed.proj.weight", "norm.weight")
     missing = [k for k in need if k not in state]
     if missing:
         raise CheckpointError(f"This file is not a ViT state_dict in the DINO format (missing {', '.join(missing)}).")
-    w = state["patch_embed.proj.weight"]
-    embed_dim, in_chans, patch = int(w.shape[0]), int(w.shape[1]), int(w.shape[-1])
-    depth = 1 + max(int(m.group(1)) for k in state if (m := re.match(r"blocks\.(\d+)\.", k)))
-    side = int(round(math.sqrt(state["pos_embed"].shape[1] - 1)))
-    mlp_ratio = state["blocks.0.mlp.fc1.weight"].shape[0] / embed_dim
-    heads = max(1, embed_dim // 64)  # official ViT-S/B: 64 dimensions per head
-    model = VisionTransformer(side * patch, patch, in_chans, embed_dim, depth, heads, mlp_ratio,
+    not_tensors = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise CheckpointError(f"The state_dict holds values that are not tensors (e.g. {not_tensors[0]}, a "
+                              f"{type(state[not_tensors[0]]).__name__}): not a ViT in the DINO format.")
+    size = declared_vit_size(state)
+    model = VisionTransformer(size["img_size"], size["patch_size"], size["in_chans"], size["embed_dim"],
+                              size["depth"], size["num_heads"], size["mlp_ratio"],
                               qkv_bias="blocks.0.attn.qkv.bias" in state)
     try:
         model.load_state_dict(state, strict=True)
@@ -209,11 +316,15 @@ def vit_from_state_dict(state: dict) -> VisionTransformer:
 
 
 def load_dino_checkpoint(path: str | Path) -> VisionTransformer:
-    """Load an official DINO backbone (``torch.load(..., weights_only=True)`` only) into :class:`VisionTransformer`."""
+    """Load an official DINO backbone (``torch.load(..., weights_only=True)`` only) into :class:`VisionTransformer`.
+
+    Every failure (no file, not a torch file, truncated, a non-dict, wrong keys, non-tensors, wrong or oversized
+    shapes) is a :class:`CheckpointError` with a message that says what to do.
+    """
     p = Path(path).expanduser()
     if not p.is_file():
         raise CheckpointError(f"No file at {p}. Download e.g. dino_deitsmall16_pretrain.pth from the DINO "
-                              "repository and give its path.")
+                              f"repository into {weights_dir()}.")
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # not a torch file, a pickle with code in it, truncated...

@@ -3,7 +3,7 @@
 from .controls import config_form
 from .live import live_run
 from .settings import current_device, global_seed, lecture_mode, render_sidebar
-from .show import explain, metric_row, show
+from .show import explain, metric_row, plain, show
 
 __all__ = ["config_form", "live_run", "current_device", "global_seed", "lecture_mode", "render_sidebar",
-           "explain", "metric_row", "show"]
+           "explain", "metric_row", "plain", "show"]

@@ -12,6 +12,7 @@ import streamlit as st
 from ..config import ConfigError, spec_of, to_strings, with_overrides
 from ..demos.base import Demo
 from .settings import global_seed, lecture_mode
+from .show import plain
 
 
 def _snap_to_choice(value, choices):
@@ -52,7 +53,7 @@ def config_form(demo: Demo, key: str, columns: int = 4):
         ss[f"{key}.preset"] = slug
         ss[store] = config
         for p in problems:
-            st.warning(f"Ignored a setting from the link: {p}")
+            st.warning(f"Ignored a setting from the link: {plain(p)}")
     fields = [f for f in dataclasses.fields(demo.config_cls) if spec_of(f).widget]
     for f in fields:
         if f"{key}.{f.name}" not in ss:

@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import re
+
 import plotly.graph_objects as go
 import streamlit as st
 
 from .settings import lecture_mode
+
+# Every ASCII punctuation character: CommonMark lets a backslash escape each of them, and a backslash before
+# anything else is shown as is. Escaping all of them also disarms Streamlit's own syntax (``$`` math,
+# ``:red[...]`` colors, ``:material/...:`` icons) and HTML.
+_MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def plain(text: object) -> str:
+    """``text`` escaped so that st.markdown / st.error / st.warning / st.caption show it literally.
+
+    Use for anything a user typed or a link carried: ``![](http://host/p.png)`` must not become an image the
+    browser fetches, nor ``[x](http://host)`` a link. Line breaks become spaces (one-line messages).
+    """
+    s = " ".join(str(text).splitlines())
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", s)
 
 
 def show(fig: go.Figure, key: str | None = None, **kwargs):

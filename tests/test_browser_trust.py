@@ -1,0 +1,117 @@
+"""What a lecturer does at awkward moments, in real Chromium: none of it shows a traceback or kills a run.
+
+1. a custom formula that is linear or constant in a variable (``x^2``: no y), from a link and typed;
+2. Step pressed again and again while a slice is training, then Pause and Reset in the middle of slices;
+3. controls changed during a run (SSL "compare with", CNN input size): the figures keep drawing the run.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from dlviz.browser import FRESH, serve_app, wait_idle
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    with serve_app(timeout=120) as url:
+        yield url
+
+
+def _open(page, url: str) -> None:
+    page.set_default_timeout(90_000)
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.goto(url)
+    page.wait_for_selector('[data-testid="stMain"]')
+    page.get_by_text("Lecture mode").wait_for(timeout=60_000)
+    page.wait_for_timeout(1000)
+    wait_idle(page)
+
+
+def _problems(page) -> list[str]:
+    """Exceptions, and failure messages of the runner."""
+    out = page.locator('[data-testid="stException"]').all_text_contents()
+    out += [t for t in page.locator('[data-testid="stAlert"]').all_text_contents()
+            if "stopped with an error" in t or "Traceback" in t]
+    return out
+
+
+def _step(page) -> int:
+    text = page.locator(FRESH).get_by_text(re.compile(r"step \d+ ·")).first.text_content()
+    return int(re.search(r"step (\d+)", text).group(1))
+
+
+def _button(page, name: str):
+    return page.locator(FRESH).get_by_role("button", name=name).first
+
+
+def test_custom_formula_without_y_from_a_link_and_typed(page, app_url):
+    _open(page, f"{app_url}/loss_surfaces?surface=custom&formula=x%5E2")
+    assert _problems(page) == []
+    page.locator(FRESH).locator(".js-plotly-plot").first.wait_for(timeout=30_000)  # the surface is drawn
+    for formula in ("x+y", "5", "sin(x)"):
+        box = page.locator('[data-testid="stMain"] [data-testid="stTextInput"] input').first
+        box.fill(formula)
+        box.press("Enter")
+        page.wait_for_timeout(1500)
+        wait_idle(page)
+        assert _problems(page) == [], formula
+
+
+def test_step_pause_reset_in_the_middle_of_slices(page, app_url):
+    _open(page, f"{app_url}/cnn?preset=modern&epochs=60&seed=0")
+    _button(page, "▶ Start").click()
+    page.wait_for_timeout(1500)
+    for _ in range(6):  # Step lands while a slice trains (fast reruns start a second script thread)
+        _button(page, "⏭ Step").click()
+        page.wait_for_timeout(150)
+    page.wait_for_timeout(1500)
+    assert _problems(page) == []
+    stepped = _step(page)
+    assert stepped > 0
+    _button(page, "▶ Resume").click()
+    page.wait_for_timeout(1500)
+    assert _step(page) > stepped, "the run must go on after the Steps"
+    _button(page, "⏸ Pause").click()
+    page.wait_for_timeout(200)
+    _button(page, "▶ Resume").click()
+    page.wait_for_timeout(300)
+    _button(page, "↺ Reset").click()
+    page.wait_for_timeout(2000)
+    wait_idle(page)
+    assert _problems(page) == []
+    assert _step(page) == 0, "Reset goes back to the untrained state"
+
+
+def test_controls_changed_mid_run_keep_drawing_the_run(page, app_url):
+    _open(page, f"{app_url}/ssl?preset=simsiam&steps=2000&seed=0")
+    _button(page, "▶ Start").click()
+    page.wait_for_timeout(2500)
+    page.locator(FRESH).get_by_text("compare with").first.wait_for()
+    select = page.locator('[data-testid="stSelectbox"]').filter(has_text="compare with").first
+    select.click()
+    page.get_by_role("option").filter(has_text=re.compile("stop")).first.click()
+    page.wait_for_timeout(3000)
+    assert _problems(page) == []
+    assert page.get_by_text("Controls changed during this run").count() >= 1
+    before = _step(page)
+    page.wait_for_timeout(1500)
+    assert _step(page) > before, "the run keeps training after the controls changed"
+
+    _open(page, f"{app_url}/cnn?preset=modern&epochs=60&seed=0")
+    _button(page, "▶ Start").click()
+    page.wait_for_timeout(1500)
+    slider = page.locator('[data-testid="stSlider"]').filter(has_text="input size").first
+    slider.get_by_role("slider").focus()
+    page.keyboard.press("ArrowLeft")  # 28 -> 16 while training
+    page.wait_for_timeout(3000)
+    assert _problems(page) == []
+    _button(page, "⏸ Pause").click()
+    page.wait_for_timeout(1000)
+    page.keyboard.press("ArrowLeft")  # and again while paused
+    page.wait_for_timeout(2500)
+    assert _problems(page) == []
