@@ -115,3 +115,27 @@ def test_controls_changed_mid_run_keep_drawing_the_run(page, app_url):
     page.keyboard.press("ArrowLeft")  # and again while paused
     page.wait_for_timeout(2500)
     assert _problems(page) == []
+
+
+def test_five_sessions_started_together_all_train(browser, app_url):
+    """Five sessions opened and started together (three on one CNN link, a GAN, an RNN): each trains, none shows
+    an exception (it was "SystemError: AST constructor recursion depth mismatch" in one of them)."""
+    links = [f"{app_url}/cnn?preset=modern&epochs=60&seed=0"] * 3 + [f"{app_url}/gan", f"{app_url}/rnn"]
+    contexts = [browser.new_context(viewport={"width": 1280, "height": 900}) for _ in links]
+    pages = [c.new_page() for c in contexts]
+    try:
+        for p, link in zip(pages, links):  # all five load at once
+            p.set_default_timeout(120_000)
+            p.goto(link, wait_until="commit")
+        for p in pages:
+            p.get_by_text("Lecture mode").wait_for()
+            _button(p, "▶ Start").wait_for()
+        for p in pages:
+            _button(p, "▶ Start").click()
+        pages[0].wait_for_timeout(8000)
+        for i, p in enumerate(pages):
+            assert _problems(p) == [], (links[i], _problems(p))
+            p.locator(FRESH).get_by_text(re.compile(r"step [1-9]\d* ·")).first.wait_for(timeout=60_000)
+    finally:
+        for c in contexts:
+            c.close()

@@ -80,9 +80,12 @@ def config_form(demo: Demo, key: str, columns: int = 4):
     slug = ss.get(f"{key}.preset", "")
     base = demo.presets[slug].config if slug in demo.presets else demo.default_config()
     if slug in demo.presets:
-        note = demo.presets[slug].note
+        note, claim = demo.presets[slug].note, demo.presets[slug].claim
         modified = dataclasses.replace(config, seed=base.seed) != base
-        st.caption(("Modified from the preset. " if modified else "") + note)
+        text = ("Modified from the preset. " if modified else "") + note
+        if claim is not None:  # the check `python -m dlviz verify` runs on seeds nobody tuned on
+            text += f" **Claim{' (of the preset, unmodified)' if modified else ''}:** {claim.text}"
+        st.caption(text)
     st.query_params.from_dict({**({"preset": slug} if slug else {}), **to_strings(config, base=base),
                                "seed": str(config.seed)})
     return config

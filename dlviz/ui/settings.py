@@ -36,12 +36,14 @@ def _init_from_url() -> None:
 def _no_post_script_gc() -> None:
     """The setting of ``.streamlit/config.toml``, also when the app is started from another folder: no full
     ``gc.collect(2)`` after every script run (150 ms per live refresh with torch and plotly loaded, measured).
-    Streamlit reads the option at the end of each run; if a future version drops it, nothing breaks."""
+    Streamlit reads the option at the end of each run; if a future version drops it, nothing breaks.
+    Likewise no magic: page scripts compiled later are not parsed into AST objects (see config.toml)."""
     try:
         from streamlit import config
 
-        if config.get_option("runner.postScriptGC"):
-            config.set_option("runner.postScriptGC", False)
+        for option in ("runner.postScriptGC", "runner.magicEnabled"):
+            if config.get_option(option):
+                config.set_option(option, False)
     except Exception:  # an internal API: the config file still applies
         pass
 

@@ -12,7 +12,9 @@ A thumbnail is ``assets/thumbs/<page stem>.png`` when present (made by ``python 
 
 from __future__ import annotations
 
-import ast
+import functools
+import io
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,18 +38,44 @@ class Topic:
         return p if p.exists() else None
 
 
-def discover(pages_dir: Path = ROOT / "pages") -> list[Topic]:
-    """Every page with a docstring, in file-name order (prefix files with 10_, 20_, ... to order them)."""
+def _docstring(source: str) -> str:
+    """The module docstring, read with the tokenizer: no ``ast.parse``.
+
+    CPython 3.11.7's AST builder keeps its recursion depth in state shared by threads; two sessions parsing at
+    once (app.py ran this on every run of every session, beside streamlit's own parsing of page scripts) raised
+    ``SystemError: AST constructor recursion depth mismatch``, and that session never trained.
+    """
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.ENCODING):
+            continue
+        if tok.type != tokenize.STRING:
+            return ""
+        text = eval(compile(tok.string, "<docstring>", "eval"), {"__builtins__": {}})  # one literal of our own
+        return text if isinstance(text, str) else ""
+    return ""
+
+
+@functools.lru_cache(maxsize=4)
+def _discover(pages_dir: Path, stamp: tuple) -> tuple[Topic, ...]:
     topics = []
     for path in sorted(pages_dir.glob("*.py")):
-        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+        doc = _docstring(path.read_text(encoding="utf-8"))
+        doc = "\n".join(ln.strip() for ln in doc.splitlines())
         lines = [ln.strip() for ln in doc.splitlines() if ln.strip()]
         if not lines:
             continue
         icon = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("icon:")), "📄")
         rest = [ln for ln in lines[1:] if not ln.startswith("icon:")]
         topics.append(Topic(path, lines[0], icon, rest[0] if rest else ""))
-    return topics
+    return tuple(topics)
+
+
+def discover(pages_dir: Path = ROOT / "pages") -> list[Topic]:
+    """Every page with a docstring, in file-name order (prefix files with 10_, 20_, ... to order them).
+
+    Read once per change of the pages folder (names and modification times), not on every script run."""
+    stamp = tuple((p.name, p.stat().st_mtime_ns) for p in sorted(pages_dir.glob("*.py")))
+    return list(_discover(pages_dir, stamp))
 
 
 # -- cold links ----------------------------------------------------------------------------------------
