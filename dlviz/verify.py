@@ -67,12 +67,14 @@ class Outcome:
 
 
 def run_claim(demo: Demo, slug: str, preset: Preset, seed: int, device: torch.device) -> tuple[bool, dict, float]:
-    """Run ``preset`` with ``seed`` to the end (or the claim's time cap); (held?, figures, wall seconds)."""
+    """Run ``preset`` with ``seed`` to the end (or the claim's step or time cap); (held?, figures, wall seconds)."""
     claim = preset.claim
     config = dataclasses.replace(preset.config, seed=seed)
     t0 = time.perf_counter()
     runner = Runner(demo, config, device)
-    runner.run_to_end(max_seconds=claim.max_seconds if claim else None)
+    max_steps = claim.max_steps if claim else None
+    runner.run_to_end(max_seconds=claim.max_seconds if claim else None,
+                      until=(lambda snap: snap.step >= max_steps) if max_steps is not None else None)
     summary = runner.summary()
     seconds = time.perf_counter() - t0
     figures = {k: summary.get(k) for k in (claim.figures if claim else ())}

@@ -10,7 +10,7 @@ from dlviz.analysis.embedding import pca, tsne
 from dlviz.data import DatasetMissing, load_image_dataset
 from dlviz.data.digits import download_torchvision
 from dlviz.demos import get_demo
-from dlviz.demos.cnn import probe
+from dlviz.demos.cnn import GRAD_LAYERS, N_PROBE, STAT_LAYERS, UPDATE_RULES, layer_table, probe
 from dlviz.figures.cnn import confusion_figure, feature_maps_figure, misclassified_figure
 from dlviz.figures.common import embedding_scatter, image_grid, metric_curves
 from dlviz.models.lenet import LeNet
@@ -40,12 +40,15 @@ rows = LeNet(config.input_size, config.activation, config.pool).layer_shapes(con
 explain(
     "LeNet (LeCun et al., 1998) stacks two **convolution + pooling** blocks and three fully connected layers. "
     "A convolution slides the same small filter over the image, so it needs few weights and responds to a "
-    "pattern wherever it appears; pooling halves the resolution. Training minimizes the cross-entropy "
-    "by gradient steps on mini-batches:",
+    "pattern wherever it appears; pooling halves the resolution. Training minimizes the cross-entropy of "
+    f"mini-batches; with g its gradient, the selected optimizer ({config.optimizer}) updates the weights by:",
     r"\mathcal{L}(\theta) = -\frac{1}{B}\sum_{i=1}^{B} \log \frac{e^{z_{y_i}}}{\sum_{c} e^{z_c}},\qquad "
-    r"\theta \leftarrow \theta - \eta\, \nabla_\theta \mathcal{L}",
-    claim="ReLU + max pooling + Adam learn within a second; the 1998 recipe (sigmoid, average pooling, SGD) "
-          "sits at chance for a long time because sigmoid units saturate and their gradients vanish.",
+    r"g = \nabla_\theta \mathcal{L}",
+    UPDATE_RULES[config.optimizer],
+    claim="ReLU + max pooling + Adam learn within a second. 'The 1998 recipe' (sigmoid, average pooling, SGD) is "
+          "d2l's simplification of LeCun et al. 1998, which used a scaled tanh, trainable subsampling, a sparsely "
+          "connected C3 and RBF outputs. It sits at chance for thousands of steps, but the sigmoids do not start "
+          "saturated: see the layer statistics below the curves.",
 )
 with st.expander("Layer shapes (from a real forward pass)"):
     st.dataframe(pd.DataFrame(rows, columns=["layer", "output shape (C, H, W)", "parameters"]), hide_index=True)
@@ -71,8 +74,31 @@ def run_data(runner):
         return None
 
 
+def draw_layers(runner) -> None:
+    """Per-layer activation statistics and gradient norms of the run (the demo measures them every snapshot)."""
+    snap, first = runner.latest, runner.first
+    if "grad_conv1" not in snap.metrics:
+        return
+    with st.expander("Activations and gradients per layer", expanded=runner.config.activation == "sigmoid"):
+        st.dataframe(pd.DataFrame(layer_table(first.metrics, snap.metrics)), hide_index=True)
+        show(metric_curves(runner.history, [("‖∂L/∂W‖ per layer", [f"grad_{k}" for k in GRAD_LAYERS]),
+                                            ("mean slope f'(z)", [f"slope_{k}" for k in STAT_LAYERS]),
+                                            ("mean pre-activation z", [f"pre_mean_{k}" for k in STAT_LAYERS])],
+                           log_y=[True, False, False], height=280), key=f"{KEY}.layers")
+        st.caption(f"On {N_PROBE} fixed training images. With sigmoids and PyTorch's default initialization the "
+                   "pre-activations start with a std near 0.3: the units sit in their linear range (slope near "
+                   "the maximum 1/4), not saturated. Two things still slow training: each sigmoid layer scales "
+                   "the backward signal by its slope (≤ 1/4), so conv1's gradient starts thousands of times smaller "
+                   "than fc3's; and its outputs are all positive (mean near 1/2), so one SGD step moves every "
+                   "incoming weight of a unit the same way. In the 1998 preset (lr 2) ten steps shift fc2's "
+                   "pre-activations to about −5: that layer then is saturated (|z| > 3, slope near 0) for "
+                   "thousands of steps. With ReLU, mean f'(z) is the share of active units.")
+
+
 def draw_insides(runner) -> None:
     snap, first = runner.latest, runner.first
+    if snap is not None:
+        draw_layers(runner)
     data = run_data(runner) if snap is not None else None
     if data is None:
         return

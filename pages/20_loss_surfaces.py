@@ -192,8 +192,10 @@ def landscape_section() -> None:
         r"L(a, b) = \mathcal{L}(\theta^* + a\,\delta + b\,\eta),\qquad \delta_{i,j} \leftarrow "
         r"\frac{\delta_{i,j}}{\lVert\delta_{i,j}\rVert}\lVert\theta^*_{i,j}\rVert",
         claim="The line from initialization to the trained weights descends without bumps; the trained weights "
-              "sit in a basin whose sharpness is the top Hessian eigenvalue, and small batches end in wider "
-              "(lower λ_max) basins than large ones at the same learning rate and number of steps.")
+              "sit in a basin whose sharpness is the top Hessian eigenvalue λ_max. Whether small batches end in "
+              "flatter basins than large ones (same learning rate and steps) is what the twins test, but raw λ_max "
+              "changes when the weights are rescaled and full-batch descent holds it near 2/η: read it beside ‖θ‖ "
+              "and 2/η.")
 
     def draw(runner) -> None:
         snap = runner.latest
@@ -244,21 +246,21 @@ def landscape_views(runner, snap) -> None:
             show(lf.pca_path_figure(res["alphas"], res["betas"], res["losses"], res["coords"], res["explained"]),
                  key="land.pca")
     with right:
+        limit = {"threshold": lsd.stability_threshold(cfg.optimizer, cfg.lr),
+                 "threshold_label": lsd.THRESHOLD_LABELS.get(cfg.optimizer, "")}
         step, res = _cached("curvature", runner, snap, lambda: {
             f"this model (batch {cfg.batch_size})": lsd.curvature(cfg, snap, dev)})
         if res is not None:
-            show(lf.curvature_figure(res), key="land.curv")
+            show(lf.curvature_figure(res, **limit), key="land.curv")
             (r,) = res.values()
             st.caption(f"λ_max = {r['lambda_max']:.4g}, λ_min = {r['lambda_min']:.4g} from {r['products']} "
-                       f"Hessian-vector products (Lanczos) in {r['seconds']:.2f} s. A negative λ_min: a saddle-like "
-                       "direction, even at the end of training.")
+                       f"Hessian-vector products (Lanczos) in {r['seconds']:.2f} s. "
+                       + lsd.curvature_note(r["lambda_max"], r["lambda_min"]))
         step, res = _cached("small vs large batch", runner, snap, lambda: {
             f"batch {bs}": r for bs, r in lsd.sharpness_by_batch(cfg, dev).items()})
         if res is not None:
-            show(lf.curvature_figure(res), key="land.batch")
-            st.caption("Twins trained with the same steps, learning rate and seed: " + "; ".join(
-                f"{k}: {v['steps']} steps, train loss {v['train_loss']:.3f}, test accuracy {v['test_acc']:.1%}"
-                for k, v in res.items()))
+            show(lf.curvature_figure(res, **limit), key="land.batch")
+            st.caption(lsd.sharpness_caption(res))
 
 
 {SECTIONS[0]: critical_points_section, SECTIONS[1]: mse_ce_section, SECTIONS[2]: landscape_section}[section]()

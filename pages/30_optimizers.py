@@ -55,9 +55,11 @@ with race_tab:
         "learning rate per step (torch's `lr_scheduler`).",
         *([surface.latex] if surface else []),
         *([SCHEDULE_LATEX[config.schedule]] if config.schedule != "constant" else []),
-        claim="On f = 0.1x₁² + 2x₂² gradient descent needs lr < 2/4 = 0.5 for x₂ but then crawls along x₁; "
-              "momentum and adaptive methods fix the imbalance. At a saddle, plain gradient descent stalls "
-              "where momentum, Adam or noise escape.",
+        claim="On f = 0.1x₁² + 2x₂² gradient descent needs lr < 2/4 = 0.5 for x₂ but then crawls along x₁. "
+              "Momentum fixes the imbalance in any orientation. AdaGrad, RMSProp and Adam rescale each coordinate "
+              "(a diagonal preconditioner): that fixes it here only because the valley is aligned with the axes; "
+              "on the same quadratic turned by 45° (the rotated-quadratic preset) their advantage is gone. At a "
+              "saddle, plain gradient descent stalls where momentum, Adam or noise escape.",
     )
     with st.expander("Update rules of the racers (the textbook form of what torch.optim does)"):
         for n in chosen:
@@ -226,8 +228,10 @@ with net_tab:
     explain("Copies of one small MLP (2 → 16 → 16 → 2, tanh) start from **the same initialization** and see **the "
             "same mini-batches** of the two-moons data; only the `torch.optim` optimizer differs. Their paths "
             "live in a space of hundreds of parameters; we project them onto the plane spanned by the top two "
-            "principal directions of their displacements from the start, and compute the loss on that plane:",
-            r"\theta(a, b) = \theta_0 + a\,d_1 + b\,d_2,\qquad d_1, d_2 = \text{top-2 PCA of } "
+            "directions of their displacements from the start (the top two right singular vectors of the stacked "
+            "displacements: an uncentered PCA, so the start stays at the plane's origin), and compute the loss "
+            "on that plane:",
+            r"\theta(a, b) = \theta_0 + a\,d_1 + b\,d_2,\qquad d_1, d_2 = \text{top-2 right singular vectors of } "
             r"\{\theta^{(k)}_t - \theta_0\}",
             claim="Adaptive methods and momentum leave the flat start region faster; the plane is a slice, so "
                   "a path can look as if it crosses a contour 'uphill' while descending in the directions left out.")

@@ -152,7 +152,9 @@ def draw_transformer(runner) -> None:
     c[1].metric("sequence accuracy", f"{m['seq_acc']:.1%}")
     c[2].metric("mass on source position", f"{m['diag_mass']:.0%}",
                 help="Best head of the last cross-attention layer (encoder self-attention if encoder-only): "
-                     "mean weight on the input position each output copies (the anti-diagonal for reverse).")
+                     "mean weight on the input position each output copies (the anti-diagonal for reverse; for "
+                     "sort, every position holding the output's digit counts, since equal digits are "
+                     "interchangeable).")
     c[3].metric("training loss", f"{m['train_loss']:.3f}")
     show(metric_curves(runner.history, [("training loss (cross-entropy)", ["train_loss"]),
                                         ("held-out accuracy and alignment", ["token_acc", "seq_acc", "diag_mass"])]),

@@ -51,7 +51,9 @@ explain(
     "embeddings. With positives alone, a network that outputs one constant vector reaches the best possible "
     "loss: **collapse**. SimCLR prevents it with *negatives* (the other images of the batch); SimSiam with a "
     "**stop-gradient** on one branch plus a **predictor** $h$; BYOL with a predictor and a slowly moving "
-    "**momentum (EMA) target**. SimSiam's loss is the negative cosine similarity (best value $-1$):",
+    "**momentum (EMA) target**. As in their code, SimSiam and BYOL pass each view through the network as its "
+    "own batch (BatchNorm statistics per view), while SimCLR encodes both views as one batch of 2N. SimSiam's "
+    "loss is the negative cosine similarity (best value $-1$):",
     r"\mathcal{D}(p, z) = -\frac{p}{\lVert p\rVert_2}\cdot\frac{z}{\lVert z\rVert_2},\qquad "
     r"\mathcal{L}_{\text{SimSiam}} = \tfrac12\,\mathcal{D}\big(p_1, \operatorname{sg}(z_2)\big) "
     r"+ \tfrac12\,\mathcal{D}\big(p_2, \operatorname{sg}(z_1)\big)",
@@ -93,7 +95,11 @@ def metric_row(m: dict, pre: str, label: str, out_dim: int) -> None:
                 delta=f"{m[pre + 'knn_acc'] - m['knn_acc_random_encoder']:+.1%} vs random")
     ratio = m[pre + "output_std"] / m["output_std_ref"]
     c[3].metric("output std × √d", f"{ratio:.2f}", help="1 = spread like a Gaussian on the sphere, 0 = collapsed")
-    c[4].metric("effective rank", f"{m[pre + 'effective_rank']:.1f} / {out_dim}")
+    if pre + "spread_rank" in m:
+        c[4].metric("effective rank × variance", f"{m[pre + 'spread_rank']:.1f} / {out_dim}",
+                    help="The effective rank of z/‖z‖ times its total variance (at most 1 on the unit sphere): the "
+                         "plain effective rank ignores scale, so a collapse with isotropic residual noise would "
+                         f"score high (here {m[pre + 'effective_rank']:.1f}); weighted by its variance it scores 0.")
 
 
 def draw(runner) -> None:
@@ -127,9 +133,10 @@ def draw(runner) -> None:
             show(pca_figure(coords, y, f"PCA of z/‖z‖: {title}", data.classes), key=f"{KEY}.pca{i}")
     spectra = [("step 0", first.arrays["sv"])] + [(lab, snap.arrays[pre + "sv"]) for pre, lab in zip(pres, labels)]
     show(spectrum_figure(spectra), key=f"{KEY}.spectrum")
-    st.caption("Effective rank (exp of the entropy of the normalized singular values) ignores scale: a complete "
-               "collapse shows as the whole spectrum sinking by orders of magnitude, a dimensional collapse as a "
-               "tail that falls away while the top values stay.")
+    st.caption("A complete collapse shows as the whole spectrum sinking by orders of magnitude, a dimensional "
+               "collapse as a tail that falls away while the top values stay. The plain effective rank (exp of the "
+               "entropy of the normalized singular values) sees only the shape, not the level: a sunken but flat "
+               "spectrum scores high. The metric above multiplies it by the total variance Σσ², so it falls to 0.")
     for pre, label in zip(pres, labels):
         publish(FeatureSource(name=f"SSL ({label}): encoder features", page=KEY, step=snap.step,
                               config=dataclasses.asdict(runner.config), features=snap.arrays[pre + "features"],

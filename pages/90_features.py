@@ -35,7 +35,8 @@ explain(
     "matches them, by gradient descent on the KL divergence:",
     r"X_c = U S V^\top,\quad Y_{\mathrm{PCA}} = X_c V_k,\quad \text{explained}_i = s_i^2 / \textstyle\sum_j s_j^2",
     r"p_{j|i} = \frac{e^{-\|x_i-x_j\|^2/2\sigma_i^2}}{\sum_{k\ne i} e^{-\|x_i-x_k\|^2/2\sigma_i^2}},\ "
-    r"2^{H(P_i)} = \text{perplexity},\quad q_{ij} = \frac{(1+\|y_i-y_j\|^2)^{-1}}{\sum_{k\ne l}(1+\|y_k-y_l\|^2)^{-1}},"
+    r"2^{H(P_i)} = \text{perplexity},\quad p_{ij} = \frac{p_{j|i} + p_{i|j}}{2N},",
+    r"q_{ij} = \frac{(1+\|y_i-y_j\|^2)^{-1}}{\sum_{k\ne l}(1+\|y_k-y_l\|^2)^{-1}},"
     r"\quad \min_Y \mathrm{KL}(P\,\|\,Q)",
     claim="t-SNE keeps who is next to whom (trustworthiness near 1) but not sizes or distances between clusters; "
           "judge features by k-NN accuracy in their own space, and compare raw pixels, a random network and a "

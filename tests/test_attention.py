@@ -135,6 +135,23 @@ def test_alignment_mass_of_a_perfect_anti_diagonal_is_one():
     assert torch.allclose(alignment_mass(torch.full((2, 3, 4, 4), 0.25), source), torch.full((3,), 0.25))
 
 
+def test_sort_alignment_credits_any_position_holding_an_equal_symbol():
+    src = torch.tensor([[3, 1, 3, 2]])
+    source = torch.sort(src, dim=1, stable=True).indices  # [1, 3, 0, 2]: target 1 2 3 3
+    # Outputs 3 and 4 (both a 3) look at the other 3: the stable-sort index calls that a miss, yet it is right.
+    swapped = torch.eye(4)[torch.tensor([1, 3, 2, 0])].expand(1, 2, 4, 4)
+    assert torch.allclose(alignment_mass(swapped, source), torch.full((2,), 0.5))
+    assert torch.allclose(alignment_mass(swapped, source, src), torch.ones(2))
+    wrong = torch.eye(4)[torch.tensor([0, 3, 2, 0])].expand(1, 2, 4, 4)  # output 1 (a 1) looks at a 3: a miss
+    assert torch.allclose(alignment_mass(wrong, source, src), torch.full((2,), 0.75))
+    b = make_batch("sort", 64, 8, 10, torch.Generator().manual_seed(0))
+    uniform = torch.full((64, 1, 8, 8), 1 / 8)
+    counts = (b.src[:, None, :] == b.tgt[:, :, None]).float().sum(-1)  # positions holding each output's symbol
+    assert torch.allclose(alignment_mass(uniform, b.source, b.src), (counts / 8).mean().reshape(1))
+    perfect = F.one_hot(b.source, 8).float()[:, None]
+    assert torch.allclose(alignment_mass(perfect, b.source, b.src), torch.ones(1))
+
+
 def test_kernel_regression_learns_a_sharper_kernel():
     snaps = list(run_kernel(replace(KernelConfig(), steps=20), CPU))
     first, last = snaps[0].metrics, snaps[-1].metrics

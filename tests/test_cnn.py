@@ -9,12 +9,14 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from conftest import ROOT
 from dlviz.config import check_value
 from dlviz.demos import all_demos, get_demo
-from dlviz.demos.cnn import PRESETS, probe
+from dlviz.demos.base import snapshots
+from dlviz.demos.cnn import PRESETS, layer_table, probe
 from dlviz.models.lenet import LeNet
 from dlviz.runner import Runner
 
@@ -34,7 +36,7 @@ def test_lenet_shapes_match_d2l_at_28_pixels():
 
 
 def test_training_lowers_loss_and_raises_accuracy():
-    snaps = list(itertools.islice(CNN.run(TINY, torch.device("cpu")), 5))  # steps 0, 5, ..., 20
+    snaps = list(itertools.islice(snapshots(CNN.run(TINY, torch.device("cpu"))), 5))  # steps 0, 5, ..., 20
     first, last = snaps[0].metrics, snaps[-1].metrics
     assert [s.step for s in snaps] == [0, 5, 10, 15, 20]
     assert last["test_loss"] < first["test_loss"] - 0.2
@@ -47,14 +49,14 @@ def test_training_lowers_loss_and_raises_accuracy():
 def test_same_seed_same_run_and_other_seed_differs():
     def losses(seed):
         run = CNN.run(dataclasses.replace(TINY, seed=seed), torch.device("cpu"))
-        return [s.metrics["train_loss"] for s in itertools.islice(run, 3)]
+        return [s.metrics["train_loss"] for s in itertools.islice(snapshots(run), 3)]
 
     assert losses(1) == losses(1)
     assert losses(1) != losses(2)
 
 
 def test_probe_reads_a_snapshot_without_changing_it():
-    snap = list(itertools.islice(CNN.run(TINY, torch.device("cpu")), 2))[-1]
+    snap = list(itertools.islice(snapshots(CNN.run(TINY, torch.device("cpu"))), 2))[-1]
     before = {k: v.clone() for k, v in snap.arrays["state"].items()}
     out = probe(TINY, snap.arrays["state"], torch.rand(3, 1, 16, 16))
     assert out["conv1"].shape == (3, 6, 16, 16) and out["probs"].shape == (3, 10)
@@ -109,3 +111,62 @@ def test_cli_rejects_bad_settings_clearly():
     assert out.returncode == 2 and "epochs" in out.stderr and "Traceback" not in out.stderr
     out = _cli("run", "nosuchdemo")
     assert out.returncode == 2 and "unknown demo" in out.stderr
+
+
+def test_sigmoid_lenet_starts_unsaturated_and_layer_stats_match_the_forward_pass():
+    """At PyTorch's default init the sigmoid pre-activations have a std near 0.3 (linear range, slope near 1/4)."""
+    from dlviz.data.digits import load_image_dataset
+
+    torch.manual_seed(0)
+    x = load_image_dataset("digits", 16).x_train[:256]
+    model = LeNet(16, "sigmoid", "avg")
+    stats = model.layer_stats(x)
+    assert list(stats) == ["conv1", "conv2", "fc1", "fc2"]
+    for row in stats.values():
+        assert 0.15 < row["pre_std"] < 0.45 and row["saturated"] == 0.0
+        assert 0.23 < row["slope"] <= 0.25 and 0.4 < row["act_mean"] < 0.6  # all-positive outputs, mean near 1/2
+    with torch.no_grad():
+        z1 = model.conv1(x)
+        h = model.pool(model._convs(x)[2]).flatten(1)
+        z3 = model.fc1(h)
+        conv1_mean = float(model.feature_maps(x)["conv1"].mean())
+    assert stats["conv1"]["pre_std"] == pytest.approx(float(z1.std()), rel=1e-5)
+    assert stats["conv1"]["act_mean"] == pytest.approx(conv1_mean, rel=1e-5)
+    assert stats["fc1"]["slope"] == pytest.approx(float((torch.sigmoid(z3) * (1 - torch.sigmoid(z3))).mean()), rel=1e-5)
+    relu = LeNet(16, "relu", "max").layer_stats(x)
+    with torch.no_grad():
+        share = float((LeNet(16, "relu").conv1(x) > 0).float().mean())
+    assert 0 < relu["conv1"]["slope"] < 1 and abs(relu["conv1"]["slope"] - share) < 0.3  # ReLU: share active
+
+
+def test_1998_preset_layer_metrics_show_small_input_gradients_then_a_saturated_fc2():
+    """What the page says about the 1998 preset: conv1's gradient starts far below fc3's, and ten SGD steps at
+    lr 2 (all-positive sigmoid inputs) push fc2's pre-activations below -3: that layer saturates."""
+    cfg = dataclasses.replace(PRESETS["lenet-1998"].config, epochs=1, eval_every=10)
+    snaps = [s for s in itertools.islice(CNN.run(cfg, torch.device("cpu")), 50) if s.metrics][:2]
+    start, ten = snaps[0].metrics, snaps[1].metrics
+    assert snaps[1].step == 10
+    assert start["grad_conv1"] < 1e-2 * start["grad_fc3"]
+    assert start["saturated_fc2"] == 0.0 and start["slope_fc2"] > 0.23
+    assert ten["pre_mean_fc2"] < -3 and ten["saturated_fc2"] > 0.9 and ten["slope_fc2"] < 0.05
+    table = layer_table(start, ten)
+    assert [r["layer"] for r in table] == ["conv1", "conv2", "fc1", "fc2", "fc3"] and table[-1]["z now"] == "-"
+
+
+def test_update_rules_cover_every_optimizer():
+    from dlviz.demos.cnn import OPTIMIZERS, UPDATE_RULES
+
+    assert set(UPDATE_RULES) == set(OPTIMIZERS)
+    assert r"\sqrt" in UPDATE_RULES["adam"] and "v" in UPDATE_RULES["momentum"]
+
+
+def test_layer_stats_gradients_equal_autograd_and_leave_grad_alone():
+    torch.manual_seed(1)
+    model, x, y = LeNet(16, "sigmoid", "avg"), torch.rand(32, 1, 16, 16), torch.randint(0, 10, (32,))
+    stats = model.layer_stats(x, y)
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    for name in ("conv1", "conv2", "fc1", "fc2", "fc3"):
+        assert stats[name]["grad"] == pytest.approx(float(getattr(model, name).weight.grad.norm()), rel=1e-4)
+    model.zero_grad(set_to_none=True)
+    model.layer_stats(x, y)
+    assert all(p.grad is None for p in model.parameters())

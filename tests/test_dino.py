@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from dlviz.analysis.attention_masks import head_ious, iou, mass_mask, output_entropies, patch_masks
 from dlviz.data.clutter import make_clutter, sample_photos
 from dlviz.demos.dino import PRESETS, Config, dino_loss, photo_attention, random_crops, run
+from dlviz.demos.base import snapshots
 from dlviz.models.vit import CheckpointError, DINOHead, VisionTransformer, load_dino_checkpoint
 
 TINY = Config(embed_dim=96, depth=4, num_heads=3, out_dim=64, local_crops=1, batch_size=16, steps=40,
@@ -127,6 +128,26 @@ def test_weight_decay_schedule_runs_from_start_to_end():
     assert c.weight_decay < weight_decay_at(c, 50) < c.weight_decay_end
 
 
+def test_departures_text_matches_the_code():
+    """What the page lists as departures from the paper is what the code does."""
+    from dlviz.demos.dino import CLIP_NORM, DEPARTURES, GLOBAL_SCALE, decay_groups
+    from dlviz.models.vit import MultiCropWrapper
+
+    text = " ".join(DEPARTURES)
+    assert GLOBAL_SCALE == (0.5, 1.0) and "50-100%" in text
+    assert Config().out_dim == 512 and "K = 512" in text and Config().local_crops == 0
+    assert CLIP_NORM == 3.0 and "global norm of 3" in text
+    head = DINOHead(96, 512, use_bn=True)
+    assert head.last_layer.weight_g.requires_grad and "norm_last_layer=False" in text  # trainable norm
+    student = MultiCropWrapper(VisionTransformer(32, 4, 1, 96, 1, 3), head)
+    decay, no_decay = decay_groups(student)
+    ids = {id(p) for p in decay}
+    assert all(id(p) not in ids for n, p in student.named_parameters() if "last_layer" in n)
+    qkv = student.backbone.blocks[0].attn.qkv
+    assert id(qkv.weight) in ids and id(qkv.bias) not in ids
+    assert len(decay) + len(no_decay) == len(list(student.parameters()))
+
+
 def _official_vit_s16_state(seed=0) -> dict:
     torch.manual_seed(seed)
     return VisionTransformer(224, 16, 3, 384, 12, 6).state_dict()
@@ -161,12 +182,12 @@ def test_bad_checkpoints_are_clear_errors(tmp_path):
 
 def _run(config, n):
     """The first ``n`` full (evaluated) snapshots."""
-    full = (s for s in run(config, torch.device("cpu")) if s.metrics["eval_step"] == s.step)
+    full = (s for s in snapshots(run(config, torch.device("cpu"))) if s.metrics["eval_step"] == s.step)
     return list(itertools.islice(full, n))
 
 
 def test_demo_snapshots_and_shapes():
-    every = list(run(replace(TINY, steps=20, eval_every=10), torch.device("cpu")))
+    every = list(snapshots(run(replace(TINY, steps=20, eval_every=10), torch.device("cpu"))))
     # A snapshot after every step (the page moves live); the maps and IoUs are measured every 10 steps.
     assert [s.step for s in every] == list(range(21))
     assert [s.metrics["eval_step"] for s in every] == [0] * 10 + [10] * 10 + [20]

@@ -9,6 +9,7 @@ from sklearn.datasets import load_digits
 
 from dlviz.analysis import embedding as E
 from dlviz.analysis.feature_sets import from_published, load_builtin, problem, subsample
+from dlviz.demos.base import snapshots
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +118,7 @@ def test_tsne_demo_snapshots_and_summary():
 
     demo = get_demo("tsne")
     cfg = replace(demo.default_config(), n_points=250, iterations=300, every=100)
-    snaps = list(itertools.islice(demo.run(cfg, "cpu"), 20))
+    snaps = list(itertools.islice(snapshots(demo.run(cfg, "cpu")), 20))
     assert snaps[0].step == 0 and snaps[-1].arrays.get("final")
     last = snaps[-1].metrics
     assert last["trustworthiness"] > 0.9 and last["knn_acc_original"] > 0.9 and last["n_points"] == 250

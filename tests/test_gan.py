@@ -12,6 +12,7 @@ from dlviz.analysis.gan_metrics import (ModeVisits, class_diversity, grid_diverg
                                         js_divergence, kl_divergence, mode_coverage, modes_hit, spread_ratio)
 from dlviz.data.toy2d import D2L_A, D2L_B, TOY2D, noise_grid_lines, ring_modes, sample_noise
 from dlviz.demos import get_demo
+from dlviz.demos.base import snapshots
 from dlviz.demos.gan import (PRESETS, PRESETS_1D, PRESETS_DIGITS, Config, Config1D, ConfigDigits, run, run_1d,
                              run_digits)
 from dlviz.models.gan import LOSSES, d_loss, g_loss, gradient_penalty, make_optimizer
@@ -195,7 +196,7 @@ def test_every_loss_trains_without_nan(loss):
 
 
 def test_1d_discriminator_flattens_toward_half():
-    snaps = list(run_1d(replace(Config1D(), steps=400, eval_every=400), CPU))
+    snaps = list(snapshots(run_1d(replace(Config1D(), steps=400, eval_every=400), CPU)))
     warm, last = snaps[1], snaps[-1]  # [0] untrained, [1] after D's warm-up, [-1] after G trained
     assert warm.metrics["d_gap"] > 0.3  # D separates the data from G's samples
     assert last.metrics["d_gap"] < 0.5 * warm.metrics["d_gap"]

@@ -2,6 +2,7 @@
 eigendecomposition, batched slices against the point-by-point loop, the slice at the origin equals the model's
 loss, the model is left untouched, and the live demo trains."""
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -136,3 +137,38 @@ def test_landscape_demo_trains_and_views_are_consistent():
     assert abs(line["train"][3] - last.metrics["landscape_loss"]) < 1e-4
     pca = lsd.pca_path(cfg, last, "cpu", n=5)
     assert pca["losses"].shape == (5, 5) and pca["coords"].shape == (3, 2)
+
+
+def test_stability_threshold_is_where_torch_optim_starts_to_diverge_on_a_quadratic():
+    """Gradient descent on λθ²/2 is stable iff λ < 2/η; heavy-ball momentum (PyTorch's form) iff λ < (2 + 2β)/η."""
+    lr = 0.1
+    for name, opt_cls in (("sgd", lambda p: torch.optim.SGD(p, lr=lr)),
+                          ("momentum", lambda p: torch.optim.SGD(p, lr=lr, momentum=lsd.MOMENTUM_BETA))):
+        limit = lsd.stability_threshold(name, lr)
+        for factor, stable in ((0.97, True), (1.03, False)):
+            theta = torch.tensor([1.0], dtype=torch.float64, requires_grad=True)
+            opt = opt_cls([theta])
+            for _ in range(600):
+                opt.zero_grad()
+                (0.5 * factor * limit * theta ** 2).sum().backward()
+                opt.step()
+            final = abs(theta.item()) if torch.isfinite(theta).all() else math.inf
+            assert (final < 1e-3) == stable, (name, factor, final)
+    assert lsd.stability_threshold("sgd", 0.3) == 2 / 0.3 and lsd.stability_threshold("adam", 0.01) is None
+
+
+def test_curvature_note_follows_the_measured_lambda_min():
+    assert "negative curvature" in lsd.curvature_note(4.0, -0.4) and "saddle" in lsd.curvature_note(4.0, -0.4)
+    flat = lsd.curvature_note(4.0, -0.009)
+    assert "≈ 0" in flat and "saddle" not in flat
+    assert "no negative curvature" in lsd.curvature_note(4.0, 0.2) and "saddle" not in lsd.curvature_note(4.0, 0.2)
+
+
+def test_sharpness_twins_report_weight_norms_and_the_stability_limit():
+    cfg = replace(lsd.LSConfig(), model="mlp-2d", steps=20, lr=0.3)
+    out = lsd.sharpness_by_batch(cfg, "cpu", small=8, large=256)
+    for row in out.values():
+        assert row["threshold"] == 2 / 0.3 and row["weight_norm"] > 0 and row["steps"] == 20
+    assert out[8]["weight_norm"] != out[256]["weight_norm"]
+    text = lsd.sharpness_caption({f"batch {k}": v for k, v in out.items()})
+    assert "‖θ‖" in text and "2/η" in text and "of the stability limit" in text

@@ -8,9 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlviz.analysis.collapse import effective_rank, knn_accuracy_cosine, output_std, singular_values
+from dlviz.analysis.collapse import effective_rank, knn_accuracy_cosine, output_std, singular_values, spread_rank
 from dlviz.data.augment import Augment, digits_in_clutter, two_views, views_torchvision
 from dlviz.demos.ssl import DEMOS, PRESETS, Config, batch_stats_outputs, run, variant
+from dlviz.demos.base import snapshots
 from dlviz.models.ssl import EMATarget, SSLNet, info_nce_loss, negative_cosine, simsiam_loss
 from dlviz.runner import Runner
 
@@ -100,6 +101,21 @@ def test_collapse_metrics_against_closed_forms():
     assert knn_accuracy_cosine(tr, ytr, te, yte, k=7, temperature=0.1) == pytest.approx(ref)
 
 
+def test_spread_rank_reads_a_collapse_as_low_where_the_plain_effective_rank_reads_it_high():
+    """A collapsed output (one point plus small isotropic noise) has a flat spectrum: its plain effective rank is
+    near d, above a healthy output's. Weighted by the variance it spans, it scores near 0."""
+    g, d = torch.Generator().manual_seed(0), 64
+    center = torch.randn(d, generator=g)
+    collapsed = center + 0.01 * torch.randn(2000, d, generator=g)
+    healthy = torch.randn(2000, 12, generator=g) @ torch.randn(12, d, generator=g)  # spread over 12 directions
+    s_col, s_ok = singular_values(collapsed), singular_values(healthy)
+    assert effective_rank(s_col) > 50 > 12 > effective_rank(s_ok) > 6  # the plain measure reads it backwards
+    assert spread_rank(s_col) < 0.05 and spread_rank(s_ok) > 0.9 * effective_rank(s_ok)
+    assert spread_rank(s_ok) > 100 * spread_rank(s_col)
+    assert spread_rank(singular_values(torch.randn(5000, d, generator=g))) == pytest.approx(
+        effective_rank(singular_values(torch.randn(5000, d, generator=g))), rel=0.05)  # isotropic: variance ~1
+
+
 def test_batch_stats_outputs_leave_running_stats_alone():
     net = SSLNet(8, 16, out_bn=True)
     net.eval()
@@ -111,7 +127,7 @@ def test_batch_stats_outputs_leave_running_stats_alone():
 
 def test_without_stop_gradient_the_output_collapses():
     cfg = replace(TINY, compare="stop_grad", steps=40, eval_every=40)
-    first, last = list(itertools.islice(run(cfg, torch.device("cpu")), 2))
+    first, last = list(itertools.islice(snapshots(run(cfg, torch.device("cpu"))), 2))
     m = last.metrics
     assert first.metrics["output_std"] > 0.5 * m["output_std_ref"]
     assert m["b_output_std"] < 0.5 * first.metrics["b_output_std"]  # no stop-gradient: collapsing
@@ -142,9 +158,9 @@ def test_presets_and_variants():
 def test_figures_structure():
     from dlviz.figures.ssl import pca_figure, spectrum_figure, ssl_curves
 
-    h = [{"step": 0, "knn_acc": 0.9, "output_std": 0.1, "effective_rank": 40.0},
-         {"step": 10, "loss": -0.5, "knn_acc": 0.92, "output_std": 0.1, "effective_rank": 38.0, "b_loss": -0.9,
-          "b_knn_acc": 0.8, "b_output_std": 0.01, "b_effective_rank": 30.0}]
+    h = [{"step": 0, "knn_acc": 0.9, "output_std": 0.1, "spread_rank": 40.0},
+         {"step": 10, "loss": -0.5, "knn_acc": 0.92, "output_std": 0.1, "spread_rank": 38.0, "b_loss": -0.9,
+          "b_knn_acc": 0.8, "b_output_std": 0.01, "b_spread_rank": 0.1}]
     fig = ssl_curves(h, ["with", "without"], 0.125, 0.9, 0.95)
     names = [t.name for t in fig.data]
     assert names.count("with") == 4 and names.count("without") == 4  # 4 panels, both runs on one step axis

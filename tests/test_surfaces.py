@@ -19,6 +19,7 @@ KNOWN = {
                     (3.584428, -1.848126, "minimum"), (-0.270845, -0.923039, "maximum")], 9),
     "six-hump-camel": ([(0.089842, -0.712656, "minimum"), (-0.089842, 0.712656, "minimum"), (0, 0, "saddle")], 15),
     "d2l-quadratic": ([(0, 0, "minimum")], 1),
+    "rotated-quadratic": ([(0, 0, "minimum")], 1),
 }
 
 def test_every_surface_has_known_points():

@@ -1,6 +1,7 @@
 """How soon Pause and Reset take effect: the gap between two yields of every demo generator at its heaviest settings.
 
     python tools/pacing.py [--only rnn dino ...] [--seconds 4] [--presets] [--threads 1]
+    python tools/pacing.py --only rnn ssl --variant /eval --evals 2      # through two periodic evaluations
 
 The live runner stops only at a yield (a snapshot or a heartbeat), so the longest gap between two consecutive yields
 after the first (setup) snapshot is how long Pause or Reset can wait. For every registered demo this builds
@@ -9,7 +10,9 @@ after the first (setup) snapshot is how long Pause or Reset can wait. For every 
 temperatures and the like keep their values. Each heavy config runs twice: with the longest snapshot interval
 (training only, heartbeats needed) and with the shortest (an evaluation after every step or two: the periodic
 evaluation's own gap). The string choice fields listed in ``SWEEP`` are swept one at a time. The table lists the
-largest and the median gap and the setup time; rows with a gap over ``--limit`` are marked.
+largest and the median gap and the setup time; rows with a gap over ``--limit`` are marked. Each variant runs in
+a child process (one torch thread by default, as in the app on 2 cores), ended after ``--cap`` seconds without
+a yield. Gaps include whatever else the machine is doing: run it on a quiet machine for figures to compare.
 """
 
 from __future__ import annotations
@@ -110,7 +113,8 @@ def variants(demo, presets: bool = False) -> list[tuple[str, object]]:
                     continue
                 for v in values or spec_of(fields[name]).choices:
                     if v != getattr(h, name):
-                        cands.append((f"{label}/{interval} {name}={v}", _fix(dataclasses.replace(h, **{name: v}), demo.name)))
+                        cfg = _fix(dataclasses.replace(h, **{name: v}), demo.name)
+                        cands.append((f"{label}/{interval} {name}={v}", cfg))
             for lab, cfg in cands:
                 key = repr(cfg)
                 if key not in seen:
@@ -119,7 +123,8 @@ def variants(demo, presets: bool = False) -> list[tuple[str, object]]:
     return out
 
 
-def _child(conn, demo_name: str, config, seconds: float, threads: int, device: str) -> None:
+def _child(conn, demo_name: str, config, seconds: float, threads: int, device: str, evals: int = 0,
+           max_seconds: float = 120.0) -> None:
     """Runs in a child process: sends ("setup", s), then ("gap", s, heartbeat, step) per yield, then ("end", why)."""
     torch.set_num_threads(threads)
     gen = all_demos()[demo_name].run(config, torch.device(device))
@@ -128,12 +133,14 @@ def _child(conn, demo_name: str, config, seconds: float, threads: int, device: s
         next(gen)
         conn.send(("setup", time.perf_counter() - t0))
         start = last = time.perf_counter()
-        while time.perf_counter() - start < seconds:
+        seen = 0
+        while time.perf_counter() - start < seconds or (seen < evals and time.perf_counter() - start < max_seconds):
             snap = next(gen)
             now = time.perf_counter()
             conn.send(("gap", now - last, snap.heartbeat, snap.step))
             last = now
-        conn.send(("end", ""))
+            seen += not snap.heartbeat
+        conn.send(("end", "" if seen >= evals else f"only {seen} snapshots in {max_seconds:.0f} s"))
     except StopIteration:
         conn.send(("end", "ended"))
     except Exception as exc:  # a diverging preset ends its run with an error: report it, keep going
@@ -144,12 +151,14 @@ def _child(conn, demo_name: str, config, seconds: float, threads: int, device: s
 
 
 def measure(demo, config, seconds: float = 4.0, device: str = "cpu", threads: int = 1, cap: float = 20.0,
-            max_setup: float = 180.0) -> dict:
-    """Run ``demo.run(config)`` in a child process for ``seconds`` after its first snapshot; the gaps between
-    consecutive yields. A gap longer than ``cap`` seconds ends the child: the gap is reported as ``>= cap``."""
+            max_setup: float = 180.0, evals: int = 0, max_seconds: float = 120.0) -> dict:
+    """Run ``demo.run(config)`` in a child process for ``seconds`` after its first snapshot (and on until
+    ``evals`` more real snapshots arrived, at most ``max_seconds``); the gaps between consecutive yields. A gap
+    longer than ``cap`` seconds ends the child: the gap is reported as ``>= cap``."""
     ctx = mp.get_context("fork")
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(child, demo.name, config, seconds, threads, device), daemon=True)
+    proc = ctx.Process(target=_child, args=(child, demo.name, config, seconds, threads, device, evals, max_seconds),
+                       daemon=True)
     proc.start()
     child.close()
     out = {"setup": None, "gaps": [], "snapshots": 0, "heartbeats": 0, "note": "", "worst_at": None, "cut": False}
@@ -195,7 +204,13 @@ def main() -> int:
     ap.add_argument("--presets", action="store_true", help="also every preset, not only the default")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (the app uses 1 on 2 cores)")
     ap.add_argument("--limit", type=float, default=0.3, help="mark gaps above this many seconds")
-    ap.add_argument("--cap", type=float, default=20.0, help="give up on a variant after this many seconds without a yield")
+    ap.add_argument("--cap", type=float, default=20.0,
+                    help="give up on a variant after this many seconds without a yield")
+    ap.add_argument("--evals", type=int, default=0, help="run on until this many snapshots after the first (through "
+                    "periodic evaluations), at most --max-seconds")
+    ap.add_argument("--max-seconds", type=float, default=120.0)
+    ap.add_argument("--exact", action="store_true", help="--variant is a whole label (default/eval), not a part")
+    ap.add_argument("--variant", default=None, help="only variants whose label contains this text (e.g. /eval)")
     ap.add_argument("--list", action="store_true", help="print the variants and their configs, run nothing")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -205,10 +220,12 @@ def main() -> int:
     for name in names:
         demo = demos[name]
         for label, cfg in variants(demo, a.presets):
+            if a.variant and (a.variant != label if a.exact else a.variant not in label):
+                continue
             if a.list:
                 print(name, label, cfg)
                 continue
-            m = measure(demo, cfg, a.seconds, threads=a.threads, cap=a.cap)
+            m = measure(demo, cfg, a.seconds, threads=a.threads, cap=a.cap, evals=a.evals, max_seconds=a.max_seconds)
             flag = " <-- over" if m["max_gap"] > a.limit else ""
             note = m["note"]
             worst = f"{m['worst_at'][0]} step {m['worst_at'][1]}" if m["worst_at"] else ""

@@ -1,4 +1,5 @@
-"""Collapse metrics of self-supervised embeddings: output std, weighted kNN, singular values, effective rank.
+"""Collapse metrics of self-supervised embeddings: output std, weighted kNN, singular values, effective rank
+(plain and collapse-aware).
 
 All functions take (N, D) tensors (any device) and return floats or CPU numpy arrays.
 """
@@ -57,3 +58,16 @@ def effective_rank(s: np.ndarray, eps: float = 1e-12) -> float:
     p = s / total
     p = p[p > eps]
     return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def spread_rank(s: np.ndarray) -> float:
+    """Collapse-aware effective rank: :func:`effective_rank` times the total variance ``sum(s**2)`` of the
+    normalized embeddings (``s`` from :func:`singular_values`). Unit vectors have total variance 1 - |mean|^2,
+    at most 1, so the value lies in [0, d].
+
+    The plain effective rank ignores scale: an output collapsed to one point plus a little isotropic noise has
+    a nearly flat (high-rank) spectrum. Weighted by the variance it spans, that output scores near 0, while a
+    healthy output (spread over the sphere, variance near 1) keeps its effective rank.
+    """
+    s = np.asarray(s, dtype=np.float64)
+    return effective_rank(s) * float((s ** 2).sum())

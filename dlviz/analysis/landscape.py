@@ -4,7 +4,9 @@
 Parameters are dicts ``name -> tensor``; a point of a slice is ``center + a * d1 + b * d2``. Every evaluation
 goes through copies (``torch.func.functional_call`` or the batched evaluators below), never by editing the
 model's weights, and runs in evaluation mode: BatchNorm uses its running statistics, and the directions are zero
-on 1-D parameters (biases, BatchNorm scales and shifts), as in Li et al.'s default.
+on 1-D parameters (biases, BatchNorm scales and shifts), as with the ``biasbn`` option of Li et al.'s code
+(``--xignore biasbn``, used in their examples; without it, their code sets those directions equal to the
+parameters themselves).
 
 Speed: the reference code evaluates one grid point per forward pass. Here many grid points go through one
 forward: the first layer is linear in its weights, so its output at every grid point is a combination of three
@@ -60,7 +62,9 @@ def combine(center: Params, dirs: list[Params], coeffs: list[float]) -> Params:
 
 def filter_normalize(direction: Params, params: Params, ignore_1d: bool = True) -> Params:
     """Li et al.'s filter normalization: each filter (slice along dim 0) of the direction gets the norm of the
-    matching filter of ``params``; 1-D parameters (biases, BatchNorm) get a zero direction when ``ignore_1d``."""
+    matching filter of ``params``; 1-D parameters (biases, BatchNorm) get a zero direction when ``ignore_1d``
+    (Li et al.'s ``biasbn`` option), else the random direction rescaled to the parameter's norm (their code without
+    ``biasbn`` copies the parameter itself instead)."""
     out = {}
     for k, d in direction.items():
         p = params[k]

@@ -73,6 +73,9 @@ class Curve:
             return xs.numpy(), self.fn(xs).numpy()
 
 
+_R = 1 / math.sqrt(2)  # cos 45° = sin 45°
+
+
 def _six_hump(x, y):
     return (4 - 2.1 * x**2 + x**4 / 3) * x**2 + x * y + (-4 + 4 * y**2) * y**2
 
@@ -110,6 +113,12 @@ _SURFACE_LIST = [
             lambda x, y: 0.1 * x**2 + 2 * y**2,
             (-5.5, 1.5, -2.5, 2.5), ((0.0, 0.0),), (-5.0, -2.0),
             "Curvatures differ 20-fold: a step size that is safe along x2 crawls along x1 (condition number 20)."),
+    Surface("rotated-quadratic", "The same quadratic rotated by 45°",
+            r"f(x_1, x_2) = 0.1\,u^2 + 2\,v^2,\quad u = \tfrac{x_1 + x_2}{\sqrt2},\ v = \tfrac{x_2 - x_1}{\sqrt2}",
+            lambda x, y: 0.1 * ((x + y) * _R) ** 2 + 2 * ((y - x) * _R) ** 2,
+            (-6.0, 3.0, -6.0, 3.0), ((0.0, 0.0),), ((-5.0 + 2.0) * _R, (-5.0 - 2.0) * _R),
+            "The d2l quadratic turned by 45°: the same curvatures (0.2 and 4), but the valley runs diagonally, so "
+            "no coordinate follows it and per-coordinate step sizes (AdaGrad, RMSProp, Adam) no longer help."),
 ]
 
 SURFACES: dict[str, Surface] = {s.slug: s for s in _SURFACE_LIST}

@@ -7,6 +7,7 @@ A demo never prints, never touches streamlit and never mutates shared state.
 from __future__ import annotations
 
 import math
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ class Pacer:
         self._last = time.perf_counter()
         self.idle_s = 0.0  # time the consumer kept the generator suspended at this pacer's heartbeats
         self._costs: dict[str, float] = {}  # seconds the last call of each function took (see call)
+        self._worker: _Worker | None = None
 
     def due(self) -> bool:
         now = time.perf_counter()
@@ -81,38 +83,98 @@ class Pacer:
     def call(self, step: int, fn: Callable[..., Any], *args: Any) -> Iterator[Snapshot]:
         """``value = yield from pacer.call(step, fn, *args)``: ``fn(*args)``, then a heartbeat when one is due.
 
-        For one call that cannot be split (an optimizer step of a large model, a library's fit): when the last
-        call of ``fn`` (by qualified name) took over half of ``every_s``, or on its first call, it runs in a
-        worker thread while the generator yields a heartbeat every ``every_s``; otherwise it runs here (a
-        thread hand-off costs about a millisecond on a busy machine). Either way it returns, or raises, what
-        calling it here would: the worker runs with the caller's grad mode, and the generator waits for it.
-        If the run is reset meanwhile, the call finishes in the background and its result is dropped.
+        For one call that cannot be split (an optimizer step of a large model, a library's fit): on its first
+        call, and whenever its last call (by qualified name) took over half of ``every_s``, it runs in this
+        pacer's worker thread while the generator yields a heartbeat every ``every_s``; otherwise it runs here
+        (a hand-off costs a millisecond or more on a busy machine). Either way it returns, or raises, what calling
+        it here would: the worker runs with the caller's grad mode, and the generator waits for it. If the run is
+        reset meanwhile, the call finishes in the background and its result is dropped.
         """
         key = getattr(fn, "__qualname__", None) or repr(fn)
-        t, idle = time.perf_counter(), self.idle_s
         if self._costs.get(key, math.inf) < self.every_s / 2:
+            t = time.perf_counter()
             value = fn(*args)
+            self._costs[key] = time.perf_counter() - t
         else:
+            if self._worker is None:
+                self._worker = _Worker()
             done, box, grad = threading.Event(), {}, torch.is_grad_enabled()
 
             def work() -> None:
+                t = time.perf_counter()
                 try:
                     with torch.set_grad_enabled(grad):
                         box["value"] = fn(*args)
                 except BaseException as exc:  # re-raised in the generator
                     box["error"] = exc
                 finally:
+                    # The call's own time, not the hand-off's: on a loaded machine waking a thread can take longer
+                    # than a small call, which must not keep every later call in the worker.
+                    self._costs[key] = time.perf_counter() - t
                     done.set()
 
-            threading.Thread(target=work, name="dlviz-pacer-call", daemon=True).start()
+            self._worker.submit(work, done)
             while not done.wait(max(0.0, self._last + self.every_s - time.perf_counter())):
                 yield from self.beat(step)
             if "error" in box:
                 raise box["error"]
             value = box["value"]
-        self._costs[key] = time.perf_counter() - t - (self.idle_s - idle)
         yield from self.beat(step)
         return value
+
+
+class _Worker:
+    """A daemon thread that runs a pacer's calls one at a time (one thread per run, so per-thread library state is
+    set up once, and one run's long call never waits behind another's); it ends after ``IDLE_S`` without work."""
+
+    IDLE_S = 10.0
+
+    def __init__(self):
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._alive = False
+
+    def submit(self, job: Callable[[], None], done: threading.Event) -> None:
+        with _IN_FLIGHT_LOCK:
+            _IN_FLIGHT.add(done)
+        with self._lock:
+            self._jobs.put((job, done))
+            if not self._alive:
+                self._alive = True
+                threading.Thread(target=self._loop, name="dlviz-pacer-worker", daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                job, done = self._jobs.get(timeout=self.IDLE_S)
+            except queue.Empty:
+                with self._lock:
+                    if self._jobs.empty():
+                        self._alive = False
+                        return
+                continue
+            try:
+                job()
+            finally:
+                with _IN_FLIGHT_LOCK:
+                    _IN_FLIGHT.discard(done)
+
+
+_IN_FLIGHT: set[threading.Event] = set()  # calls running (or queued) in pacer workers
+_IN_FLIGHT_LOCK = threading.Lock()
+
+
+def wait_for_background_calls(timeout: float = 60.0) -> bool:
+    """Wait until no pacer call runs in a worker (a run reset or closed mid-call finishes that call there);
+    for tests and benchmarks that time what comes next. True if none is left."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        with _IN_FLIGHT_LOCK:
+            pending = list(_IN_FLIGHT)
+        if not pending:
+            return True
+        if not pending[0].wait(max(0.0, deadline - time.perf_counter())):
+            return False
 
 
 def finish(gen: Generator[Snapshot, None, Any]) -> Any:
@@ -142,10 +204,16 @@ class Claim:
     check: Callable[[dict], bool]  # summary -> holds?
     figures: tuple[str, ...] = ()  # summary keys that show why
     max_seconds: float | None = None  # wall-time cap for one verification run (None: to the end)
+    # Stop a verification run at the first snapshot at or past this step (None: to the end): for claims about the
+    # first N steps of a long preset, a budget that does not depend on how busy the machine is.
+    max_steps: int | None = None
+    # True when the preset's point is that the run stops with a message ("learning rate too high"): then only a
+    # failed run can hold, and ``check`` reads its ``message``; otherwise a failed run never holds.
+    diverges: bool = False
 
     def holds(self, summary: dict) -> bool:
         """The check, with a missing figure or a failed run counted as not holding (never an exception)."""
-        if summary.get("status") == "failed":
+        if (summary.get("status") == "failed") != self.diverges:
             return False
         try:
             return bool(self.check(summary))

@@ -17,7 +17,7 @@ import torch
 from ..analysis.embedding import ENGINES, _threads, HAVE_OPENTSNE, knn_accuracy_loo, pca, trustworthiness, tsne_steps
 from ..analysis.feature_sets import BUILTIN, FeatureSet, load_builtin, subsample
 from ..config import param
-from .base import Demo, Pacer, Preset, Snapshot
+from .base import Claim, Demo, Pacer, Preset, Snapshot
 
 LEARNING_RATES = ("auto", "10", "50", "100", "200", "500", "1000")
 PERPLEXITY_GRID = (5, 30, 50, 100)  # the small multiples (Wattenberg et al., "How to use t-SNE effectively")
@@ -50,11 +50,24 @@ class Config:
 
 PRESETS = {
     "default": Preset("Standard t-SNE (perplexity 30, PCA start)", Config(),
-                      "Ten digit clusters appear within the first 250 exaggerated iterations, then spread out."),
+                      "Ten digit clusters appear within the first 250 exaggerated iterations, then spread out.",
+                      Claim("after 750 iterations the 2-D map keeps the neighbours: 5-NN accuracy in it >= 98% (the "
+                            "64-D pixels': 98.8%) and trustworthiness >= 0.99",
+                            lambda s: s["knn_acc_embedding"] >= 0.98 and s["trustworthiness"] >= 0.99,
+                            ("knn_acc_embedding", "trustworthiness", "fragments_per_class", "kl_divergence"))),
     "no-exaggeration": Preset("No early exaggeration", Config(early_exaggeration=1.0, init="random"),
-                              "From random noise and without exaggeration, clusters split into fragments."),
+                              "From random noise and without exaggeration the digits still separate, but the "
+                              "optimization ends at a worse optimum: a higher KL divergence than the standard run's.",
+                              Claim("the final KL divergence is above 0.78 (the standard run's: 0.770-0.775) while "
+                                    "5-NN accuracy in the map stays >= 98%",
+                                    lambda s: s["kl_divergence"] > 0.78 and s["knn_acc_embedding"] >= 0.98,
+                                    ("kl_divergence", "knn_acc_embedding", "fragments_per_class"))),
     "tiny-perplexity": Preset("Perplexity 5", Config(perplexity=5.0),
-                              "Each point keeps only ~5 neighbours: many small clumps that are not real classes."),
+                              "Each point keeps only ~5 neighbours: many small clumps that are not real classes.",
+                              Claim("the classes break into clumps: at least 2.5 pieces per class on average (the "
+                                    "standard run: 1.6-1.8; pieces = components of 10+ points of a class's 5-NN graph)",
+                                    lambda s: s["fragments_per_class"] >= 2.5,
+                                    ("fragments_per_class", "knn_acc_embedding", "kl_divergence"))),
 }
 
 
@@ -101,9 +114,32 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
     yield from run_on(load_builtin(config.source, config.seed, device), config)
 
 
+def class_fragments(coords: np.ndarray, labels: np.ndarray, k: int = 5, min_size: int = 10) -> float:
+    """Mean number of pieces per class in an embedding: the connected components (of at least ``min_size`` points)
+    of each class's own k-nearest-neighbour graph. One compact cluster per class gives 1.0; clusters that split
+    into separate clumps give more."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+    from sklearn.neighbors import NearestNeighbors
+
+    pieces = []
+    for c in np.unique(labels):
+        x = coords[labels == c]
+        if len(x) <= k:
+            continue
+        idx = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x, return_distance=False)[:, 1:]
+        rows = np.repeat(np.arange(len(x)), k)
+        graph = csr_matrix((np.ones(rows.size), (rows, idx.ravel())), shape=(len(x), len(x)))
+        _, comp = connected_components(graph, directed=False)
+        pieces.append(int((np.bincount(comp) >= min_size).sum()))
+    return float(np.mean(pieces)) if pieces else float("nan")
+
+
 def _summarize(snap: Snapshot, runner) -> dict:
     m = snap.metrics
-    return {"source": runner.config.source, "engine": runner.config.engine if HAVE_OPENTSNE else "scikit-learn",
+    frag = class_fragments(np.asarray(snap.arrays["coords"]), np.asarray(snap.arrays["labels"])) \
+        if "coords" in snap.arrays else None
+    return {"fragments_per_class": frag, "source": runner.config.source, "engine": runner.config.engine if HAVE_OPENTSNE else "scikit-learn",
             "seconds": round(m["seconds"], 3), "knn_acc_original": m["knn_acc_original"],
             "trustworthiness": m.get("trustworthiness"), "knn_acc_embedding": m.get("knn_acc_embedding"),
             "kl_divergence": m.get("kl_divergence"), "n_points": int(m["n_points"]), "steps": snap.step}

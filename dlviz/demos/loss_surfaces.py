@@ -25,7 +25,7 @@ from ..config import param
 from ..device import seed_all
 from ..models.lenet import LeNet
 from ..models.mlp import MLP
-from .base import Demo, DivergedError, Pacer, Preset, Snapshot, check_finite
+from .base import Claim, Demo, DivergedError, Pacer, Preset, Snapshot, check_finite
 
 DESCENT_LRS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
 
@@ -52,14 +52,33 @@ class CPConfig:
 CP_PRESETS = {
     "lee": Preset("Saddle of a two-layer linear net: (1 - w1 w2)^2", CPConfig(),
                   "The loss sits at 1 for a long plateau (gradient norm near zero), then drops; the escape step "
-                  "along the negative eigenvector drops at once."),
+                  "along the negative eigenvector drops at once.",
+                  Claim("descent stays within 0.1 of the saddle (loss ≈ 1) for 80-130 steps and reaches loss 0 only "
+                        "after step 120; the escape step gets there within 40 steps",
+                        lambda s: 80 <= s["plateau_steps"] <= 130 and s["steps_to_final"] > 120
+                        and s["escape_steps_to_final"] <= 40 and s["final_loss"] < 1e-3,
+                        ("plateau_steps", "steps_to_final", "escape_steps_to_final"))),
     "himmelblau": Preset("Himmelblau: four minima, four saddles, one maximum", CPConfig(surface="himmelblau", lr=0.01,
                                                                                       escape=0.5, steps=300),
-                         "Each saddle sits between two minima; which one descent reaches depends on the side."),
+                         "Each saddle sits between two minima; which one descent reaches depends on the side.",
+                         Claim("the finder shows 4 minima, 4 saddles and 1 maximum; descent from beside the saddle "
+                               "and the escape step both end in a minimum (loss < 1e-6)",
+                               lambda s: s["kinds"] == {"minimum": 4, "saddle": 4, "maximum": 1}
+                               and s["final_loss"] < 1e-6 and s["escape_final_loss"] < 1e-6,
+                               ("kinds", "final_loss", "escape_final_loss"))),
     "six-hump-camel": Preset("Six-hump camel: 15 critical points", CPConfig(surface="six-hump-camel", lr=0.02),
-                             "Six minima, two maxima and seven saddles in one small view."),
+                             "Six minima, two maxima and seven saddles in one small view.",
+                             Claim("the finder shows 6 minima, 2 maxima and 7 saddles; descent from beside the saddle "
+                                   "stops in a local minimum (gradient norm < 1e-6) above the global one (-1.03)",
+                                   lambda s: s["kinds"] == {"minimum": 6, "maximum": 2, "saddle": 7}
+                                   and s["final_grad_norm"] < 1e-6 and s["final_loss"] > -1.0,
+                                   ("kinds", "final_loss", "final_grad_norm"))),
     "tiny-hair": Preset("A smaller hair: a longer plateau", CPConfig(hair=1e-10),
-                        "The plateau lengthens by log(1e4)/log(1 + lr |lambda_min|) steps over the default."),
+                        "The plateau lengthens by log(1e4)/log(1 + lr |lambda_min|) steps over the default.",
+                        Claim("descent stays within 0.1 of the saddle for 170-230 steps: about log(10⁴)/log(1.1) ≈ 97 "
+                              "more than the default hair's 80-130",
+                              lambda s: 170 <= s["plateau_steps"] <= 230 and s["final_loss"] < 1e-3,
+                              ("plateau_steps", "steps_to_final"))),
 }
 
 
@@ -166,9 +185,22 @@ def _run_critical_points(config: CPConfig, device: torch.device) -> Iterator[Sna
 def _summarize_cp(snap: Snapshot, runner) -> dict:
     hist = runner.history
     plateau = sum(1 for r in hist if r.get("grad_norm", 1.0) < 1e-3)
-    return {"critical_points": snap.arrays["critical"], "surface": snap.arrays["surface"],
+    kinds: dict[str, int] = {}
+    for p in snap.arrays["critical"]:
+        kinds[p["kind"]] = kinds.get(p["kind"], 0) + 1
+    near = [r["step"] for r in hist if r.get("distance_to_saddle", math.inf) < 0.1]
+
+    def steps_to_final(key: str) -> int | None:  # first snapshot within 0.01 of the run's final loss
+        if key not in snap.metrics:
+            return None
+        return next((int(r["step"]) for r in hist if abs(r[key] - snap.metrics[key]) < 0.01), None)
+
+    return {"critical_points": snap.arrays["critical"], "surface": snap.arrays["surface"], "kinds": kinds,
             "final_loss": snap.metrics["loss"], "escape_final_loss": snap.metrics.get("escape_loss"),
-            "lr_used": snap.metrics["lr_used"],
+            "final_grad_norm": snap.metrics["grad_norm"], "lr_used": snap.metrics["lr_used"],
+            # steps descent spent within 0.1 of the saddle (first to last snapshot there): the plateau
+            "plateau_steps": int(near[-1] - near[0]) if near else 0,
+            "steps_to_final": steps_to_final("loss"), "escape_steps_to_final": steps_to_final("escape_loss"),
             "snapshots_on_plateau": plateau, "steps": snap.step}
 
 
@@ -209,14 +241,36 @@ class LSConfig:
 LS_PRESETS = {
     "lenet-sgd": Preset("LeNet on digits, SGD", LSConfig(),
                         "About 95% test accuracy after 400 steps; then compute the slices: the 1-D line from init "
-                        "to the trained weights falls without bumps."),
-    "mlp-digits": Preset("MLP on digits", LSConfig(model="mlp"), "A wider bowl than LeNet's at the same extent."),
+                        "to the trained weights falls without bumps.",
+                        Claim("after 600 steps test accuracy >= 93% and the training loss along the line from init "
+                              "to the trained weights never rises (largest rise between neighbouring points < 0.01)",
+                              lambda s: s["test_acc"] >= 0.93 and s["line_max_rise"] < 0.01,
+                              ("test_acc", "line_max_rise", "line_init_loss", "line_end_loss"))),
+    "mlp-digits": Preset("MLP on digits", LSConfig(model="mlp"),
+                         "No convolutions, about 96% test accuracy: a bowl much like LeNet's at the same extent "
+                         "(25-35% of the slice within 0.5 of the trained loss; LeNet's: about 26%).",
+                         Claim("after 600 steps test accuracy >= 93% and the training loss along the line from init "
+                               "to the trained weights never rises (largest rise between neighbouring points < 0.01)",
+                               lambda s: s["test_acc"] >= 0.93 and s["line_max_rise"] < 0.01,
+                               ("test_acc", "line_max_rise", "slice_basin_share", "lambda_max"))),
     "mlp-batchnorm": Preset("MLP with BatchNorm", LSConfig(model="mlp", batchnorm=True),
-                            "Slices use the running statistics (eval mode); BatchNorm's scale and shift stay fixed."),
+                            "Slices use the running statistics (eval mode); BatchNorm's scale and shift stay fixed.",
+                            Claim("the slice's center is the trained model's eval-mode loss (equal to 1e-4: running "
+                                  "statistics) and test accuracy >= 88%",
+                                  lambda s: abs(s["center_loss"] - s["model_loss"]) < 1e-4 and s["test_acc"] >= 0.88,
+                                  ("center_loss", "model_loss", "test_acc"))),
     "moons": Preset("Tiny MLP on two moons", LSConfig(model="mlp-2d", lr=0.3, steps=1500, every=25),
-                    "A few hundred weights: the whole run is a second; the slice is visibly non-convex."),
+                    "A few hundred weights: the whole run is a second; the slice is visibly non-convex.",
+                    Claim("the slice is non-convex: at least 10% of its second differences are clearly negative "
+                          "(LeNet's and the digit MLP's: 0-2%), and test accuracy >= 90%",
+                          lambda s: s["slice_concave_share"] >= 0.1 and s["test_acc"] >= 0.9,
+                          ("slice_concave_share", "test_acc"))),
     "large-batch": Preset("Large batch (1024)", LSConfig(batch_size=1024),
-                          "Same steps and learning rate: compare the top Hessian eigenvalue with the small batch."),
+                          "Same steps and learning rate: compare the top Hessian eigenvalue with the small batch.",
+                          Claim("a sharper minimum than with batch 32: after 600 steps the top Hessian eigenvalue "
+                                "λ_max > 2 (the lenet-sgd preset, batch 32: about 1.3) and test accuracy >= 93%",
+                                lambda s: s["lambda_max"] > 2 and s["test_acc"] >= 0.93,
+                                ("lambda_max", "slice_basin_share", "test_acc"))),
 }
 
 
@@ -394,11 +448,48 @@ def curvature(config: LSConfig, snap: Snapshot, device: torch.device | str = "cp
                                 params=params)
 
 
+MOMENTUM_BETA = 0.9  # of the "momentum" optimizer above
+
+
+def stability_threshold(optimizer: str, lr: float) -> float | None:
+    """The largest curvature λ for which the optimizer is stable on the quadratic λθ²/2: 2/η for gradient descent,
+    (2 + 2β)/η for heavy-ball momentum (PyTorch's form); None for Adam, whose threshold depends on its
+    preconditioner. Full-batch gradient descent drives λ_max up to about this value and hovers there (the edge
+    of stability, Cohen et al. 2021), so near-full-batch sharpness says as much about η as about the basin."""
+    if optimizer == "sgd":
+        return 2.0 / lr
+    if optimizer == "momentum":
+        return (2.0 + 2.0 * MOMENTUM_BETA) / lr
+    return None
+
+
+THRESHOLD_LABELS = {"sgd": "2/η", "momentum": "(2 + 2β)/η"}
+
+
+def curvature_note(lambda_max: float, lambda_min: float, rel: float = 1e-2) -> str:
+    """What the Lanczos estimates say about the point, in one sentence that depends on the values.
+
+    Lanczos' Ritz values lie inside the spectrum, so a clearly negative λ_min proves a direction of negative
+    curvature, while a non-negative one only says that none was found in ``k`` steps."""
+    scale = max(abs(lambda_max), 1e-12)
+    if lambda_min < -rel * scale:
+        return (f"λ_min < 0 ({abs(lambda_min) / scale:.1%} of λ_max): a direction of negative curvature, so this "
+                "point is a saddle along it, not a minimum (Lanczos' estimates lie inside the spectrum: the true "
+                "λ_min is at least this negative).")
+    if lambda_min <= rel * scale:
+        return (f"λ_min ≈ 0 (|λ_min| ≤ {rel:.0%} of λ_max): flat directions, no clear negative curvature; the "
+                "Lanczos estimate of λ_min can only be too high, so a slightly negative true value is not excluded.")
+    return ("λ_min > 0 in the Lanczos estimate: no negative curvature found, consistent with a local minimum (the "
+            "estimate can only be too high, so this is not a proof).")
+
+
 def sharpness_by_batch(config: LSConfig, device: torch.device | str = "cpu", small: int = 16, large: int = 1024,
                        max_seconds: float = 60.0) -> dict[int, dict]:
     """Train twins that differ only in batch size (same steps, lr, seed) and measure each one's curvature.
 
-    Returns {batch_size: {"lambda_max", "lambda_min", "train_loss", "test_acc", "steps"}}.
+    Returns {batch_size: {"lambda_max", "lambda_min", "train_loss", "test_acc", "steps", "weight_norm",
+    "threshold"}}: ``weight_norm`` = ‖θ‖ (raw λ_max is not invariant to rescaling the weights: Dinh et al. 2017),
+    ``threshold`` = :func:`stability_threshold` of the optimizer and learning rate (None for Adam).
     """
     from ..runner import Runner
 
@@ -412,15 +503,47 @@ def sharpness_by_batch(config: LSConfig, device: torch.device | str = "cpu", sma
         eig = curvature(cfg, r.latest, device)
         out[bs] = {"lambda_max": eig["lambda_max"], "lambda_min": eig["lambda_min"],
                    "train_loss": r.latest.metrics["landscape_loss"], "test_acc": r.latest.metrics["test_acc"],
-                   "steps": r.latest.step}
+                   "steps": r.latest.step, "weight_norm": float(np.linalg.norm(r.latest.arrays["params"])),
+                   "threshold": stability_threshold(cfg.optimizer, cfg.lr)}
     return out
+
+
+def sharpness_caption(results: dict[str, dict]) -> str:
+    """The page's text under the twins' bars ({label: a :func:`sharpness_by_batch` row}): what each twin reached,
+    its weight norm and λ_max against the stability threshold, and why raw λ_max alone compares badly."""
+    def limit(v: dict) -> str:
+        return f" = {v['lambda_max'] / v['threshold']:.0%} of the stability limit" if v.get("threshold") else ""
+
+    rows = "; ".join(f"{k}: {v['steps']} steps, train loss {v['train_loss']:.3f}, test accuracy {v['test_acc']:.1%}, "
+                     f"‖θ‖ = {v['weight_norm']:.2f}, λ_max = {v['lambda_max']:.3g}{limit(v)}" for k, v in results.items())
+    return ("Twins trained with the same steps, learning rate and seed: " + rows + ". Read raw λ_max with care: "
+            "rescaling the weights (which ReLU layers allow without changing the function) changes it, so the "
+            "weight norms stand beside it (Dinh et al. 2017; Li et al. 2018, section 5); and the large batch is "
+            "close to full-batch gradient descent, whose λ_max rises to about 2/η and hovers there (the edge of "
+            "stability, Cohen et al. 2021), so its sharpness reflects the learning rate as much as the batch. "
+            "A lower train loss also lowers the cross-entropy's curvature.")
 
 
 def _summarize_ls(snap: Snapshot, runner) -> dict:
     cfg, dev = runner.config, runner.device
     sl = slice_2d(cfg, snap, dev, test=False)
     eig = curvature(cfg, snap, dev)
+    line = interpolation(cfg, snap, dev)
+    inside = (line["alphas"] >= 0) & (line["alphas"] <= 1)  # init (0) -> trained (1)
+    train = np.asarray(line["train"])[inside]
+    grid = np.asarray(sl["train"], dtype=float)
+    # Second differences along each axis of the 2-D slice: a convex slice has none below zero.
+    d2 = np.concatenate([(grid[2:, 1:-1] - 2 * grid[1:-1, 1:-1] + grid[:-2, 1:-1]).ravel(),
+                         (grid[1:-1, 2:] - 2 * grid[1:-1, 1:-1] + grid[1:-1, :-2]).ravel()])
+    scale = max(float(np.ptp(grid)), 1e-12)
     return {**snap.metrics, "grid": cfg.grid, "grid_seconds": round(sl["grid_seconds"], 3),
+            # the 1-D line init -> trained: its largest rise between neighbouring points (0: no bump at all)
+            "line_init_loss": float(train[0]), "line_end_loss": float(train[-1]),
+            "line_max_rise": float(max(np.diff(train).max(initial=0.0), 0.0)),
+            # share of the slice's interior second differences that are clearly negative (concave): 0 if convex
+            "slice_concave_share": float((d2 < -1e-3 * scale).mean()),
+            # share of the slice within 0.5 of the trained model's loss: the width of the basin at this extent
+            "slice_basin_share": float((grid <= grid[grid.shape[0] // 2, grid.shape[1] // 2] + 0.5).mean()),
             "center_loss": sl["center_loss"], "model_loss": sl["model_loss"],
             "lambda_max": eig["lambda_max"], "lambda_min": eig["lambda_min"],
             "hessian_seconds": round(eig["seconds"], 3), "steps": snap.step}

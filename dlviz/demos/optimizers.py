@@ -15,7 +15,7 @@ from ..analysis.surfaces import SURFACES, Surface
 from ..analysis.schedules import SCHEDULES
 from ..analysis.trajectories import OPTIMIZERS, Race, distance_to_minima, make_optimizer, steps_to_converge
 from ..config import param
-from .base import Demo, Pacer, Preset, Snapshot
+from .base import Claim, Demo, Pacer, Preset, Snapshot
 
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0)
 BETAS = (0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
@@ -78,50 +78,98 @@ class Config:
         return {n: {"lr": getattr(self, f"lr_{n}"), **hyper.get(n, {})} for n in OPTIMIZERS if getattr(self, n)}
 
 
+def _d(s: dict, n: str) -> float:
+    """Final distance of racer ``n`` to the nearest minimum (claims read the summary's ``dist``)."""
+    return s["dist"][n]
+
+
+def _xy(s: dict, n: str) -> list[float]:
+    return s["runs"][n]["final"]
+
+
 _NONE = dict(sgd=False, momentum=False, nesterov=False, adagrad=False, rmsprop=False, adam=False, adamw=False)
 _SADDLE = dict(surface="saddle", start_x=1.0, start_y=1e-6, steps=50)
 
 PRESETS = {
     "d2l-quadratic": Preset(
         "d2l race on 0.1x₁² + 2x₂² (SGD, momentum, AdaGrad, RMSProp, Adam)", Config(),
-        "20 steps from (-5, -2), as in d2l chapter 12: SGD crawls along x₁; momentum and RMSProp reach the minimum."),
+        "20 steps from (-5, -2), as in d2l chapter 12: SGD crawls along x₁; momentum and RMSProp reach the minimum.",
+        Claim("after 20 steps momentum and RMSProp are within 0.05 of the minimum, SGD still over 0.5 away (along x₁) "
+              "and AdaGrad over 2", lambda s: _d(s, "momentum") < 0.05 and _d(s, "rmsprop") < 0.05
+              and _d(s, "sgd") > 0.5 and _d(s, "adagrad") > 2, ("dist",))),
     "gd-lr-0.4": Preset("Gradient descent, lr 0.4", Config(**{**_NONE, "sgd": True}),
-                        "Stable along x₂ (lr·4 = 1.6 < 2) but slow along x₁, where the curvature is 20x smaller."),
+                        "Stable along x₂ (lr·4 = 1.6 < 2) but slow along x₁, where the curvature is 20x smaller.",
+                        Claim("after 20 steps |x₂| < 0.01 but x₁ is still below -0.5 (it started at -5)",
+                              lambda s: abs(_xy(s, "sgd")[1]) < 0.01 and _xy(s, "sgd")[0] < -0.5, ("final",))),
     "gd-lr-0.6": Preset("Gradient descent, lr 0.6: diverges along x₂", Config(**{**_NONE, "sgd": True}, lr_sgd=0.6),
-                        "lr·4 = 2.4 > 2: each step multiplies x₂ by 1 − 2.4 = −1.4, so it zig-zags outward."),
+                        "lr·4 = 2.4 > 2: each step multiplies x₂ by 1 − 2.4 = −1.4, so it zig-zags outward.",
+                        Claim("diverges: x₂ zig-zags out of the view within 20 steps and the run is marked diverged",
+                              lambda s: s["runs"]["sgd"]["status"] == "diverged", ("status",))),
     "momentum-0.5": Preset(
         "Momentum lr 0.6, β 0.5 (vs GD with the same lr)", Config(**{**_NONE, "sgd": True, "momentum": True},
                                                                   lr_sgd=0.6),
-        "The lr that makes gradient descent diverge converges with momentum: the velocity averages the zig-zag."),
+        "The lr that makes gradient descent diverge converges with momentum: the velocity averages the zig-zag.",
+        Claim("gradient descent (lr 0.6) diverges; momentum with the same lr ends within 0.01 of the minimum",
+              lambda s: s["runs"]["sgd"]["status"] == "diverged" and _d(s, "momentum") < 0.01, ("status", "dist"))),
     "momentum-0.25": Preset(
         "Momentum lr 0.6, β 0.25", Config(**{**_NONE, "momentum": True}, momentum_beta=0.25),
-        "Less momentum: it still converges, but x₂ oscillates more and x₁ moves more slowly than with β = 0.5."),
+        "Less momentum: it still converges, but x₂ oscillates more and x₁ moves more slowly than with β = 0.5.",
+        Claim("still converging after 20 steps: 0.1-0.5 from the minimum (β = 0.5 gets within 0.01)",
+              lambda s: 0.1 < _d(s, "momentum") < 0.5, ("dist",))),
     "adagrad-0.4": Preset("AdaGrad lr 0.4", Config(**{**_NONE, "adagrad": True}),
-                          "Per-coordinate steps shrink as squared gradients accumulate: it slows down long before x₁ is done."),
+                          "Per-coordinate steps shrink as squared gradients accumulate: it slows down long before x₁ is done.",
+                          Claim("after 20 steps x₁ is still below -2 (it started at -5)",
+                                lambda s: _xy(s, "adagrad")[0] < -2, ("final",))),
     "adagrad-2": Preset("AdaGrad lr 2", Config(**{**_NONE, "adagrad": True}, lr_adagrad=2.0),
-                        "A 5x larger rate compensates the shrinking steps: close to the minimum in 20 steps."),
+                        "A 5x larger rate compensates the shrinking steps: close to the minimum in 20 steps.",
+                        Claim("within 0.01 of the minimum after 20 steps", lambda s: _d(s, "adagrad") < 0.01, ("dist",))),
     "rmsprop": Preset("RMSProp lr 0.4, γ 0.9", Config(**{**_NONE, "rmsprop": True}),
-                      "A leaky average of squared gradients: steps stay about lr in size, so it reaches x₁ ≈ 0."),
+                      "A leaky average of squared gradients: steps stay about lr in size, so it reaches x₁ ≈ 0.",
+                      Claim("within 0.05 of the minimum after 20 steps", lambda s: _d(s, "rmsprop") < 0.05, ("dist",))),
+    "rotated-quadratic": Preset(
+        "The same race on the quadratic rotated by 45° (diagonal preconditioners lose their edge)",
+        Config(surface="rotated-quadratic", start_x=SURFACES["rotated-quadratic"].start[0],
+               start_y=SURFACES["rotated-quadratic"].start[1]),
+        "Same curvatures, same start relative to the valley. SGD and momentum do exactly what they did on the "
+        "aligned quadratic (their losses match step for step); AdaGrad, RMSProp and Adam scale each coordinate, "
+        "and no coordinate follows the diagonal valley now: RMSProp's lead is gone.",
+        Claim("after 20 steps SGD is 0.94 from the minimum, as on the aligned quadratic, but RMSProp now ends "
+              "farther than SGD (aligned: within 0.05), and Adam and AdaGrad over 2.5 away",
+              lambda s: abs(_d(s, "sgd") - 0.94) < 0.01 and _d(s, "rmsprop") > _d(s, "sgd")
+              and min(_d(s, "adam"), _d(s, "adagrad")) > 2.5, ("dist",))),
     "saddle": Preset(
         "Saddle x² − y²: gradient descent stalls, momentum and Adam escape",
         Config(**{**_NONE, "sgd": True, "momentum": True, "adam": True, **_SADDLE}, lr_sgd=0.1, lr_momentum=0.1,
                momentum_beta=0.9, lr_adam=0.1),
         "From (1, 10⁻⁶) the gradient along y is tiny: GD slides to the saddle and waits; momentum compounds the tiny "
-        "push, Adam rescales it to full size."),
+        "push, Adam rescales it to full size.",
+        Claim("after 50 steps gradient descent is still within 0.05 of the saddle; momentum and Adam are past |y| = 1",
+              lambda s: max(map(abs, _xy(s, "sgd"))) < 0.05 and abs(_xy(s, "momentum")[1]) > 1
+              and abs(_xy(s, "adam")[1]) > 1, ("final",))),
     "saddle-noise": Preset(
         "Saddle x² − y²: gradient noise escapes", Config(**{**_NONE, "sgd": True, **_SADDLE}, lr_sgd=0.1, noise=0.05),
-        "The same gradient descent as in the saddle preset, plus mini-batch-sized noise: the noise pushes it off."),
+        "The same gradient descent as in the saddle preset, plus mini-batch-sized noise: the noise pushes it off.",
+        Claim("after 50 steps |y| > 0.5: off the saddle (without noise it stays at |y| < 0.05)",
+              lambda s: abs(_xy(s, "sgd")[1]) > 0.5, ("final",))),
     "rosenbrock": Preset(
         "Rosenbrock's valley", Config(**{**_NONE, "sgd": True, "momentum": True, "adam": True, "rmsprop": True},
                                       surface="rosenbrock", start_x=-1.5, start_y=2.5, steps=600, lr_sgd=1e-3,
                                       lr_momentum=1e-3, momentum_beta=0.9, lr_adam=0.03, lr_rmsprop=3e-3),
-        "All find the curved valley floor quickly; following it to (1, 1) is slow without momentum."),
+        "All find the curved valley floor quickly; following it to (1, 1) is slow without momentum.",
+        Claim("after 600 steps all four lie on the valley floor (|y - x²| < 0.05); only momentum is within 0.15 of (1, 1)",
+              lambda s: all(abs(r["final"][1] - r["final"][0] ** 2) < 0.05 for r in s["runs"].values())
+              and _d(s, "momentum") < 0.15 and min(_d(s, n) for n in ("sgd", "rmsprop", "adam")) > 0.5,
+              ("final", "dist"))),
     "noise-cosine": Preset(
         "Gradient noise with a cosine schedule",
         Config(**{**_NONE, "sgd": True, "adam": True}, steps=200, noise=1.0, schedule="cosine", lr_sgd=0.3,
                lr_adam=0.3),
         "Noise keeps a constant-rate run bouncing around the minimum; as the cosine schedule shrinks the rate, the "
-        "runs settle. Switch the schedule to constant and press Reset to compare."),
+        "runs settle. Switch the schedule to constant and press Reset to compare.",
+        Claim("as the rate anneals both settle: each moves less than 0.1 in all over the last 20 steps (at a constant "
+              "rate SGD moves about 12, Adam about 1.2) and ends with loss < 0.1",
+              lambda s: all(r["moved_last_tenth"] < 0.1 and r["loss"] < 0.1 for r in s["runs"].values()),
+              ("moved", "dist"))),
 }
 
 
@@ -184,7 +232,14 @@ def _summarize(snap: Snapshot, runner) -> dict:
                    "status": {"running": "finished"}.get(snap.arrays["status"][n], snap.arrays["status"][n])}
         if snap.arrays["stopped_at"][n] is not None:
             runs[n]["stopped_at"] = snap.arrays["stopped_at"][n]
-    return {"runs": runs, "steps": snap.step, "surface": surface.slug}
+        tail = np.asarray(path)[-(max(1, len(path) // 10) + 1):]  # path length over the last tenth of the steps
+        runs[n]["moved_last_tenth"] = float(np.linalg.norm(np.diff(tail, axis=0), axis=1).sum())
+    # Flat figures for claims and the verify table: distance to the nearest minimum, final point, status.
+    dist = {n: round(snap.metrics[f"dist_{n}"], 4) for n in runs if f"dist_{n}" in snap.metrics}
+    return {"runs": runs, "steps": snap.step, "surface": surface.slug, "dist": dist,
+            "final": {n: [round(v, 3) for v in r["final"]] for n, r in runs.items()},
+            "status": {n: r["status"] for n, r in runs.items()},
+            "moved": {n: round(r["moved_last_tenth"], 4) for n, r in runs.items()}}
 
 
 def _bench_race(device: torch.device) -> dict:

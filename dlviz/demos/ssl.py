@@ -13,14 +13,15 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from ..analysis.collapse import effective_rank, knn_accuracy_cosine, output_std, output_std_ref, singular_values
+from ..analysis.collapse import (effective_rank, knn_accuracy_cosine, output_std, output_std_ref, singular_values,
+                                 spread_rank)
 from ..analysis.embedding import pca
 from ..config import param
 from ..data.augment import Augment, digits_in_clutter, two_views
 from ..data.digits import ImageData, load_image_dataset
 from ..device import seed_all
 from ..models.ssl import EMATarget, SSLNet, info_nce_loss, negative_cosine, simsiam_loss
-from .base import Demo, Pacer, Preset, Snapshot, check_finite, finish
+from .base import Claim, Demo, Pacer, Preset, Snapshot, check_finite, finish
 
 METHODS = ("simsiam", "byol", "simclr")
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
@@ -58,7 +59,8 @@ class Config:
                             choices=(16, 32, 64, 128, 256), label="batch size N")
     out_dim: int = param(64, "projector output dimension d", choices=(16, 32, 64, 128), label="output dim d")
     width: int = param(16, "channels of the first conv layer (then 2x, 4x)", choices=(8, 16, 32))
-    optimizer: str = param("sgd", "SGD with momentum 0.9 (as in the papers) or Adam; weight decay 1e-4",
+    optimizer: str = param("sgd", "SGD with momentum 0.9 and weight decay 1e-4 (SimSiam's optimizer; BYOL and "
+                           "SimCLR use LARS with large batches) or Adam (weight decay 1e-4)",
                            choices=tuple(OPTIMIZERS))
     lr: float = param(0.1, "learning rate", choices=LEARNING_RATES, label="learning rate")
     steps: int = param(600, "optimizer steps", lo=10, hi=5000)
@@ -88,23 +90,59 @@ class Config:
         return Augment(self.crop_min, self.shift, self.rotation, self.jitter, self.noise, self.cutout)
 
 
+def _std_ratio(s: dict, run: str = "") -> float:
+    """Output std / (1/sqrt(d)) of the main run or (``run="compare"``) of the second run of a comparison."""
+    return (s["compare"] if run else s)["output_std"] / s["output_std_ref"]
+
+
+def _collapsed(s: dict, run: str = "") -> bool:
+    """The collapse claims' test: output std < 0.1/sqrt(d) and loss < -0.99 (the best possible is -1)."""
+    return _std_ratio(s, run) < 0.1 and (s["compare"] if run else s)["loss"] < -0.99
+
+
 PRESETS = {
     "simsiam": Preset("SimSiam", Config(),
-                      "kNN accuracy climbs above the random encoder; the output std stays near 1/sqrt(d)."),
+                      "kNN accuracy climbs above the random encoder; the output std stays near 1/sqrt(d).",
+                      Claim("by step 400 kNN accuracy is above the random encoder's and the output std is within 50% "
+                            "of 1/sqrt(d)",
+                            lambda s: s["knn_acc"] > s["knn_acc_random_encoder"] and abs(_std_ratio(s) - 1) <= 0.5,
+                            ("knn_acc", "knn_acc_random_encoder", "output_std_ratio", "steps"), max_steps=400)),
     "simsiam-no-stop-grad": Preset(
         "SimSiam without stop-gradient collapses", Config(compare="stop_grad"),
-        "Dashed/right run: the loss races to -1 while the output std falls to 0 and the PCA cloud shrinks to a point."),
+        "Dashed/right run: the loss races to -1 while the output std falls to 0 and the PCA cloud shrinks to a point.",
+        Claim("by step 100 the run without stop-gradient has collapsed (output std < 0.1/sqrt(d), loss < -0.99) "
+              "while SimSiam's std stays above 0.5/sqrt(d)",
+              lambda s: _collapsed(s, "compare") and _std_ratio(s) > 0.5,
+              ("output_std_ratio", "compare", "steps"), max_steps=100)),
     "simsiam-no-predictor": Preset(
         "SimSiam without predictor", Config(compare="predictor"),
-        "The paper reports collapse without the predictor; watch whether this toy run collapses too."),
+        "The paper reports collapse without the predictor, and this toy run collapses too (dashed/right): within "
+        "about 50 steps its loss nears -1 and its output std falls below 0.1/sqrt(d).",
+        Claim("by step 100 the run without predictor has collapsed (output std < 0.1/sqrt(d), loss < -0.99) while "
+              "SimSiam's std stays above 0.5/sqrt(d)",
+              lambda s: _collapsed(s, "compare") and _std_ratio(s) > 0.5,
+              ("output_std_ratio", "compare", "steps"), max_steps=100)),
     "byol": Preset("BYOL", Config(method="byol"),
-                   "A momentum (EMA) target instead of the stop-gradient copy, no negatives: watch the std and kNN."),
+                   "A momentum (EMA) target instead of the stop-gradient copy, no negatives: watch the std and kNN.",
+                   Claim("no collapse without negatives: after 400 steps the output std is within 50% of 1/sqrt(d) "
+                         "and kNN accuracy is at least the random encoder's minus 1 point",
+                         lambda s: abs(_std_ratio(s) - 1) <= 0.5
+                         and s["knn_acc"] >= s["knn_acc_random_encoder"] - 0.01,
+                         ("knn_acc", "knn_acc_random_encoder", "output_std_ratio", "steps"), max_steps=400)),
     "byol-no-bn": Preset(
         "BYOL without BatchNorm", Config(method="byol", compare="head_bn"),
-        "The 'BN gives hidden negatives' debate: the dashed/right run has no BN in projector/predictor."),
+        "The 'BN gives hidden negatives' debate: the dashed/right run has no BN in projector/predictor. As in "
+        "BYOL's code each view goes through the network as its own batch, so BatchNorm mixes the images of one "
+        "view's batch (never an image with its own other view)."),
     "simclr-temperature": Preset(
         "SimCLR, temperature 0.1 versus 1.0", Config(method="simclr", compare="temperature"),
-        "Same 2(N-1) negatives, temperature 0.1 (solid) vs 1.0 (dashed): compare kNN, std and spectrum."),
+        "Same 2(N-1) negatives, temperature 0.1 (solid) vs 1.0 (dashed): both learn (kNN above the random "
+        "encoder), but at 1.0 the embedding's spectrum concentrates on fewer directions (lower effective rank).",
+        Claim("by step 150 both temperatures' kNN accuracy is above the random encoder's and τ = 0.1 keeps a richer "
+              "spectrum: effective rank at least 1.3x the τ = 1 run's",
+              lambda s: min(s["knn_acc"], s["compare"]["knn_acc"]) > s["knn_acc_random_encoder"]
+              and s["effective_rank"] >= 1.3 * s["compare"]["effective_rank"],
+              ("knn_acc", "effective_rank", "compare", "steps"), max_steps=150)),
 }
 
 
@@ -181,15 +219,16 @@ class _Trainer:
         """One optimizer step; returns (loss, batch output std in train mode) as 0-d tensors (no sync)."""
         c = self.config
         v1, v2 = two_views(self._batch(), c.augment, self.gen)
-        x = torch.cat([v1, v2])
-        _, z, p = self.net(x)
-        z1, z2 = z.chunk(2)
-        p1, p2 = p.chunk(2)
+        if c.method == "simclr":  # SimCLR's code encodes both views as one batch: BatchNorm sees 2N images
+            _, z, _ = self.net(torch.cat([v1, v2]))
+            z1, z2 = z.chunk(2)
+        else:  # SimSiam's and BYOL's code forward each view on its own: BatchNorm statistics per view
+            (_, z1, p1), (_, z2, p2) = self.net(v1), self.net(v2)
         if c.method == "simsiam":
             loss = simsiam_loss(p1, p2, z1, z2, c.stop_grad)
         elif c.method == "byol":
             with torch.no_grad():
-                t1, t2 = self.target(x).chunk(2)
+                t1, t2 = self.target(v1), self.target(v2)
             loss = 0.5 * negative_cosine(p1, t2) + 0.5 * negative_cosine(p2, t1)
         else:
             loss = info_nce_loss(z1, z2, c.temperature)
@@ -218,7 +257,7 @@ class _Trainer:
         sv = singular_values(z_te)
         zn = torch.nn.functional.normalize(z_te, dim=1).cpu().numpy()
         metrics = {"knn_acc": knn, "output_std": output_std(z_te), "effective_rank": effective_rank(sv),
-                   "feature_std": output_std(h_te)}
+                   "spread_rank": spread_rank(sv), "feature_std": output_std(h_te)}
         arrays = {"sv": sv, "pca": pca(zn)[0], "features": h_te.cpu().numpy(), "embedding": zn}
         return metrics, arrays
 
@@ -252,7 +291,8 @@ def pixel_knn(data: ImageData) -> float:
 def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
     """Train one run (or two with ``compare``); a snapshot before training and every ``eval_every`` steps.
 
-    Metrics of run A are ``loss, output_std, output_std_train, knn_acc, effective_rank, feature_std``; run B's
+    Metrics of run A are ``loss, output_std, output_std_train, knn_acc, effective_rank, spread_rank`` (the
+    collapse-aware one: effective rank x total variance of z/||z||), ``feature_std``; run B's
     carry a ``b_`` prefix. Arrays per run (B: ``b_`` prefix): ``sv`` (d,) singular values; ``pca`` (N_test, 2)
     PCA of the normalized test outputs; ``features`` (N_test, 4w) encoder features; ``embedding`` (N_test, d).
     """
@@ -307,7 +347,7 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
 
 
 _SUMMARY_KEYS = ("knn_acc", "knn_acc_random_encoder", "knn_acc_pixels", "output_std", "output_std_ref",
-                 "output_std_train", "loss", "effective_rank", "feature_std")
+                 "output_std_train", "loss", "effective_rank", "spread_rank", "feature_std")
 
 
 def _summarize(snap: Snapshot, runner) -> dict:

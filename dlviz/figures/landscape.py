@@ -95,8 +95,10 @@ def pca_path_figure(alphas: np.ndarray, betas: np.ndarray, losses: np.ndarray, c
     return fig
 
 
-def curvature_figure(results: dict[str, dict], height: int = 300) -> go.Figure:
-    """Largest and smallest Hessian eigenvalue per model ({label: {"lambda_max", "lambda_min"}})."""
+def curvature_figure(results: dict[str, dict], height: int = 300, threshold: float | None = None,
+                     threshold_label: str = "2/η") -> go.Figure:
+    """Largest and smallest Hessian eigenvalue per model ({label: {"lambda_max", "lambda_min"}}); ``threshold``
+    (e.g. 2/η, the edge of stability of gradient descent) is drawn as a dashed line on the λ_max panel."""
     labels = list(results)
     fig = make_subplots(rows=1, cols=2, subplot_titles=["largest eigenvalue λ_max (sharpness)",
                                                         "smallest eigenvalue λ_min"])
@@ -104,5 +106,8 @@ def curvature_figure(results: dict[str, dict], height: int = 300) -> go.Figure:
         vals = [results[k][key] for k in labels]
         fig.add_trace(go.Bar(x=labels, y=vals, marker_color=[PALETTE[i % 10] for i in range(len(labels))],
                              text=[f"{v:.3g}" for v in vals], textposition="auto", showlegend=False), row=1, col=col)
+    if threshold is not None:
+        fig.add_hline(y=threshold, line_dash="dash", line_color="#555", row=1, col=1,
+                      annotation_text=f"{threshold_label} = {threshold:.3g}", annotation_position="top left")
     fig.update_layout(height=height, margin=dict(l=40, r=10, t=40, b=40))
     return fig

@@ -16,12 +16,13 @@ BASELINE = dict(color="#7f7f7f", dash="dot", width=1.5)
 
 def ssl_curves(history: Sequence[dict], labels: Sequence[str], output_std_ref: float,
                knn_random: float | None = None, knn_pixels: float | None = None, height: int = 330) -> go.Figure:
-    """SimSiam Fig. 2 live: loss, output std (vs 1/sqrt(d)), kNN accuracy (vs baselines), effective rank.
+    """SimSiam Fig. 2 live: loss, output std (vs 1/sqrt(d)), kNN accuracy (vs baselines), and the collapse-aware
+    effective rank (``spread_rank``: effective rank x total variance of z/||z||, near 0 for a collapse).
 
     Run i's metrics are ``key`` (i = 0) or ``b_key`` (i = 1); all runs share the step axis.
     """
     panels = [("loss", "loss"), ("output std of z/‖z‖", "output_std"), ("kNN accuracy (test)", "knn_acc"),
-              ("effective rank of z", "effective_rank")]
+              ("effective rank × variance of z/‖z‖", "spread_rank")]
     fig = make_subplots(rows=1, cols=4, subplot_titles=[t for t, _ in panels], horizontal_spacing=0.06)
     for col, (_, key) in enumerate(panels, start=1):
         for i, label in enumerate(labels):

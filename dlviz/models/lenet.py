@@ -46,6 +46,37 @@ class LeNet(nn.Module):
         a1, _, a2, _ = self._convs(x)
         return {"conv1": a1, "conv2": a2}
 
+    def layer_stats(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, dict[str, float]]:
+        """Per activated layer (conv1, conv2, fc1, fc2) on a batch: ``pre_mean`` and ``pre_std`` the mean and std
+        of the pre-activations z over units and images, ``act_mean`` the mean activation f(z), ``slope`` the mean
+        slope f'(z) (sigmoid: f(z)(1 - f(z)) <= 1/4, equal to 1/4 only at z = 0; ReLU: the share of active
+        units), ``saturated`` the share of units with |z| > 3 (sigmoid slope below 0.05).
+
+        With labels ``y``, the same forward pass also gives ``grad``: the norm of the cross-entropy's gradient
+        with respect to each layer's weight (conv1, conv2, fc1, fc2 and fc3), without touching ``.grad``.
+        """
+        out: dict[str, dict[str, float]] = {}
+
+        def record(name: str, z: torch.Tensor) -> torch.Tensor:
+            a = self.act(z)
+            zd, ad = z.detach(), a.detach()
+            slope = ad * (1 - ad) if isinstance(self.act, nn.Sigmoid) else (zd > 0).to(zd.dtype)
+            out[name] = {"pre_mean": float(zd.mean()), "pre_std": float(zd.std()), "act_mean": float(ad.mean()),
+                         "slope": float(slope.mean()), "saturated": float((zd.abs() > 3).to(zd.dtype).mean())}
+            return a
+
+        with torch.set_grad_enabled(y is not None):
+            h = self.pool(record("conv1", self.conv1(x)))
+            h = self.pool(record("conv2", self.conv2(h))).flatten(1)
+            logits = self.fc3(record("fc2", self.fc2(record("fc1", self.fc1(h)))))
+            if y is not None:
+                layers = ("conv1", "conv2", "fc1", "fc2", "fc3")
+                grads = torch.autograd.grad(nn.functional.cross_entropy(logits, y),
+                                            [getattr(self, k).weight for k in layers])
+                for k, g in zip(layers, grads):
+                    out.setdefault(k, {})["grad"] = float(g.norm())
+        return out
+
     def layer_shapes(self, input_size: int) -> list[tuple[str, tuple[int, ...], int]]:
         """(layer, output shape for one image, parameter count) for every layer, from a real forward pass."""
         rows, x = [("input", (1, input_size, input_size), 0)], torch.zeros(1, 1, input_size, input_size)
