@@ -47,8 +47,8 @@ explain(
     UPDATE_RULES[config.optimizer],
     claim="ReLU + max pooling + Adam learn within a second. 'The 1998 recipe' (sigmoid, average pooling, SGD) is "
           "d2l's simplification of LeCun et al. 1998, which used a scaled tanh, trainable subsampling, a sparsely "
-          "connected C3 and RBF outputs. It sits at chance for thousands of steps, but the sigmoids do not start "
-          "saturated: see the layer statistics below the curves.",
+          "connected C3 and RBF outputs. It sits at chance for about two thousand steps or more, but the sigmoids "
+          "do not start saturated: see the layer statistics below the curves.",
 )
 with st.expander("Layer shapes (from a real forward pass)"):
     st.dataframe(pd.DataFrame(rows, columns=["layer", "output shape (C, H, W)", "parameters"]), hide_index=True)

@@ -144,6 +144,13 @@ def condition_view(kappa: float, steps: int):
     return best, lr_axis, beta_axis, rate, gd, mom
 
 
+def _measured_rate(errors: np.ndarray, steps: int) -> float:
+    """The error's shrink factor per step over the last half of the run; 0 when it reached the minimum exactly
+    (κ = 1: the best gradient step lands on it at once, and 0/0 would print nan)."""
+    start, end = errors[steps // 2], max(errors[-1], 1e-300)
+    return float((end / start) ** (1 / (steps - steps // 2))) if start > 0 else 0.0
+
+
 with cond_tab:
     explain(
         "On a quadratic with curvatures 1 and κ every optimizer's error shrinks by a fixed factor per step, the "
@@ -174,10 +181,8 @@ with cond_tab:
     errors = {"gradient descent": np.linalg.norm(gd, axis=1), "momentum": np.linalg.norm(mom, axis=1)}
     show(error_curves_figure(errors), key=f"{KEY}.fig_conderr")
     st.caption(f"Measured over the last half of the run: gradient descent shrinks the error by "
-               f"{(errors['gradient descent'][-1] / errors['gradient descent'][steps // 2]) ** (1 / (steps - steps // 2)):.4f} "
-               f"per step (theory {best['gd_rate']:.4f}), momentum by "
-               f"{(max(errors['momentum'][-1], 1e-300) / errors['momentum'][steps // 2]) ** (1 / (steps - steps // 2)):.4f} "
-               f"(theory {best['momentum_rate']:.4f}).")
+               f"{_measured_rate(errors['gradient descent'], steps):.4f} per step (theory {best['gd_rate']:.4f}), "
+               f"momentum by {_measured_rate(errors['momentum'], steps):.4f} (theory {best['momentum_rate']:.4f}).")
 
 
 @st.cache_data(max_entries=8, show_spinner="Training three linear regressions...")

@@ -6,7 +6,8 @@ sliders, every option of a select); press Start, refresh, change random widgets 
 Pause, Reset. After every action no exception element may be on the page, and no run may have stopped with a
 demo error. A failure names the case seed and the actions so far, so the case can be replayed:
 ``DLVIZ_FUZZ_CASES=N`` runs N cases per page (default 3; cases whose number is a multiple of 3 use extreme
-values throughout, the others prefer small, quick settings), ``DLVIZ_FUZZ_SEED`` shifts every seed.
+values throughout, the others prefer small, quick settings), ``DLVIZ_FUZZ_SEED`` shifts every seed, and the
+message says how to replay the case.
 
 Widgets are enumerated generically from the AppTest tree. On-demand computations are not pressed in CI: measured
 on 2 busy cores, t-SNE of the CNN / SSL features takes 3-5 s, the optimizers' loss plane 18 s, the perplexity grid
@@ -38,8 +39,9 @@ from dlviz.config import spec_of
 from dlviz.demos import get_demo
 
 PAGES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "pages").glob("*.py"))
-LONG = "DLVIZ_FUZZ_CASES" in os.environ  # a local run for more cases: more actions and the t-SNE buttons too
 CASES = int(os.environ.get("DLVIZ_FUZZ_CASES", "3"))
+# A local run for more cases: more actions and the t-SNE buttons too (DLVIZ_FUZZ_LONG=0 replays a CI case).
+LONG = os.environ.get("DLVIZ_FUZZ_LONG", "1" if "DLVIZ_FUZZ_CASES" in os.environ else "0") == "1"
 BASE_SEED = int(os.environ.get("DLVIZ_FUZZ_SEED", "0"))
 # Pages whose biggest settings take seconds per refresh on 2 busy cores get fewer cases in CI.
 CASE_CAP = {} if LONG else {"pages/80_dino.py": 2}
@@ -271,7 +273,9 @@ def test_fuzz_page(page, case, app_env):
         log.append(f"{what} [{time.perf_counter() - t0:.1f}s]")
         bad = run_failures(at)
         assert not bad, (f"page {page}, case {case} (seed {seed}, {mode}); replay: DLVIZ_FUZZ_SEED={BASE_SEED} "
-                         f"DLVIZ_FUZZ_CASES={case + 1}\nactions:\n  " + "\n  ".join(log)
+                         f"DLVIZ_FUZZ_CASES={case + 1} DLVIZ_FUZZ_LONG={int(LONG)} python -m pytest "
+                         f"tests/test_fuzz_pages.py -k 'test_fuzz_page and {Path(page).stem}-{case}]'"
+                         "\nactions:\n  " + "\n  ".join(log)
                          + "\nproblems:\n" + "\n---\n".join(bad))
 
     def act(what: str, fn) -> None:
@@ -330,20 +334,20 @@ def test_fuzz_page(page, case, app_env):
 
 
 # -- every control changed at once, mid-run ----------------------------------------------------------------
-LIVE_PARTS = [
-    ("pages/10_cnn.py", {}),
-    ("pages/20_loss_surfaces.py", {}),
-    ("pages/20_loss_surfaces.py", {"surf.section": "Landscape of a real network"}),
-    ("pages/30_optimizers.py", {}),
-    ("pages/40_rnn.py", {}),
-    ("pages/50_attention.py", {}),
-    ("pages/50_attention.py", {"attn.part": "4 · Transformer heads"}),
-    ("pages/60_gan.py", {}),
-    ("pages/60_gan.py", {"gan.view": "1-D: the original paper's picture"}),
-    ("pages/60_gan.py", {"gan.view": "Digits GAN"}),
-    ("pages/70_ssl.py", {}),
-    ("pages/80_dino.py", {}),
-    ("pages/90_features.py", {"features.method": "t-SNE"}),
+LIVE_PARTS = [  # (page, {part widget: the option's label}, test id)
+    ("pages/10_cnn.py", {}, "cnn"),
+    ("pages/20_loss_surfaces.py", {}, "critical-points"),
+    ("pages/20_loss_surfaces.py", {"surf.section": "Landscape of a real network"}, "landscape"),
+    ("pages/30_optimizers.py", {}, "optimizers"),
+    ("pages/40_rnn.py", {}, "rnn"),
+    ("pages/50_attention.py", {}, "kernel-regression"),
+    ("pages/50_attention.py", {"attn.part": "4 · Transformer heads"}, "transformer"),
+    ("pages/60_gan.py", {}, "gan-2d"),
+    ("pages/60_gan.py", {"gan.view": "1-D: the original paper's picture"}, "gan-1d"),
+    ("pages/60_gan.py", {"gan.view": "Digits GAN"}, "gan-digits"),
+    ("pages/70_ssl.py", {}, "ssl"),
+    ("pages/80_dino.py", {}, "dino"),
+    ("pages/90_features.py", {"features.method": "t-SNE"}, "tsne"),
 ]
 
 
@@ -357,9 +361,14 @@ def _choose(w, end: int) -> str:
         else:
             _force(w, lambda ws: ws.string_array_value.data.append(opt))
         return opt
+    if w.type == "multiselect":
+        picked = list(w.options) if end else w.options[:1]
+        _force(w, lambda ws: ws.string_array_value.data.extend(picked))
+        return str(picked)
     if w.type in ("toggle", "checkbox"):
-        w.set_value(not w.value)
-        return str(not w.value)
+        v = not w.value
+        w.set_value(v)
+        return str(v)
     if w.type == "slider" and not isinstance(w.value, (list, tuple)):
         v = w.max if end else w.min
         if v == w.value:
@@ -376,16 +385,16 @@ def _shown(w) -> str | None:
         return None
 
 
+PART_KEYS = {"surf.section", "attn.part", "gan.view", "features.method", "features.source"}  # other parts
 # CI: one direction per part (alternating, about 40 s); a long run: both.
-MID_RUN = [(page, setup, end) for i, (page, setup) in enumerate(LIVE_PARTS) for end in (1, 0)
-           if LONG or end == i % 2]
+MID_RUN = [(page, setup, end, f"{name}-{'max' if end else 'min'}") for i, (page, setup, name) in enumerate(LIVE_PARTS)
+           for end in (1, 0) if LONG or end == i % 2]
 
 
-@pytest.mark.parametrize("page, setup, end", MID_RUN,
-                         ids=[Path(p).stem + ("-" + "-".join(s.values())[:12] if s else "") + ("-max" if e else "-min")
-                              for p, s, e in MID_RUN])
+@pytest.mark.parametrize("page, setup, end", [m[:3] for m in MID_RUN], ids=[m[3] for m in MID_RUN])
 def test_every_control_changed_mid_run(page, setup, end, app_env):
-    """Start, then change every control of the run at once: only the 'press Reset' notice may change."""
+    """Start, then change every widget of the part at once: the run keeps drawing itself, with the 'press
+    Reset' notice (the reproduced bugs: SSL 'compare with', CNN input size and dataset changed mid-run)."""
     at = open_page(page)
     for key, label in setup.items():
         w = next(w for kind in ("radio", "segmented_control") for w in getattr(at, kind) if w.key == key)
@@ -402,13 +411,11 @@ def test_every_control_changed_mid_run(page, setup, end, app_env):
     assert not run_failures(at), run_failures(at)
     runners = {k: at.session_state[k] for k in (b.key[:-len(".play")] + "._runner" for b in plays)}
     changed = []
-    for exp in at.expander:
-        if exp.label != "Controls":
-            continue
-        for kind in ("slider", "select_slider", "selectbox", "toggle"):
-            for w in getattr(exp, kind):
-                if w.key and not w.proto.disabled and w.key.split(".")[-1] not in ("preset", "formula"):
-                    changed.append(f"{w.key}={_choose(w, end)}")
+    for kind in ("slider", "select_slider", "selectbox", "toggle", "radio", "segmented_control", "multiselect"):
+        for w in getattr(at.main, kind):  # the run's controls and the page's view widgets; not the sidebar
+            if w.key and not w.proto.disabled and w.key not in PART_KEYS \
+                    and w.key.split(".")[-1] not in ("preset", "formula"):
+                changed.append(f"{w.key}={_choose(w, end)}")
     at.run()
     problems = run_failures(at)
     assert not problems, f"{page} {setup}: changed {changed}\n" + "\n---\n".join(problems)

@@ -16,8 +16,7 @@ import time
 import pytest
 import torch
 
-from dlviz.demos import get_demo
-from dlviz.demos import base
+from dlviz.demos import base, get_demo
 from dlviz.runner import PAUSED, Runner
 
 CPU = torch.device("cpu")

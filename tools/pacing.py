@@ -10,7 +10,9 @@ after the first (setup) snapshot is how long Pause or Reset can wait. For every 
 temperatures and the like keep their values. Each heavy config runs twice: with the longest snapshot interval
 (training only, heartbeats needed) and with the shortest (an evaluation after every step or two: the periodic
 evaluation's own gap). The string choice fields listed in ``SWEEP`` are swept one at a time. The table lists the
-largest and the median gap and the setup time; rows with a gap over ``--limit`` are marked. Each variant runs in
+largest and the median gap, the setup time and the longest single ``Pacer.call`` in CPU seconds of its thread
+(about its time on an idle core: calls over ~0.3 s are the ones only the pacer's worker thread keeps pausable);
+rows with a gap over ``--limit`` are marked. Each variant runs in
 a child process (one torch thread by default, as in the app on 2 cores), ended after ``--cap`` seconds without
 a yield. Gaps include whatever else the machine is doing: run it on a quiet machine for figures to compare.
 """
@@ -30,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from dlviz.config import spec_of  # noqa: E402
-from dlviz.demos import all_demos  # noqa: E402
+from dlviz.demos import all_demos, base  # noqa: E402
 
 # Fields whose largest value (top of the range, largest choice) makes the work per snapshot largest.
 HEAVY = {
@@ -123,11 +125,36 @@ def variants(demo, presets: bool = False) -> list[tuple[str, object]]:
     return out
 
 
+def _timed_calls(costs: dict[str, float]) -> None:
+    """Record the CPU seconds of every ``Pacer.call`` (the calling thread's: with one torch thread, about what the
+    call takes on an idle core, however busy the machine): the largest per function name in ``costs``."""
+    original = base.Pacer.call
+
+    def call(self, step, fn, *args):
+        key = getattr(fn, "__qualname__", None) or repr(fn)
+
+        def timed(*a):
+            t = time.thread_time()
+            try:
+                return fn(*a)
+            finally:
+                costs[key] = max(costs.get(key, 0.0), time.thread_time() - t)
+
+        timed.__qualname__ = key
+        return (yield from original(self, step, timed, *args))
+
+    base.Pacer.call = call
+
+
 def _child(conn, demo_name: str, config, seconds: float, threads: int, device: str, evals: int = 0,
            max_seconds: float = 120.0) -> None:
-    """Runs in a child process: sends ("setup", s), then ("gap", s, heartbeat, step) per yield, then ("end", why)."""
+    """Runs in a child process: sends ("setup", s), then ("gap", s, heartbeat, step) per yield, then ("costs",
+    {function: CPU s}) and ("end", why)."""
     torch.set_num_threads(threads)
+    costs: dict[str, float] = {}
+    _timed_calls(costs)
     gen = all_demos()[demo_name].run(config, torch.device(device))
+    why = ""
     try:
         t0 = time.perf_counter()
         next(gen)
@@ -140,13 +167,15 @@ def _child(conn, demo_name: str, config, seconds: float, threads: int, device: s
             conn.send(("gap", now - last, snap.heartbeat, snap.step))
             last = now
             seen += not snap.heartbeat
-        conn.send(("end", "" if seen >= evals else f"only {seen} snapshots in {max_seconds:.0f} s"))
+        why = "" if seen >= evals else f"only {seen} snapshots in {max_seconds:.0f} s"
     except StopIteration:
-        conn.send(("end", "ended"))
+        why = "ended"
     except Exception as exc:  # a diverging preset ends its run with an error: report it, keep going
-        conn.send(("end", f"{type(exc).__name__}: {str(exc)[:60]}"))
+        why = f"{type(exc).__name__}: {str(exc)[:60]}"
     finally:
         gen.close()
+        conn.send(("costs", dict(costs)))
+        conn.send(("end", why))
         conn.close()
 
 
@@ -161,7 +190,8 @@ def measure(demo, config, seconds: float = 4.0, device: str = "cpu", threads: in
                        daemon=True)
     proc.start()
     child.close()
-    out = {"setup": None, "gaps": [], "snapshots": 0, "heartbeats": 0, "note": "", "worst_at": None, "cut": False}
+    out = {"setup": None, "gaps": [], "snapshots": 0, "heartbeats": 0, "note": "", "worst_at": None, "cut": False,
+           "costs": {}}
     wait = max_setup
     last = time.perf_counter()
     try:
@@ -176,6 +206,8 @@ def measure(demo, config, seconds: float = 4.0, device: str = "cpu", threads: in
             last = time.perf_counter()
             if msg[0] == "setup":
                 out["setup"], wait = msg[1], cap
+            elif msg[0] == "costs":
+                out["costs"] = msg[1]
             elif msg[0] == "gap":
                 gap, beat, step = msg[1:]
                 if not out["gaps"] or gap > max(out["gaps"]):
@@ -216,7 +248,8 @@ def main() -> int:
     torch.set_num_threads(a.threads)
     demos = all_demos()
     names = a.only or list(demos)
-    print(f"{'demo':<19} {'variant':<44} {'max gap':>8} {'median':>8} {'setup':>7} {'snaps':>6} {'beats':>6}  worst at")
+    print(f"{'demo':<19} {'variant':<44} {'max gap':>8} {'median':>8} {'setup':>7} {'snaps':>6} {'beats':>6} "
+          f"{'call cpu':>8} {'(longest Pacer.call)':<24} worst at")
     for name in names:
         demo = demos[name]
         for label, cfg in variants(demo, a.presets):
@@ -231,8 +264,11 @@ def main() -> int:
             worst = f"{m['worst_at'][0]} step {m['worst_at'][1]}" if m["worst_at"] else ""
             setup = f"{m['setup']:.2f}" if m["setup"] is not None else "-"
             gap = f"{'>=' if m['cut'] else ''}{m['max_gap']:.3f}"
+            key, cpu = max(m["costs"].items(), key=lambda kv: kv[1], default=("", float("nan")))
+            key = key.replace("<locals>.", "").split(".")[-1]
             print(f"{name:<19} {label[:44]:<44} {gap:>8} {m['median_gap']:8.3f} {setup:>7} "
-                  f"{m['snapshots']:6d} {m['heartbeats']:6d}  {worst}{flag} {note}", flush=True)
+                  f"{m['snapshots']:6d} {m['heartbeats']:6d} {cpu:8.2f} {key[:24]:<24} {worst}{flag} {note}",
+                  flush=True)
     return 0
 
 

@@ -67,14 +67,15 @@ PRESETS = {
                          Config(input_size=16, activation="sigmoid", pool="avg", optimizer="sgd", lr=2.0,
                                 batch_size=16, epochs=40),
                          "d2l's simplified 1998 recipe (LeCun et al. used a scaled tanh, trainable subsampling, a "
-                         "sparse C3 and RBF outputs). Accuracy sits at chance for thousands of steps (seed 0: about "
+                         "sparse C3 and RBF outputs). Accuracy sits at chance for about two thousand steps or more (1,900-3,600 "
+                         "on the seeds measured; seed 0: about "
                          "3,300 of its 3,600, then starts to climb). The sigmoids do not start saturated "
                          "(pre-activation std near 0.3); each scales the backward signal by its slope (at most 1/4), "
                          "and their all-positive outputs let ten SGD steps at lr 2 push fc2 into saturation (z near "
                          "-5): see the layer statistics.",
-                         Claim("test accuracy stays at chance (below 20%; ten classes) for the first 2,000 steps",
-                               lambda s: s["steps"] >= 2000 and s["first_step_above_20pct"] is None,
-                               ("first_step_above_20pct", "best_test_acc", "steps"), max_steps=2000)),
+                         Claim("test accuracy stays at chance (below 20%; ten classes) for the first 1,500 steps",
+                               lambda s: s["steps"] >= 1500 and s["first_step_above_20pct"] is None,
+                               ("first_step_above_20pct", "best_test_acc", "steps"), max_steps=1500)),
     "modern": Preset("Modern (ReLU + max pooling, Adam)", Config(),
                      "Reaches 97% test accuracy in about a second of training on a laptop CPU.",
                      Claim("test accuracy reaches 97% within the 10 epochs (230 steps); the optimizer time it took "
@@ -144,20 +145,25 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
     # Pause/Reset within a fraction of a second: 100 steps per snapshot at batch 256 take seconds.
     pacer = Pacer()
     step, loss_sum, correct, seen = 0, torch.zeros((), device=device), torch.zeros((), device=device), 0
+
+    def train_step(idx: torch.Tensor) -> None:
+        logits = model(xtr[idx])
+        loss = F.cross_entropy(logits, ytr[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        # Accumulate on the device; one sync per snapshot, not per step.
+        loss_sum.add_(loss.detach() * len(idx))
+        correct.add_((logits.argmax(1) == ytr[idx]).sum())
+
     t_window = pacer.clock()
     for _ in range(config.epochs):
         order = torch.randperm(n, generator=gen).to(device)
         for i in range(0, n, config.batch_size):
             idx = order[i:i + config.batch_size]
-            logits = model(xtr[idx])
-            loss = F.cross_entropy(logits, ytr[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
             step += 1
-            # Accumulate on the device; one sync per snapshot, not per step.
-            loss_sum += loss.detach() * len(idx)
-            correct += (logits.argmax(1) == ytr[idx]).sum()
+            # A heartbeat after the step when one is due; a step that takes long (a busy CPU) runs in the worker.
+            yield from pacer.call(step, train_step, idx)
             seen += len(idx)
             if step % config.eval_every == 0 or step == total:
                 train_loss = check_finite(loss_sum.item() / seen, step, "training loss")
@@ -172,8 +178,6 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
                 pacer.reset()
                 loss_sum.zero_(), correct.zero_()
                 seen, t_window = 0, pacer.clock()
-            else:
-                yield from pacer.beat(step)
 
 
 def layer_table(first: dict[str, float], now: dict[str, float]) -> list[dict[str, str]]:

@@ -354,20 +354,21 @@ def run_network(config: NetConfig, device: torch.device) -> Iterator[Snapshot]:
         return Snapshot(step, metrics, {"params": {n: h[:k] for n, h in history.items()},
                                         "init": history[names[0]][0], "steps": steps_seen[:k]})
 
-    yield snapshot(0)
-    pacer = Pacer()  # Pause/Reset within a fraction of a second: 100 steps of 7 networks at batch 512 take a second
-    for step in range(1, config.steps + 1):
-        idx = torch.randint(0, len(y), (config.batch_size,), generator=gen).to(device)
+    def train_step(idx: torch.Tensor) -> None:
         for n, m in models.items():
             loss = F.cross_entropy(m(x[idx]), y[idx])
             opts[n].zero_grad(set_to_none=True)
             loss.backward()
             opts[n].step()
+
+    yield snapshot(0)
+    pacer = Pacer()  # Pause/Reset within a fraction of a second: 100 steps of 7 networks at batch 512 take a second
+    for step in range(1, config.steps + 1):
+        idx = torch.randint(0, len(y), (config.batch_size,), generator=gen).to(device)
+        yield from pacer.call(step, train_step, idx)  # a heartbeat after the step when one is due
         if step % config.eval_every == 0 or step == config.steps:
             yield snapshot(step)
             pacer.reset()
-        else:
-            yield from pacer.beat(step)
 
 
 def network_plane(config: NetConfig, snap: Snapshot, n: int = 25, device: torch.device | str = "cpu") -> dict:
