@@ -292,6 +292,10 @@ def test_fuzz_page(page, case, app_env):
             desc = set_random(rng, w, mode, app_env)
             act(f"set {desc}", lambda: None)
 
+    def shake() -> None:  # every widget at once: combinations of extremes (Nesterov on with beta 0, ...)
+        descs = [set_random(rng, w, mode, app_env) for w in live_widgets(at)]
+        act("set all: " + ", ".join(descs), lambda: None)
+
     def press(suffix: str | None) -> None:
         bs = buttons(at, suffix)
         if bs:
@@ -306,6 +310,8 @@ def test_fuzz_page(page, case, app_env):
     press(".play")
     act("refresh", lambda: None)
     set_some(rng.randint(1, 3))  # while the run trains
+    if mode == "extreme" or rng.random() < 0.25:
+        shake()
     act("refresh", lambda: None)
     press(".step")
     act("refresh", lambda: None)
@@ -321,8 +327,10 @@ def test_fuzz_page(page, case, app_env):
         act("refresh", lambda: None)
     for _ in range(8 if LONG else 0):  # a longer run: random actions in any order
         r = rng.random()
-        if r < 0.4:
+        if r < 0.35:
             set_some(1)
+        elif r < 0.4:
+            shake()
         elif r < 0.75:
             press(rng.choice(CONTROL))
         elif r < 0.85:

@@ -276,3 +276,15 @@ def test_rotated_quadratic_preset_claim_holds():
     r = Runner(get_demo("optimizers"), PRESETS["rotated-quadratic"].config)
     r.run_to_end()
     assert PRESETS["rotated-quadratic"].claim.holds(r.summary())
+
+
+def test_nesterov_with_zero_momentum_is_sgd():
+    """The beta slider reaches 0: torch rejects nesterov=True without momentum; the rule is then plain SGD."""
+    w = [torch.nn.Parameter(torch.tensor([1.0, -2.0])), torch.nn.Parameter(torch.tensor([1.0, -2.0]))]
+    opts = [OPTIMIZERS["nesterov"].make([w[0]], 0.1, beta=0.0), OPTIMIZERS["sgd"].make([w[1]], 0.1)]
+    for _ in range(3):
+        for p, opt in zip(w, opts):
+            opt.zero_grad()
+            (p ** 2).sum().backward()
+            opt.step()
+    assert torch.equal(w[0], w[1])

@@ -241,6 +241,7 @@ def main() -> int:
     ap.add_argument("--evals", type=int, default=0, help="run on until this many snapshots after the first (through "
                     "periodic evaluations), at most --max-seconds")
     ap.add_argument("--max-seconds", type=float, default=120.0)
+    ap.add_argument("--costs", action="store_true", help="print every Pacer.call's largest CPU seconds")
     ap.add_argument("--exact", action="store_true", help="--variant is a whole label (default/eval), not a part")
     ap.add_argument("--variant", default=None, help="only variants whose label contains this text (e.g. /eval)")
     ap.add_argument("--list", action="store_true", help="print the variants and their configs, run nothing")
@@ -269,6 +270,9 @@ def main() -> int:
             print(f"{name:<19} {label[:44]:<44} {gap:>8} {m['median_gap']:8.3f} {setup:>7} "
                   f"{m['snapshots']:6d} {m['heartbeats']:6d} {cpu:8.2f} {key[:24]:<24} {worst}{flag} {note}",
                   flush=True)
+            if a.costs:
+                print("    calls (CPU s):", ", ".join(f"{k.split('.')[-1]} {v:.2f}" for k, v in sorted(
+                    m["costs"].items(), key=lambda kv: -kv[1])), flush=True)
     return 0
 
 

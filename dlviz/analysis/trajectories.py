@@ -37,7 +37,8 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
         lambda p, lr, beta=0.5, **h: torch.optim.SGD(p, lr=lr, momentum=beta)),
     "nesterov": OptimizerSpec(
         "Nesterov", r"v_t = \beta v_{t-1} + g_t,\quad x_t = x_{t-1} - \eta\,(g_t + \beta v_t)", ("beta",),
-        lambda p, lr, beta=0.5, **h: torch.optim.SGD(p, lr=lr, momentum=beta, nesterov=True)),
+        # With beta = 0 the rule is plain SGD, and torch refuses nesterov=True without momentum (slider at 0).
+        lambda p, lr, beta=0.5, **h: torch.optim.SGD(p, lr=lr, momentum=beta, nesterov=beta > 0)),
     "adagrad": OptimizerSpec(
         "AdaGrad", r"s_t = s_{t-1} + g_t^2,\quad x_t = x_{t-1} - \frac{\eta}{\sqrt{s_t} + \epsilon}\, g_t", (),
         lambda p, lr, **h: torch.optim.Adagrad(p, lr=lr)),

