@@ -72,6 +72,17 @@ def wait_idle(page, timeout_ms: int = 60000) -> None:
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout_ms)
 
 
+def open_settled(page, url: str) -> None:
+    """Open a URL and wait until the app has settled: a cold link reruns twice (page -> app.py -> page), and the
+    app reads idle for a moment between those reruns, so wait for the sidebar of app.py, then for idle."""
+    page.set_default_timeout(90_000)
+    page.goto(url)
+    page.wait_for_selector('[data-testid="stMain"]')
+    page.get_by_text("Lecture mode").wait_for(timeout=60_000)
+    page.wait_for_timeout(1000)
+    wait_idle(page)
+
+
 def full_screenshot(page, out: str) -> None:
     """Grow the viewport to the main area's scroll height, then capture the whole page."""
     h = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight || 1200")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dlviz.browser import FRESH, full_screenshot, serve_app, wait_idle
+from dlviz.browser import FRESH, full_screenshot, open_settled, serve_app
 from dlviz.ui.topics import discover
 
 pytestmark = pytest.mark.browser
@@ -24,15 +24,7 @@ def app_url():
         yield url
 
 
-def _open(page, url: str) -> None:
-    """Open a URL and wait until the app has settled: a cold link reruns twice (page -> app.py -> page), and the
-    app reads idle for a moment between those reruns, so wait for the sidebar of app.py, then for idle."""
-    page.set_default_timeout(90_000)
-    page.goto(url)
-    page.wait_for_selector('[data-testid="stMain"]')
-    page.get_by_text("Lecture mode").wait_for(timeout=60_000)
-    page.wait_for_timeout(1000)
-    wait_idle(page)
+_open = open_settled
 
 
 def _exceptions(page) -> list[str]:

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from dlviz.browser import FRESH, serve_app, wait_idle
+from dlviz.browser import FRESH, open_settled, serve_app, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -23,13 +23,8 @@ def app_url():
 
 
 def _open(page, url: str) -> None:
-    page.set_default_timeout(90_000)
     page.set_viewport_size({"width": 1400, "height": 1000})
-    page.goto(url)
-    page.wait_for_selector('[data-testid="stMain"]')
-    page.get_by_text("Lecture mode").wait_for(timeout=60_000)
-    page.wait_for_timeout(1000)
-    wait_idle(page)
+    open_settled(page, url)
 
 
 def _problems(page) -> list[str]:
