@@ -40,6 +40,19 @@ def open_page(page: str | None = None, timeout: float = 120, query: dict | None 
     return at
 
 
+def refresh_until_trained(at, key: str, refreshes: int = 40):
+    """Rerun (each run is one refresh of the live fragment) until the page's run has a snapshot past step 0.
+
+    A refresh trains for a slice of 0.1 s; on a busy machine a slice can end with heartbeats only (the run is
+    between snapshots), which the page shows as progress but ``runner.latest`` does not. Returns the runner."""
+    for _ in range(refreshes):
+        runner = at.session_state[f"{key}._runner"]
+        if (runner.latest is not None and runner.latest.step > 0) or runner.status not in ("running",):
+            break
+        at.run()
+    return at.session_state[f"{key}._runner"]
+
+
 @pytest.fixture
 def app_page():
     return open_page

@@ -1,6 +1,6 @@
 """AppTest of the attention page: every part renders, widgets change, both live demos start, links round-trip."""
 
-from conftest import open_page
+from conftest import open_page, refresh_until_trained
 
 PAGE = "pages/50_attention.py"
 
@@ -15,7 +15,7 @@ def test_kernel_part_defaults_and_start():
     assert at.radio(key="attn.part").value == "kernel"
     assert at.selectbox(key="attn.kr.preset").value == "learned-width"
     at.button(key="attn.kr.play").click().run()
-    at.run()
+    refresh_until_trained(at, "attn.kr")
     _no_exception(at)
     runner = at.session_state["attn.kr._runner"]
     assert runner.latest.step > 0 and runner.latest.metrics["w"] != 1.0
@@ -46,7 +46,7 @@ def test_transformer_part_runs_and_enlarges_a_head():
     runner = at.session_state["attn.tf._runner"]
     assert runner.config.d_model == 16 and runner.config.layers == 1 and runner.config.length == 5
     at.button(key="attn.tf.play").click().run()
-    at.run()
+    refresh_until_trained(at, "attn.tf")
     _no_exception(at)
     assert at.session_state["attn.tf._runner"].latest.step > 0
     at.selectbox(key="attn.tf.kind").set_value("dec_self").run()

@@ -1,6 +1,6 @@
 """AppTest of the home page and the CNN page: renders, widgets change, runs start, bad settings are handled."""
 
-from conftest import open_page
+from conftest import open_page, refresh_until_trained
 
 CNN = "pages/10_cnn.py"
 
@@ -35,7 +35,7 @@ def test_cnn_page_defaults_and_start():
     assert at.selectbox(key="cnn.preset").value == "modern"
     before = at.metric[0].value
     at.button(key="cnn.play").click().run()
-    at.run()  # a second refresh of the live fragment
+    refresh_until_trained(at, "cnn")
     _no_exception(at)
     assert at.session_state["cnn._runner"].latest.step > 0
     assert at.metric[0].value != before or at.session_state["cnn._runner"].latest.step > 0

@@ -1,7 +1,7 @@
 """AppTest of the DINO page: renders, runs, view widgets change, presets switch, checkpoints load or fail clearly."""
 
 import torch
-from conftest import open_page
+from conftest import open_page, refresh_until_trained
 
 from dlviz.models.vit import VisionTransformer
 
@@ -20,7 +20,7 @@ def test_dino_page_defaults_start_and_views():
     _no_exception(at)
     assert at.selectbox(key="dino.preset").value == "dino"
     at.button(key="dino.play").click().run()
-    at.run()
+    refresh_until_trained(at, "dino")
     _no_exception(at)
     runner = at.session_state["dino._runner"]
     assert runner.latest.step > 0 and runner.config.steps == 20

@@ -1,6 +1,6 @@
 """AppTest of the GAN page: the three demos render, start, take widget changes, and bad settings give messages."""
 
-from conftest import open_page
+from conftest import open_page, refresh_until_trained
 
 from dlviz.demos.gan import PRESETS, Config
 
@@ -18,7 +18,7 @@ def test_2d_defaults_start_and_widgets():
     assert at.selectbox(key="gan.2d.preset").value == "ring-covered"
     assert any(m.label == "modes covered" for m in at.metric)
     at.button(key="gan.2d.play").click().run()
-    at.run()
+    refresh_until_trained(at, "gan.2d")
     _no_exception(at)
     assert at.session_state["gan.2d._runner"].latest.step > 0
     at.button(key="gan.2d.pause").click().run()
@@ -42,7 +42,7 @@ def test_1d_and_digits_views_start():
         at.radio(key="gan.view").set_value(view).run()
         _no_exception(at)
         at.button(key=f"gan.{view}.play").click().run()
-        at.run()
+        refresh_until_trained(at, f"gan.{view}")
         _no_exception(at)
         assert at.session_state[f"gan.{view}._runner"].latest.step > 0
     assert any(m.label == "class entropy" for m in at.metric)

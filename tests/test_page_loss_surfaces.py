@@ -1,6 +1,6 @@
 """AppTest of the loss-surfaces page: each part renders, runs start, a bad formula is a message, views compute."""
 
-from conftest import open_page
+from conftest import open_page, refresh_until_trained
 
 PAGE = "pages/20_loss_surfaces.py"
 
@@ -15,7 +15,7 @@ def test_critical_points_defaults_start_and_widgets():
     assert at.selectbox(key="surf.preset").value == "lee"
     assert any("19 critical points" in c.value for c in at.caption)
     at.button(key="surf.play").click().run()
-    at.run()
+    refresh_until_trained(at, "surf")
     _no_exception(at)
     assert at.session_state["surf._runner"].latest.step > 0
     at.slider(key="surf.px").set_value(0.0).run()
@@ -53,7 +53,7 @@ def test_landscape_section_run_and_views():
     at.selectbox(key="land.model").set_value("mlp-2d").run()
     at.slider(key="land.grid").set_value(7).run()
     at.button(key="land.play").click().run()
-    at.run()
+    refresh_until_trained(at, "land")
     _no_exception(at)
     runner = at.session_state["land._runner"]
     assert runner.latest.step > 0 and runner.config.model == "mlp-2d"

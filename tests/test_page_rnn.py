@@ -1,6 +1,6 @@
 """AppTest of the recurrent-networks page: renders, widgets change, runs start, an exploding cell is a message."""
 
-from conftest import open_page
+from conftest import open_page, refresh_until_trained
 
 RNN = "pages/40_rnn.py"
 
@@ -15,7 +15,7 @@ def test_rnn_page_defaults_and_start():
     assert at.selectbox(key="rnn.preset").value == "adding-l50"
     assert [m.label for m in at.metric][:3] == ["plain RNN test MSE", "GRU test MSE", "LSTM test MSE"]
     at.button(key="rnn.play").click().run()
-    at.run()  # a second refresh of the live fragment
+    refresh_until_trained(at, "rnn")
     _no_exception(at)
     runner = at.session_state["rnn._runner"]
     assert runner.latest.step > 0 and "test_loss_gru" in runner.history[-1]

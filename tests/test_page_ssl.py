@@ -1,6 +1,6 @@
 """AppTest of the self-supervised learning page: renders, widgets change, runs start, comparisons draw."""
 
-from conftest import open_page
+from conftest import open_page, refresh_until_trained
 
 SSL = "pages/70_ssl.py"
 
@@ -17,7 +17,7 @@ def test_ssl_page_defaults_and_start():
     at.select_slider(key="ssl.width").set_value(8).run()
     at.slider(key="ssl.eval_every").set_value(2).run()
     at.button(key="ssl.play").click().run()
-    at.run()
+    refresh_until_trained(at, "ssl")
     _no_exception(at)
     runner = at.session_state["ssl._runner"]
     assert runner.latest.step > 0 and "loss" in runner.history[-1]
