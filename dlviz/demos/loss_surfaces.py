@@ -238,22 +238,24 @@ class LSConfig:
     seed: int = param(0, "seed for initialization, data order and directions", lo=0, hi=2**31 - 1, widget=False)
 
 
+
+def _monotone_line_claim(figures: tuple[str, ...]) -> Claim:
+    """LeNet's and the MLP's shared claim: they learn, and the straight line from init to the end descends."""
+    return Claim("after 600 steps test accuracy >= 93% and the training loss along the line from init to the "
+                 "trained weights never rises (largest rise between neighbouring points < 0.01)",
+                 lambda s: s["test_acc"] >= 0.93 and s["line_max_rise"] < 0.01, figures)
+
+
 LS_PRESETS = {
     "lenet-sgd": Preset("LeNet on digits, SGD", LSConfig(),
                         "About 95% test accuracy after 400 steps (on an occasional seed SGD stays stuck at chance: "
                         "Reset with another seed); then compute the slices: the 1-D line from init to the trained "
                         "weights falls without bumps.",
-                        Claim("after 600 steps test accuracy >= 93% and the training loss along the line from init "
-                              "to the trained weights never rises (largest rise between neighbouring points < 0.01)",
-                              lambda s: s["test_acc"] >= 0.93 and s["line_max_rise"] < 0.01,
-                              ("test_acc", "line_max_rise", "line_init_loss", "line_end_loss"))),
+                        _monotone_line_claim(("test_acc", "line_max_rise", "line_init_loss", "line_end_loss"))),
     "mlp-digits": Preset("MLP on digits", LSConfig(model="mlp"),
                          "No convolutions, about 96% test accuracy: a bowl much like LeNet's at the same extent "
                          "(25-35% of the slice within 0.5 of the trained loss; LeNet's: about 26%).",
-                         Claim("after 600 steps test accuracy >= 93% and the training loss along the line from init "
-                               "to the trained weights never rises (largest rise between neighbouring points < 0.01)",
-                               lambda s: s["test_acc"] >= 0.93 and s["line_max_rise"] < 0.01,
-                               ("test_acc", "line_max_rise", "slice_basin_share", "lambda_max"))),
+                         _monotone_line_claim(("test_acc", "line_max_rise", "slice_basin_share", "lambda_max"))),
     "mlp-batchnorm": Preset("MLP with BatchNorm", LSConfig(model="mlp", batchnorm=True),
                             "Slices use the running statistics (eval mode); BatchNorm's scale and shift stay fixed.",
                             Claim("the slice's center is the trained model's eval-mode loss (equal to 1e-4: running "
