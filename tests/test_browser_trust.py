@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import re
+import time
+from urllib.parse import urlparse
 
 import pytest
 
@@ -134,3 +136,36 @@ def test_five_sessions_started_together_all_train(browser, app_url):
     finally:
         for c in contexts:
             c.close()
+
+
+def test_pause_and_reset_stop_the_heaviest_rnn_at_once(page, app_url):
+    """Item 4: lag 200, hidden 128, batch 256, 500 steps per snapshot (about a minute a snapshot on 2 cores):
+    Pause and Reset act within a second; before heartbeats they waited for the snapshot."""
+    _open(page, f"{app_url}/rnn?preset=adding-l50&lag=200&hidden=128&batch_size=256&eval_every=500&seed=0")
+    _button(page, "▶ Start").click()
+    page.wait_for_timeout(3000)
+    t0 = time.perf_counter()
+    _button(page, "⏸ Pause").click()
+    page.locator(FRESH).get_by_text(re.compile(r"^paused · step")).first.wait_for(timeout=10_000)
+    assert time.perf_counter() - t0 < 5, "Pause must not wait for the 500-step snapshot"
+    _button(page, "▶ Resume").click()
+    page.wait_for_timeout(1500)
+    t0 = time.perf_counter()
+    _button(page, "↺ Reset").click()
+    page.locator(FRESH).get_by_text(re.compile(r"^ready · step 0")).first.wait_for(timeout=20_000)
+    assert time.perf_counter() - t0 < 15 and _problems(page) == []
+
+
+def test_link_values_are_shown_as_text_never_as_markdown(page, app_url):
+    """Item 6: a link's rejected value is echoed escaped: no image is fetched, no link is made."""
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    _open(page, f"{app_url}/cnn?lr=%21%5B%5D%28http%3A%2F%2Fexample.invalid%2Fp.png%29"
+                f"&epochs=%5Bx%5D%28http%3A%2F%2Fexample.invalid%2F%29")
+    warning = page.locator('[data-testid="stAlert"]').filter(has_text="Ignored a setting from the link")
+    warning.first.wait_for()
+    assert "example.invalid" in warning.first.text_content()  # shown as text
+    assert page.locator('[data-testid="stMain"] img[src*="example.invalid"]').count() == 0
+    assert page.locator('[data-testid="stMain"] a[href*="example.invalid"]').count() == 0
+    assert not [u for u in requests if urlparse(u).hostname == "example.invalid"]
+    assert _problems(page) == []

@@ -319,7 +319,9 @@ def _assert_escaped(at, marker: str) -> None:
         body = getattr(el, "value", None) or getattr(el, "message", "")
         if marker in re.sub(r"\\(.)", r"\1", body):
             bare = _unescaped(body)
-            assert not re.search(r"!\[|\]\(|\[|<|https?:", bare), body
+            assert not re.search(r"!\[|\]\(|\[|<", bare), body
+            literal = re.sub(r"\\(.)", r"\1", body)
+            assert not re.search(r"(?i)(https?|ftp):|www\.", literal), body  # no GFM autolink either
 
 
 def test_plain_escapes_markdown_and_keeps_the_text():
@@ -327,7 +329,10 @@ def test_plain_escapes_markdown_and_keeps_the_text():
                  "a\nb"]:
         out = plain(text)
         assert not re.search(r"[!\[\]()<>$*:]", _unescaped(out))
-        assert re.sub(r"\\(.)", r"\1", out) == text.replace("\n", " ")
+        literal = re.sub(r"\\(.)", r"\1", out)
+        assert literal.replace("\u2060", "") == text.replace("\n", " ")
+        assert not re.search(r"(?i)(https?|ftp):|www\.|\w@", literal)  # no GFM autolink can start
+    assert plain("write to a@b.org or www.x.org") .count("\u2060") == 2
 
 
 LINK_VALUES = ["![](http://example.invalid/p.png)", "[link](http://example.invalid)", "nan", "1e308", "9" * 5000]
@@ -341,7 +346,7 @@ def test_link_values_end_in_an_ignored_message_shown_as_text(value):
     assert len(ignored) == 2 and any("lr" in w for w in ignored) and any("epochs" in w for w in ignored), ignored
     config = at.session_state["cnn._config"]
     assert (config.lr, config.epochs) == (0.01, 10)  # the defaults, not the link's values
-    shown = re.sub(r"\\(.)", r"\1", ignored[0])
+    shown = re.sub(r"\\(.)", r"\1", ignored[0]).replace("\u2060", "")  # word joiners stop GFM's autolinks
     assert value[:40] in shown  # the value is shown (as text, shortened)...
     assert len(ignored[0]) < 400  # ...in one short line, even for 5,000 digits
     _assert_escaped(at, "example.invalid")

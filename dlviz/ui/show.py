@@ -13,6 +13,7 @@ from .settings import lecture_mode
 # anything else is shown as is. Escaping all of them also disarms Streamlit's own syntax (``$`` math,
 # ``:red[...]`` colors, ``:material/...:`` icons) and HTML.
 _MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
+_AUTOLINK_START = re.compile(r"(?i)(https?|ftp|www|mailto)")
 
 
 def plain(text: object) -> str:
@@ -20,8 +21,11 @@ def plain(text: object) -> str:
 
     Use for anything a user typed or a link carried: ``![](http://host/p.png)`` must not become an image the
     browser fetches, nor ``[x](http://host)`` a link. Line breaks become spaces (one-line messages).
+    GFM also turns bare ``http://...``, ``www.x`` and ``a@b.c`` into links, escaped or not (it runs on the
+    parsed text), so an invisible word joiner (U+2060) goes after ``http``/``ftp``/``www``/``mailto`` and
+    before ``@``: the text looks the same and no autolink starts.
     """
-    s = " ".join(str(text).splitlines())
+    s = _AUTOLINK_START.sub("\\1\u2060", " ".join(str(text).splitlines())).replace("@", "\u2060@")
     return _MARKDOWN_SPECIAL.sub(r"\\\1", s)
 
 
