@@ -81,8 +81,66 @@ def _bench_first_render(device: torch.device) -> dict:
     return first_render_seconds()
 
 
+def _bench_classroom(device: torch.device) -> dict:
+    """A class on one server: N light websocket clients (no browser) open the CNN page and press Start, either
+    all the same link (one shared run) or each its own seed (N runs); refreshes per second of the live area,
+    first update, steps, exceptions and server memory per N. N from $DLVIZ_BENCH_CLIENTS (default 1,5,10,20,40).
+    See dlviz.loadtest. Trains on the server's own device choice, not ``device``."""
+    from .loadtest import classroom
+
+    return {"scenarios": classroom()}
+
+
+def _bench_reproducible_under_load(device: torch.device) -> dict:
+    """A CNN and a DINO run trained by the server's scheduler beside 10 other runs (other demos and seeds) reach
+    exactly the final metrics of the same config run alone by the CLI (``python -m dlviz run``, a separate
+    process). Timing figures are left out of the comparison."""
+    import subprocess
+    import sys
+
+    from .demos import get_demo
+    from .runner import DONE, Runner
+    from .scheduler import Scheduler
+
+    checked = {"cnn": ("modern", {"epochs": "2"}), "dino": (None, {"steps": "60"})}
+    others = [("gan", {}), ("rnn", {}), ("ssl", {}), ("transformer", {}), ("landscape", {}), ("gan-1d", {}),
+              ("cnn", {"seed": "5"}), ("optimizers-network", {}), ("critical-points", {}), ("gan-digits", {})]
+    sched = Scheduler(workers=1)
+    from .config import with_overrides
+
+    def start(name, preset, overrides):
+        demo = get_demo(name)
+        config = with_overrides(demo.preset_config(preset) if preset else demo.default_config(), overrides)
+        r = Runner(demo, config, device)
+        r.play()
+        sched.start(r)
+        return r
+
+    crowd = [start(n, None, o) for n, o in others]
+    watched = {n: start(n, p, o) for n, (p, o) in checked.items()}
+    deadline = time.monotonic() + 900
+    while any(r.status != DONE for r in watched.values()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    sched.cancel_all()
+    out: dict = {"other_runs": len(crowd)}
+    timing = ("second", "steps_per", "_ms")
+    for name, (preset, overrides) in checked.items():
+        cmd = [sys.executable, "-m", "dlviz", "run", name, "--json"] + (["--preset", preset] if preset else [])
+        for k, v in overrides.items():
+            cmd += ["--set", f"{k}={v}"]
+        lone = json.loads(subprocess.run(cmd, capture_output=True, text=True, timeout=900).stdout.splitlines()[-1])
+        mine = watched[name].summary()
+        keys = [k for k, v in mine.items() if isinstance(v, float) and not any(t in k for t in timing)]
+        diffs = [k for k in keys if lone.get(k) != mine[k]]
+        out[f"{name}_metrics_compared"] = len(keys)
+        out[f"{name}_identical"] = not diffs and mine.get("steps") == lone.get("steps")
+        if diffs:
+            out[f"{name}_differs"] = {k: (mine[k], lone.get(k)) for k in diffs[:5]}
+    return out
+
+
 CORE_BENCHMARKS = {"t-SNE": _bench_tsne, "first render": _bench_first_render,
-                   "browser refresh": _bench_browser_refresh}
+                   "browser refresh": _bench_browser_refresh, "classroom": _bench_classroom}
 
 
 def run_benchmarks(device_name: str | None = None, only: str | None = None) -> int:

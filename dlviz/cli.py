@@ -141,4 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         bad = [kv for kv in args.set if "=" not in kv]
         if bad:
             p.error(f"--set expects key=value, got {bad[0]!r}")
+    if args.cmd in ("run", "verify"):
+        import torch
+
+        from .device import server_threads
+
+        torch.set_num_threads(server_threads())  # the app's count: the same config gives the same numbers
     return args.fn(args)

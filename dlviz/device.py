@@ -1,10 +1,11 @@
-"""Which device trains: CUDA, then Apple's MPS, then CPU; and seeding every generator a demo uses."""
+"""Which device trains: CUDA, then Apple's MPS, then CPU; and the random generators of a run."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import random
+import threading
 
 import numpy as np
 import torch
@@ -42,39 +43,43 @@ def describe_device(device: torch.device) -> str:
     return f"CPU ({torch.get_num_threads()} threads)"
 
 
-def seed_all(seed: int) -> torch.Generator:
-    """Seed python, numpy and torch; return a fresh torch.Generator seeded the same (for data order)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    g = torch.Generator()
-    g.manual_seed(seed)
-    return g
+_GLOBAL_RNG = threading.RLock()  # held while code draws from the process-wide generators (model initialization)
 
 
-def default_threads() -> int:
-    """CPU threads for training in the app: half the cores, at most 4.
+def run_generator(seed: int) -> torch.Generator:
+    """A run's own generator: data order, noise, crops. Runs never seed or draw from torch's global one while
+    they train, so two sessions training at once cannot change each other's numbers."""
+    return torch.Generator().manual_seed(int(seed))
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Build models here: ``nn.Module`` initializers draw from torch's global generator, which every thread shares.
+
+    Inside the block that generator (and python's and numpy's) is seeded with ``seed`` and no other thread can
+    draw from it (a process-wide lock); afterwards the global state is what it was. So a model built from a
+    config and a seed has the same weights alone, from the CLI, or beside twenty other sessions.
+    """
+    with _GLOBAL_RNG, torch.random.fork_rng(devices=[]):
+        py, npy = random.getstate(), np.random.get_state()
+        random.seed(seed)
+        np.random.seed(int(seed) % 2**32)
+        torch.manual_seed(int(seed))
+        try:
+            yield
+        finally:
+            random.setstate(py)
+            np.random.set_state(npy)
+
+
+def server_threads() -> int:
+    """Torch threads for every training and computation thread of the app: ``$DLVIZ_THREADS``, else half the
+    cores, at most 4. A server setting, never a session's: the count is process-wide in effect and changes
+    floating-point rounding, so one fixed count keeps every run reproducible (alone, from the CLI, under load).
 
     Small models gain little from more threads, and the browser and the streamlit server need a core too:
     measured on this project's 2-core machine, oversubscribed torch threads made live training many times slower.
     """
-    if os.environ.get("DLVIZ_THREADS", "").isdigit():  # the benchmark compares settings this way
-        return max(1, int(os.environ["DLVIZ_THREADS"]))
+    if os.environ.get("DLVIZ_THREADS", "").isdigit() and int(os.environ["DLVIZ_THREADS"]) > 0:
+        return int(os.environ["DLVIZ_THREADS"])
     return max(1, min(4, (os.cpu_count() or 2) // 2))
-
-
-@contextlib.contextmanager
-def all_cpu_threads(cap: int = 8):
-    """Torch uses every core (up to ``cap``) inside the block, then goes back to the app's setting.
-
-    For one-off computations behind a spinner (a landscape slice, a batch of Hessian products): nothing trains
-    meanwhile, so the cores the live setting leaves to the browser are free. Measured in the app on 2 cores: the
-    41x41 landscape slice took 3.2 s with the app's 1 thread, 1.6-2.2 s inside this block.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(before, min(cap, os.cpu_count() or 1)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-

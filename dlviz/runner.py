@@ -15,7 +15,8 @@ from typing import Any
 
 import torch
 
-from .demos.base import Demo, DivergedError, Snapshot
+from .demos.base import Demo, DivergedError, Snapshot, heartbeat
+from .profile import max_history as profile_max_history
 
 IDLE, RUNNING, PAUSED, DONE, FAILED = "idle", "running", "paused", "done", "failed"
 
@@ -34,9 +35,12 @@ class Runner:
     generator's next yield (a snapshot or a heartbeat, see ``demos.base.Pacer``) and stops there.
     """
 
-    def __init__(self, demo: Demo, config: Any, device: torch.device | str = "cpu", max_history: int = 4000):
+    def __init__(self, demo: Demo, config: Any, device: torch.device | str = "cpu", max_history: int | None = None):
         self.demo, self.config, self.device = demo, config, torch.device(device)
-        self.max_history = max_history
+        self.max_history = max_history or profile_max_history()  # 4,000 rows; 1,000 in the classroom profile
+        self.created = time.monotonic()
+        self.pace_s = 0.0  # at least this long between snapshots in live slices (a narrated, slow run); 0: no limit
+        self._next_due = 0.0
         self._lock = threading.Lock()  # held while the generator runs
         self._state = threading.Lock()  # makes each status transition atomic (requests vs the slice)
         self.reset()
@@ -54,8 +58,57 @@ class Runner:
             self.setup_seconds = 0.0  # time to the first snapshot: data loading, model build, first evaluation
             self.snapshots_seen = 0
             self.progress_step = 0
+            self.notice = ""  # why the server paused or released the run (not an error)
+            self.viewers: dict[str, float] = {}  # session id -> when it last drew this run
             self._pause_after_snapshot = False
             self._cancelled = False
+            self._replay_to: int | None = None  # replaying silently up to this step (a copy, or a released run)
+
+    # -- copies and replays (identical runs are deterministic: per-run generators, a fixed thread count) ------
+    @classmethod
+    def copy_of(cls, other: "Runner") -> "Runner":
+        """A paused run of one's own that shows ``other``'s history so far; Resume or Step first replays the
+        config from step 0 to that step, without drawing, then goes on. Used to leave a shared run."""
+        new = cls(other.demo, other.config, other.device, other.max_history)
+        latest = other.latest  # read once: the run may record another snapshot meanwhile
+        new.first, new.latest, new.pace_s = other.first, latest, other.pace_s
+        new.history = [h for h in other.history if latest is None or h["step"] <= latest.step]
+        new.snapshots_seen, new.compute_seconds = other.snapshots_seen, other.compute_seconds
+        new.progress_step = other.latest.step if other.latest is not None else 0
+        new._replay_to = new.progress_step if new.progress_step > 0 else None
+        new.status = DONE if other.status == DONE else PAUSED
+        return new
+
+    def release(self, notice: str) -> bool:
+        """Free the model and optimizer of a paused run; Resume replays to the same step. False if it is busy."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if self.status != PAUSED or self._gen is None or self.latest is None:
+                return False
+            self._close()
+            self._replay_to = self.latest.step if self.latest.step > 0 else None
+            self.notice = notice
+            return True
+        finally:
+            self._lock.release()
+
+    @property
+    def replaying(self) -> bool:
+        return self._replay_to is not None
+
+    def seen(self, session: str) -> None:
+        """A session drew this run now (the scheduler pauses runs nobody watches)."""
+        self.viewers[session] = time.monotonic()
+
+    def watchers(self, within_s: float = 10.0) -> int:
+        """Sessions that drew this run in the last ``within_s`` seconds."""
+        now = time.monotonic()
+        return sum(1 for t in list(self.viewers.values()) if now - t <= within_s)
+
+    @property
+    def last_seen(self) -> float:
+        return max(self.viewers.values(), default=self.created)
 
     # -- requests (any thread; they never train) ---------------------------------------------------
     def play(self) -> None:
@@ -63,6 +116,15 @@ class Runner:
             if self.status in (IDLE, PAUSED, RUNNING) and not self._cancelled:
                 self._pause_after_snapshot = False  # Start during a Step: keep running
                 self.status = RUNNING
+                self.notice = ""
+
+    def pause_with(self, notice: str) -> None:
+        """The server pauses the run (nobody watching it, its session started another); the page says why."""
+        with self._state:
+            if self.status == RUNNING:
+                self._pause_after_snapshot = False
+                self.status = PAUSED
+                self.notice = notice
 
     def pause(self) -> None:
         with self._state:
@@ -77,6 +139,7 @@ class Runner:
                 return
             self._pause_after_snapshot = True
             self.status = RUNNING
+            self.notice = ""
 
     def cancel(self) -> None:
         """This run is being replaced (Reset): any slice stops at the next yield; the generator is closed."""
@@ -114,6 +177,8 @@ class Runner:
         Returns 0 at once when another thread is inside a slice of this run. Stops at the first yield after
         the budget, a pause, a cancel, or (after :meth:`request_step`) the next snapshot.
         """
+        if self.pace_s and time.monotonic() < self._next_due:
+            return 0
         if not self._lock.acquire(blocking=False):
             return 0
         try:
@@ -131,6 +196,9 @@ class Runner:
                             if self.status == RUNNING:
                                 self.status = PAUSED
                     if stepped:
+                        break
+                    if self.pace_s:
+                        self._next_due = time.monotonic() + self.pace_s
                         break
                 if time.perf_counter() - start >= budget_s:
                     break
@@ -174,14 +242,6 @@ class Runner:
                     self.status = PAUSED
 
     # -- internals (the caller holds the lock) -----------------------------------------------------
-    def _next(self) -> Snapshot | None:
-        """One real snapshot (heartbeats skipped); kept for callers that hold no lock of their own."""
-        with self._lock:
-            while True:
-                snap = self._pull()
-                if snap is None or not snap.heartbeat:
-                    return snap
-
     def _close(self) -> None:
         gen, self._gen = getattr(self, "_gen", None), None
         if gen is not None:
@@ -193,7 +253,7 @@ class Runner:
             return None
         if self._gen is None:
             self._gen = self.demo.run(self.config, self.device)
-        t0 = time.perf_counter()
+        t0, replaying = time.perf_counter(), self._replay_to is not None
         try:
             snap = next(self._gen)
         except StopIteration:
@@ -212,8 +272,12 @@ class Runner:
         finally:
             if self.first is None:
                 self.setup_seconds += time.perf_counter() - t0
-            else:
+            elif not replaying:
                 self.compute_seconds += time.perf_counter() - t0
+        if replaying:  # the snapshots up to the copied step are already in the history: nothing to record
+            if not snap.heartbeat and snap.step >= self._replay_to:
+                self._replay_to = None
+            return heartbeat(snap.step)
         self.progress_step = snap.step
         if snap.heartbeat:
             return snap

@@ -15,6 +15,7 @@ from dlviz.figures.cnn import confusion_figure, feature_maps_figure, misclassifi
 from dlviz.figures.common import embedding_scatter, image_grid, metric_curves
 from dlviz.models.lenet import LeNet
 from dlviz.ui import config_form, current_device, explain, live_run, metric_row, plain, show
+from dlviz.ui.compute import queued
 from dlviz.ui.feature_sources import FeatureSource, publish
 from dlviz.ui.topics import require_app
 
@@ -139,9 +140,9 @@ def draw_features(runner, first, snap, data) -> None:
     if method == "t-SNE":
         cache = ss.get(f"{KEY}.tsne")
         if st.button("Compute t-SNE at this step", key=f"{KEY}.tsne_go"):
-            with st.spinner("t-SNE of the test features..."):
-                cache = (runner, snap.step, tsne(first.arrays["features"], seed=runner.config.seed),
-                         tsne(snap.arrays["features"], seed=runner.config.seed))
+            seed = runner.config.seed
+            cache = (runner, snap.step, *queued("t-SNE of the test features", lambda: (
+                tsne(first.arrays["features"], seed=seed), tsne(snap.arrays["features"], seed=seed))))
             ss[f"{KEY}.tsne"] = cache
         if cache is None or cache[0] is not runner:  # not an id(): a new run may reuse a freed one's
             st.info("Press the button to embed the features before training and at the current step.")

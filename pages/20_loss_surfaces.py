@@ -12,11 +12,11 @@ from dlviz.analysis.formula import FormulaError
 from dlviz.analysis.surfaces import CURVES, two_logit_surfaces
 from dlviz.demos import get_demo
 from dlviz.demos import loss_surfaces as lsd
-from dlviz.device import all_cpu_threads
 from dlviz.figures import landscape as lf
 from dlviz.figures import surfaces as sf
 from dlviz.figures.common import metric_curves
 from dlviz.ui import config_form, current_device, explain, live_run, metric_row, plain, show
+from dlviz.ui.compute import queued
 from dlviz.ui.topics import require_app
 
 require_app(__file__)
@@ -216,11 +216,10 @@ def _cached(name: str, runner, snap, fn):
     """Compute on a button press; keep the result for this run (shown with the step it was computed at)."""
     store = f"land.{name}"
     if st.button(f"Compute {name} at step {snap.step}", key=f"land.{name}_go"):
-        with st.spinner(f"Computing the {name}..."), all_cpu_threads():
-            try:
-                ss[store] = (runner, snap.step, fn())
-            except (ValueError, RuntimeError) as exc:
-                st.warning(f"Could not compute the {name}: {exc}")
+        try:
+            ss[store] = (runner, snap.step, queued(f"Computing the {name}", fn))
+        except (ValueError, RuntimeError) as exc:
+            st.warning(f"Could not compute the {name}: {exc}")
     cache = ss.get(store)
     # The runner itself, not its id(): a new run may reuse a freed one's id and show the old run's slices.
     return (cache[1], cache[2]) if cache and cache[0] is runner else (None, None)

@@ -14,13 +14,12 @@ from dlviz.analysis.trajectories import (OPTIMIZERS, TRUE_W, batch_size_paths, c
                                          trajectory)
 from dlviz.demos import get_demo
 from dlviz.demos.optimizers import Config, NetConfig, network_plane, resolve_surface
-from dlviz.device import all_cpu_threads
 from dlviz.figures.optimizers import (batch_paths_figure, curves_figure, error_curves_figure, label_of,
                                       network_curves_figure,
                                       race_figure, rate_map_figure, schedule_figure, view_around)
 from dlviz.runner import RUNNING
 from dlviz.ui import config_form, current_device, explain, live_run, plain, show
-from dlviz.ui.live import BUDGET_S
+from dlviz.ui.compute import queued
 from dlviz.ui.topics import require_app
 
 require_app(__file__)
@@ -128,8 +127,7 @@ with race_tab:
                     show(schedule_figure(a["lrs"], runner.config.schedule), key=f"{KEY}.fig_schedule")
             show(curves_figure(a["losses"], dists, upto, f_min), key=f"{KEY}.fig_curves")
 
-        live_run(KEY, demo, config, current_device(), draw, budget_s=0.0 if smooth else BUDGET_S,
-                 every_s=0.3)
+        live_run(KEY, demo, config, current_device(), draw, every_s=0.3, pace_s=0.3 if smooth else 0.0)
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def condition_view(kappa: float, steps: int):
@@ -214,8 +212,8 @@ def draw_net(runner) -> None:
     show(network_curves_figure(runner.history, runner.config.names()), key=f"{KEY}.fig_net_curves")
     ss, cache_key = st.session_state, f"{KEY}.net_plane"
     if st.button("Compute the loss plane at this step", key=f"{KEY}.net_plane_go", disabled=snap.step == 0):
-        with st.spinner("Loss on a 25 x 25 grid of the PCA plane..."), all_cpu_threads():
-            ss[cache_key] = (runner, snap.step, network_plane(runner.config, snap, device=runner.device))
+        ss[cache_key] = (runner, snap.step, queued("Loss on a 25 x 25 grid of the PCA plane", network_plane,
+                                                   runner.config, snap, device=runner.device))
     cached = ss.get(cache_key)
     if cached is None or cached[0] is not runner:  # not an id(): a new run may reuse a freed one's
         st.caption("Train a while, then press the button: the parameter paths of all copies are projected onto "

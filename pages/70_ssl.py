@@ -17,6 +17,7 @@ from dlviz.demos.ssl import load_data, run_label, variant
 from dlviz.figures.common import embedding_scatter
 from dlviz.figures.ssl import pairs_figure, pca_figure, spectrum_figure, ssl_curves
 from dlviz.ui import config_form, current_device, explain, live_run, plain, show
+from dlviz.ui.compute import queued
 from dlviz.ui.feature_sources import FeatureSource, publish
 from dlviz.ui.topics import require_app
 
@@ -154,8 +155,9 @@ def draw_tsne(runner, snap, pres, labels, data) -> None:
     ss = st.session_state
     cache = ss.get(f"{KEY}.tsne")
     if st.button("Compute t-SNE at this step", key=f"{KEY}.tsne_go"):
-        with st.spinner("t-SNE of the test features..."):
-            cache = (runner, snap.step, [tsne(snap.arrays[p + "features"], seed=runner.config.seed) for p in pres])
+        seed = runner.config.seed
+        cache = (runner, snap.step, queued("t-SNE of the test features", lambda: [
+            tsne(snap.arrays[p + "features"], seed=seed) for p in pres]))
         ss[f"{KEY}.tsne"] = cache
     if cache is None or cache[0] is not runner:  # not an id(): a new run may reuse a freed one's
         st.info("Press the button to embed the encoder features of the test digits at the current step.")

@@ -12,10 +12,10 @@ from dlviz.data.clutter import sample_photos
 from dlviz.data.uploads import MAX_PIXELS, MAX_SIDE, MAX_UPLOAD_MB, ImageRejected, read_user_image
 from dlviz.demos import get_demo
 from dlviz.demos.dino import DEPARTURES, N_SHOW, SUPERVISED_STEPS, photo_attention, train_supervised
-from dlviz.device import all_cpu_threads
 from dlviz.figures.dino import attention_figure, entropy_figure, iou_bars, iou_curves
 from dlviz.models.vit import CheckpointError, list_checkpoints, load_dino_checkpoint, weights_dir
 from dlviz.ui import config_form, current_device, explain, live_run, plain, show
+from dlviz.ui.compute import queued
 from dlviz.ui.feature_sources import FeatureSource, publish
 from dlviz.ui.topics import require_app
 
@@ -131,8 +131,8 @@ st.caption(f"Cross-entropy on the digit class, same images, {SUPERVISED_STEPS:,}
            "as well as DINO does?")
 # The baseline of the run on screen (its settings and held-out images), even if the controls changed since.
 if st.button("Train the labelled ViT", key=f"{KEY}.sup_go"):
-    with st.spinner("Training a ViT with labels..."), all_cpu_threads():
-        st.session_state[f"{KEY}.supervised"] = (runner.config, train_supervised(runner.config, runner.device))
+    st.session_state[f"{KEY}.supervised"] = (runner.config, queued("Training a ViT with labels", train_supervised,
+                                                                   runner.config, runner.device))
 sup = st.session_state.get(f"{KEY}.supervised")
 if sup is not None and sup[0] == runner.config:
     res = sup[1]

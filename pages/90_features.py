@@ -17,6 +17,7 @@ from dlviz.demos.features import PERPLEXITY_GRID, run_on
 from dlviz.figures.common import embedding_scatter, image_grid, metric_curves
 from dlviz.figures.features import explained_variance_figure, mark_selection, small_multiples
 from dlviz.ui import config_form, current_device, explain, global_seed, live_run, show
+from dlviz.ui.compute import queued
 from dlviz.ui.feature_sources import sources
 from dlviz.ui.topics import require_app
 
@@ -183,16 +184,15 @@ else:
 
     # A slower refresh than training pages: each redraw sends 1,797 points; on a busy machine the browser needed
     # more than 0.6 s to draw them (the plot stayed blank at a 0.6 s period, drew at 2.5 s; measured).
-    live_run(KEY, live_demo, tsne_config, current_device(), draw, budget_s=0.4, every_s=1.2)
+    live_run(KEY, live_demo, tsne_config, current_device(), draw, every_s=1.2)
 
 # -- small multiples over perplexity --------------------------------------------------------------------------
 st.subheader("The same data at perplexity 5, 30, 50 and 100")
 grid_key = (tag, "grid", config.seed)
 if st.button(f"Compute four t-SNE embeddings ({min(GRID_POINTS, len(fs.labels))} examples)", key=f"{KEY}.grid_go"):
     part = subsample(fs, GRID_POINTS, config.seed)
-    with st.spinner("Four t-SNE runs (scikit-learn)..."):
-        ss[f"{KEY}._grid"] = (grid_key, part.labels, [tsne(part.features, 2, p, config.seed, max_iter=500)
-                                                      for p in PERPLEXITY_GRID])
+    ss[f"{KEY}._grid"] = (grid_key, part.labels, queued("Four t-SNE runs (scikit-learn)", lambda: [
+        tsne(part.features, 2, p, config.seed, max_iter=500) for p in PERPLEXITY_GRID]))
 left, right = st.columns([4, 1])
 grid = ss.get(f"{KEY}._grid")
 with left:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -11,11 +12,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 from dlviz.browser import chromium_path  # noqa: E402
-from dlviz.device import default_threads  # noqa: E402
+from dlviz.device import server_threads  # noqa: E402
 
 # The same thread count as the app: on 2 cores one thread, which keeps tiny models from spin-waiting against
 # each other (measured: the second thread made small RNN/GAN/optimizer tests up to 10x slower on a busy machine).
-torch.set_num_threads(default_threads())
+torch.set_num_threads(server_threads())
 
 
 def _full_error_details() -> None:
@@ -40,17 +41,41 @@ def open_page(page: str | None = None, timeout: float = 120, query: dict | None 
     return at
 
 
-def refresh_until_trained(at, key: str, refreshes: int = 40):
-    """Rerun (each run is one refresh of the live fragment) until the page's run has a snapshot past step 0.
-
-    A refresh trains for a slice of 0.1 s; on a busy machine a slice can end with heartbeats only (the run is
-    between snapshots), which the page shows as progress but ``runner.latest`` does not. Returns the runner."""
-    for _ in range(refreshes):
+def wait_for(at, key: str, done, timeout_s: float = 90, pause: bool = True):
+    """Let the server's workers train the page's run until ``done(runner)`` (or the timeout); then pause it (so
+    the page and the runner agree while the test reads them) and redraw the page once. Returns the runner."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
         runner = at.session_state[f"{key}._runner"]
-        if (runner.latest is not None and runner.latest.step > 0) or runner.status not in ("running",):
+        if done(runner):
             break
-        at.run()
+        time.sleep(0.05)
+    if pause:
+        runner = at.session_state[f"{key}._runner"]
+        runner.pause()
+        with runner._lock:  # the slice in flight ends at its next yield
+            pass
+    at.run()
     return at.session_state[f"{key}._runner"]
+
+
+def refresh_until_trained(at, key: str, timeout_s: float = 90, pause: bool = True):
+    """Wait until the page's run has a snapshot past step 0 (or stopped), pause it, redraw. Returns the runner."""
+    return wait_for(at, key, lambda r: (r.latest is not None and r.latest.step > 0) or r.status != "running",
+                    timeout_s, pause)
+
+
+@pytest.fixture(autouse=True)
+def _no_run_outlives_its_test():
+    """The scheduler trains in the background: a page test's run must not go on training into the next test."""
+    yield
+    from dlviz.scheduler import scheduler
+
+    sched = scheduler()
+    sched.cancel_all()
+    deadline = time.monotonic() + 10
+    while sched.running() and time.monotonic() < deadline:  # the slice in flight ends at its next yield
+        time.sleep(0.01)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import torch
 from dlviz.config import ConfigError, describe, param, to_strings, with_overrides
 from dlviz.data.digits import DatasetMissing, load_digits_split, load_image_dataset
 from dlviz.demos.base import Demo, DivergedError, Preset, Snapshot
-from dlviz.device import available_devices, pick_device, seed_all
+from dlviz.device import available_devices, pick_device, run_generator
 from dlviz.runner import Runner
 
 
@@ -154,21 +154,13 @@ def test_missing_dataset_is_a_clear_message(tmp_path):
         load_image_dataset("imagenet")
 
 
-def test_all_cpu_threads_is_temporary():
-    from dlviz.device import all_cpu_threads
+def test_server_threads_come_from_the_environment(monkeypatch):
+    from dlviz.device import server_threads
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with all_cpu_threads(cap=2):
-            assert torch.get_num_threads() == min(2, os.cpu_count() or 1)
-        assert torch.get_num_threads() == 1
-        with pytest.raises(RuntimeError), all_cpu_threads():
-            raise RuntimeError("a failed computation still gives the threads back")
-        assert torch.get_num_threads() == 1
-    finally:
-        torch.set_num_threads(before)
-
+    monkeypatch.setenv("DLVIZ_THREADS", "3")
+    assert server_threads() == 3
+    monkeypatch.setenv("DLVIZ_THREADS", "0")  # nonsense falls back to the default
+    assert 1 <= server_threads() <= 4
 
 def test_device_choice_and_seeding():
     assert available_devices()[-1] == "cpu"
@@ -176,7 +168,6 @@ def test_device_choice_and_seeding():
     assert pick_device("cpu").type == "cpu"
     with pytest.raises(ValueError, match="not available"):
         pick_device("tpu")
-    seed_all(5)
-    a = torch.rand(3)
-    seed_all(5)
-    assert torch.equal(a, torch.rand(3))
+    a = torch.rand(3, generator=run_generator(5))
+    assert torch.equal(a, torch.rand(3, generator=run_generator(5)))
+    assert not torch.equal(a, torch.rand(3, generator=run_generator(6)))

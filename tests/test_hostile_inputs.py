@@ -13,7 +13,7 @@ import zlib
 import numpy as np
 import pytest
 import torch
-from conftest import open_page
+from conftest import open_page, wait_for
 
 from dlviz.analysis.critical_points import derivatives, find_critical_points
 from dlviz.analysis.formula import FormulaError, parse_formula
@@ -120,10 +120,9 @@ def test_formula_on_the_page_shows_a_result_or_a_message(surface_page, text, out
     if outcome == "ok":  # the live run on a custom surface: Reset, Start, one refresh
         at.button(key="surf.reset").click().run()
         at.button(key="surf.play").click().run()
-        at.run()
+        runner = wait_for(at, "surf", lambda r: r.latest.step > 0 or r.finished)
         assert not at.exception, [e.message for e in at.exception]
-        runner = at.session_state["surf._runner"]
-        assert runner.status in ("running", "done") and runner.latest.step > 0, runner.message
+        assert runner.status in ("paused", "done") and runner.latest.step > 0, runner.message  # trained, then paused by wait_for
 
 
 # -- uploads ----------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """AppTest of the home page and the CNN page: renders, widgets change, runs start, bad settings are handled."""
 
-from conftest import open_page, refresh_until_trained
+from conftest import open_page, refresh_until_trained, wait_for
 
 CNN = "pages/10_cnn.py"
 
@@ -71,8 +71,7 @@ def test_lr_too_high_preset_stops_with_message():
     at = open_page(CNN)
     at.selectbox(key="cnn.preset").set_value("lr-too-high").run()
     at.button(key="cnn.play").click().run()
-    for _ in range(3):
-        at.run()
+    wait_for(at, "cnn", lambda r: r.finished)
     _no_exception(at)
     assert at.session_state["cnn._runner"].status == "failed"
     assert any("learning rate" in e.value and "too high" in e.value for e in at.error)

@@ -1,7 +1,7 @@
 """AppTest of the feature explorer: built-in sources, a source published in the session, PCA and live t-SNE."""
 
 import numpy as np
-from conftest import open_page
+from conftest import open_page, wait_for
 
 from dlviz.ui.feature_sources import FeatureSource
 
@@ -62,10 +62,7 @@ def test_published_source_is_listed_and_tsne_runs_live():
     at.radio(key="features.method").set_value("t-SNE").run()
     at.slider(key="features.iterations").set_value(400).run()
     at.button(key="features.play").click().run()
-    for _ in range(60):
-        if at.session_state["features._runner"].status == "done":
-            break
-        at.run()
+    wait_for(at, "features", lambda r: r.finished, 180)
     _no_exception(at)
     runner = at.session_state["features._runner"]
     assert runner.status == "done" and runner.latest.step == 400

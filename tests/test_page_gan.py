@@ -1,6 +1,6 @@
 """AppTest of the GAN page: the three demos render, start, take widget changes, and bad settings give messages."""
 
-from conftest import open_page, refresh_until_trained
+from conftest import open_page, refresh_until_trained, wait_for
 
 from dlviz.demos.gan import PRESETS, Config
 
@@ -18,10 +18,11 @@ def test_2d_defaults_start_and_widgets():
     assert at.selectbox(key="gan.2d.preset").value == "ring-covered"
     assert any(m.label == "modes covered" for m in at.metric)
     at.button(key="gan.2d.play").click().run()
-    refresh_until_trained(at, "gan.2d")
+    refresh_until_trained(at, "gan.2d", pause=False)
     _no_exception(at)
     assert at.session_state["gan.2d._runner"].latest.step > 0
     at.button(key="gan.2d.pause").click().run()
+    assert at.session_state["gan.2d._runner"].status == "paused"
     at.toggle(key="gan.2d.layer.gradients").set_value(False).run()
     at.selectbox(key="gan.2d.loss").set_value("wgan-gp").run()
     at.selectbox(key="gan.2d.dataset").set_value("affine").run()
@@ -54,8 +55,7 @@ def test_diverging_learning_rate_stops_with_message():
                                "d_lr": "1.0", "loss": "least-squares"})
     _no_exception(at)
     at.button(key="gan.2d.play").click().run()
-    for _ in range(4):
-        at.run()
+    wait_for(at, "gan.2d", lambda r: r.finished)
     _no_exception(at)
     runner = at.session_state["gan.2d._runner"]
     assert runner.status == "failed"

@@ -1,6 +1,6 @@
 """AppTest of the optimizer page: renders, runs, scrubs, shows divergence as a note, handles bad formulas."""
 
-from conftest import open_page
+from conftest import open_page, wait_for
 
 PAGE = "pages/30_optimizers.py"
 
@@ -8,11 +8,8 @@ def _no_exception(at):
     assert not at.exception, [e.message for e in at.exception]
 
 
-def _finish(at, refreshes=12):
-    for _ in range(refreshes):
-        if at.session_state["optimizers._runner"].finished:
-            break
-        at.run()
+def _finish(at):
+    wait_for(at, "optimizers", lambda r: r.finished)
 
 
 def test_defaults_start_and_scrub():
@@ -79,7 +76,7 @@ def test_saddle_preset_notes_the_escape():
     at.selectbox(key="optimizers.preset").set_value("saddle").run()
     at.toggle(key="optimizers.smooth").set_value(False).run()
     at.button(key="optimizers.play").click().run()
-    _finish(at, 30)
+    _finish(at)
     _no_exception(at)
     assert at.session_state["optimizers._runner"].status == "done"
     assert any("escaped" in i.value for i in at.info)
@@ -90,8 +87,7 @@ def test_network_tab_trains_and_projects():
     at.select_slider(key="optimizers.net_steps").set_value(100).run()
     at.multiselect(key="optimizers.net_opts").set_value(["sgd", "adam"]).run()
     at.button(key="optimizers_net.play").click().run()
-    for _ in range(3):
-        at.run()
+    wait_for(at, "optimizers_net", lambda r: r.latest.step > 0)
     _no_exception(at)
     runner = at.session_state["optimizers_net._runner"]
     assert runner.latest.step > 0 and runner.config.names() == ["sgd", "adam"]

@@ -1,6 +1,6 @@
 """AppTest of the recurrent-networks page: renders, widgets change, runs start, an exploding cell is a message."""
 
-from conftest import open_page, refresh_until_trained
+from conftest import open_page, refresh_until_trained, wait_for
 
 RNN = "pages/40_rnn.py"
 
@@ -42,10 +42,7 @@ def test_exploding_preset_warns_and_the_gru_trains_on():
     at = open_page(RNN)
     at.selectbox(key="rnn.preset").set_value("exploding").run()
     at.button(key="rnn.play").click().run()
-    for _ in range(4):
-        at.run()
-        if at.session_state["rnn._runner"].latest.arrays["diverged"]:
-            break
+    wait_for(at, "rnn", lambda r: bool(r.latest.arrays["diverged"]) or r.finished)
     _no_exception(at)
     runner = at.session_state["rnn._runner"]
     assert runner.status != "failed" and "rnn" in runner.latest.arrays["diverged"]

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..data.digits import load_digits_split
-from ..device import seed_all
+from ..device import seeded
 from ..models.lenet import LeNet
 
 CNN_INPUT = 28  # the CNN page's default input size: the random and trained networks see the same images
@@ -63,8 +63,8 @@ def _lenet_features(model: LeNet, device: torch.device | str = "cpu") -> np.ndar
 
 def random_network_features(seed: int = 0, device: torch.device | str = "cpu") -> FeatureSet:
     """84-d penultimate features of a LeNet with random (PyTorch default) initial weights, never trained."""
-    seed_all(seed)
-    model = LeNet(CNN_INPUT, "relu", "max").to(device)
+    with seeded(seed):
+        model = LeNet(CNN_INPUT, "relu", "max").to(device)
     _, y = _all_digits(8)
     return FeatureSet("random-initialized LeNet (84-d)", _lenet_features(model, device), y, _images(),
                       tuple(str(i) for i in range(10)),

@@ -71,8 +71,7 @@ def data_dir(root: str | os.PathLike | None = None) -> Path:
     return Path(root or os.environ.get(DATA_DIR_ENV) or "data")
 
 
-# $DLVIZ_DATA as the server started: the sidebar's data folder changes the variable for the process later, and
-# what is read from a fixed place (pretrained weights) must not follow a folder a visitor typed.
+# $DLVIZ_DATA as the server started: a server setting, shown read-only in the sidebar (no visitor can change it).
 _SERVER_DATA_DIR = os.environ.get(DATA_DIR_ENV) or "data"
 
 

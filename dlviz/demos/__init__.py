@@ -9,6 +9,7 @@ import importlib
 import pkgutil
 from functools import lru_cache
 
+from ..profile import cap_config_fields, classroom
 from .base import Claim, Demo, DivergedError, Preset, Snapshot, check_finite
 
 __all__ = ["Claim", "Demo", "DivergedError", "Preset", "Snapshot", "check_finite", "all_demos", "get_demo"]
@@ -26,6 +27,9 @@ def all_demos() -> dict[str, Demo]:
             if demo.name in demos:
                 raise RuntimeError(f"demo slug {demo.name!r} registered twice")
             demos[demo.name] = demo
+    if classroom():  # a server shared by a class: smaller largest sizes (see dlviz.profile)
+        for demo in demos.values():
+            cap_config_fields(demo.config_cls, [p.config for p in demo.presets.values()])
     return demos
 
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from ..config import param
 from ..data.seq_tasks import TASKS, make_batch
-from ..device import seed_all
+from ..device import seeded
 from ..models.attention import NWKernelRegression, leave_one_out, nadaraya_watson
 from ..models.transformer import TinyTransformer
 from .base import Claim, Demo, Pacer, Preset, Snapshot, check_finite
@@ -72,7 +72,6 @@ def run_kernel(config: KernelConfig, device: torch.device) -> Iterator[Snapshot]
     Arrays: ``x_train``, ``y_train`` (N,); ``x_test``, ``y_true``, ``pred_fixed``, ``pred_learned`` (51,);
     ``attn_fixed``, ``attn_learned`` (51, N) attention of each test point over the training points.
     """
-    seed_all(config.seed)
     g = torch.Generator().manual_seed(config.seed)
     x_train = torch.sort(torch.rand(config.n_train, generator=g) * 5).values
     y_train = kernel_truth(x_train) + config.noise * torch.randn(config.n_train, generator=g)
@@ -206,13 +205,13 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
     ``pred`` (6, L) example sequences; ``enc_self``, ``dec_self``, ``cross`` (6, layers, heads, L, L) their maps;
     ``head_mass`` (heads,) alignment of each head of the last layer.
     """
-    seed_all(config.seed)
     g = torch.Generator().manual_seed(config.seed)
     eval_batch = make_batch(config.task, N_EVAL, config.length, config.vocab,
                             torch.Generator().manual_seed(config.seed + 10_000)).to(device)
     decoder = config.architecture == "encoder-decoder"
-    model = TinyTransformer(config.vocab, config.length, config.d_model, config.heads, config.layers,
-                            decoder=decoder, positional=config.positional).to(device)
+    with seeded(config.seed):
+        model = TinyTransformer(config.vocab, config.length, config.d_model, config.heads, config.layers,
+                                decoder=decoder, positional=config.positional).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     bos, aligned = config.vocab, "cross" if decoder else "enc_self"
 

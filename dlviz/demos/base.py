@@ -141,9 +141,12 @@ class _Worker:
             self._jobs.put((job, done))
             if not self._alive:
                 self._alive = True
-                threading.Thread(target=self._loop, name="dlviz-pacer-worker", daemon=True).start()
+                # The call runs with the run's own torch thread count (the count changes rounding).
+                threading.Thread(target=self._loop, args=(torch.get_num_threads(),), name="dlviz-pacer-worker",
+                                 daemon=True).start()
 
-    def _loop(self) -> None:
+    def _loop(self, threads: int) -> None:
+        torch.set_num_threads(threads)
         while True:
             try:
                 job, done = self._jobs.get(timeout=self.IDLE_S)

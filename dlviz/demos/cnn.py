@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from ..analysis.classification import confusion_matrix
 from ..config import param
 from ..data.digits import load_image_dataset
-from ..device import seed_all
+from ..device import run_generator, seeded
 from ..models.lenet import LeNet
 from .base import Claim, Demo, DivergedError, Pacer, Preset, Snapshot, check_finite
 
@@ -111,10 +111,11 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
     the loss gradient with respect to that layer's weight matrix (or kernel).
     """
     data = load_image_dataset(config.dataset, config.input_size)
-    gen = seed_all(config.seed)
+    gen = run_generator(config.seed)
     xtr, ytr = data.x_train.to(device), data.y_train.to(device)
     xte, yte = data.x_test.to(device), data.y_test.to(device)
-    model = LeNet(config.input_size, config.activation, config.pool, len(data.classes)).to(device)
+    with seeded(config.seed):
+        model = LeNet(config.input_size, config.activation, config.pool, len(data.classes)).to(device)
     opt = OPTIMIZERS[config.optimizer](model.parameters(), config.lr)
     n = len(ytr)
     steps_per_epoch = math.ceil(n / config.batch_size)
@@ -201,7 +202,8 @@ def layer_table(first: dict[str, float], now: dict[str, float]) -> list[dict[str
 
 def probe(config: Config, state: dict, images: torch.Tensor) -> dict[str, np.ndarray]:
     """Feature maps and class probabilities of a snapshot's model for (B, 1, S, S) images, on the CPU."""
-    model = LeNet(config.input_size, config.activation, config.pool, state["fc3.weight"].shape[0])
+    with seeded(0):  # the weights are loaded next; the lock keeps this build's draws out of a seeded one
+        model = LeNet(config.input_size, config.activation, config.pool, state["fc3.weight"].shape[0])
     model.load_state_dict(state)
     model.eval()
     with torch.no_grad():

@@ -20,7 +20,7 @@ from ..analysis.attention_masks import (brightness_maps, cls_attention, head_iou
                                         output_entropies, patch_masks)
 from ..config import param
 from ..data.clutter import make_clutter
-from ..device import seed_all
+from ..device import run_generator, seeded
 from ..models.vit import DINOHead, MultiCropWrapper, VisionTransformer
 from .base import Claim, Demo, Pacer, Preset, Snapshot, check_finite
 
@@ -267,15 +267,16 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
     (N_SHOW, depth, heads, gh, gw), ``head_iou`` (heads,), ``features`` (N_EVAL, D) teacher CLS features,
     ``labels`` (N_EVAL,), ``eval_images`` (N_EVAL, S, S).
     """
-    gen = seed_all(config.seed)
+    gen = run_generator(config.seed)
     data = make_clutter(N_TRAIN + N_EVAL, IMG, seed=1000 + config.seed % 1000)
     xtr = data.images[:N_TRAIN].to(device)
     xev, mev = data.images[N_TRAIN:].to(device), data.masks[N_TRAIN:].to(device)
     yev = data.labels[N_TRAIN:].numpy()
     sel_data = make_clutter(N_SELECT, IMG, seed=2000 + config.seed % 1000)
     sel = (sel_data.images.to(device), sel_data.masks.to(device))
-    student = MultiCropWrapper(build_vit(config), DINOHead(config.embed_dim, config.out_dim, use_bn=config.head_bn))
-    teacher = MultiCropWrapper(build_vit(config), DINOHead(config.embed_dim, config.out_dim, use_bn=config.head_bn))
+    with seeded(config.seed):  # the teacher's own draws are overwritten by the student's weights below
+        student = MultiCropWrapper(build_vit(config), DINOHead(config.embed_dim, config.out_dim, use_bn=config.head_bn))
+        teacher = MultiCropWrapper(build_vit(config), DINOHead(config.embed_dim, config.out_dim, use_bn=config.head_bn))
     student, teacher = student.to(device), teacher.to(device)
     teacher.load_state_dict(student.state_dict())
     for p in teacher.parameters():
@@ -395,12 +396,13 @@ def train_supervised(config: Config, device: torch.device, steps: int = SUPERVIS
     2.5e-4 to 2e-3: 8-12% test accuracy); with 5e-4 for 1,200 steps (about 90 s on 2 CPU cores) it reaches
     about 45%. Returns its attention report on the held-out images and its test accuracy.
     """
-    gen = seed_all(config.seed)
+    gen = run_generator(config.seed)
     data = make_clutter(N_TRAIN + N_EVAL, IMG, seed=1000 + config.seed % 1000)
     xtr, ytr = data.images[:N_TRAIN].to(device), data.labels[:N_TRAIN].to(device)
     xev, mev, yev = (t[N_TRAIN:].to(device) for t in (data.images, data.masks, data.labels))
-    vit = build_vit(config).to(device)
-    head = torch.nn.Linear(config.embed_dim, 10).to(device)
+    with seeded(config.seed):
+        vit = build_vit(config).to(device)
+        head = torch.nn.Linear(config.embed_dim, 10).to(device)
     opt = torch.optim.AdamW(list(vit.parameters()) + list(head.parameters()), lr=SUPERVISED_LR, weight_decay=0.04)
     sup = replace(config, steps=steps, lr=SUPERVISED_LR)
     for step in range(steps):

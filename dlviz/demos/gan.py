@@ -23,7 +23,7 @@ from ..analysis.gan_metrics import (ModeVisits, class_diversity, grid_divergence
 from ..config import param
 from ..data.digits import load_digits_split
 from ..data.toy2d import NOISE_KINDS, TOY2D, get_toy2d, noise_grid_lines, sample_noise
-from ..device import seed_all
+from ..device import run_generator, seeded
 from ..models.gan import (ACTIVATIONS, GP_WEIGHT, LOSSES, OPTIMIZERS, Discriminator, GanTrainer, d_probability,
                           g_loss, make_optimizer, mlp)
 from .base import Claim, Demo, Pacer, Preset, Snapshot, check_finite
@@ -151,9 +151,10 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
     the samples) and ``modes_visited`` (the union of ``modes_now`` over the last VISIT_WINDOW steps).
     """
     data = get_toy2d(config.dataset)
-    rng = seed_all(config.seed)
-    G = mlp(config.noise_dim, 2, config.g_depth, config.g_width, config.activation).to(device)
-    D = Discriminator(2, config.d_depth, config.d_width, config.activation).to(device)
+    rng = run_generator(config.seed)
+    with seeded(config.seed):
+        G = mlp(config.noise_dim, 2, config.g_depth, config.g_width, config.activation).to(device)
+        D = Discriminator(2, config.d_depth, config.d_width, config.activation).to(device)
     trainer = GanTrainer(G, D, make_optimizer(config.g_optimizer, G.parameters(), config.g_lr, config.loss),
                          make_optimizer(config.d_optimizer, D.parameters(), config.d_lr, config.loss), config.loss,
                          config.d_steps, config.gp_weight, rng)
@@ -282,7 +283,7 @@ def _bench_ring_covered(device: torch.device) -> dict:
     for seed in (0, 1, 2):
         r = Runner(DEMOS[0], replace(PRESETS["ring-covered"].config, seed=seed), device)
         with _Threads():
-            r._next()  # setup (data, models, first snapshot) is not training
+            r.prime()  # setup (data, models, first snapshot) is not training
             cpu0 = time.process_time()
             r.run_to_end(max_seconds=600, until=lambda s: reached(s) or time.process_time() - cpu0 > 30)
             cpu = time.process_time() - cpu0
@@ -346,9 +347,10 @@ N_Z_ARROWS = 25  # noise values whose mapping z -> G(z) is drawn
 def run_1d(config: Config1D, device: torch.device) -> Iterator[Snapshot]:
     """1-D GAN with uniform noise on [-1, 1]. Arrays: ``x`` (200,) grid; ``data_pdf``, ``gen_pdf`` (densities,
     the latter a histogram of 20,000 samples), ``d_x`` D(x) on the grid; ``z`` (N_Z_ARROWS,) and ``g_z`` = G(z)."""
-    rng = seed_all(config.seed)
-    G = mlp(1, 1, 2, config.width, "leaky_relu").to(device)
-    D = Discriminator(1, 2, config.width, "leaky_relu").to(device)
+    rng = run_generator(config.seed)
+    with seeded(config.seed):
+        G = mlp(1, 1, 2, config.width, "leaky_relu").to(device)
+        D = Discriminator(1, 2, config.width, "leaky_relu").to(device)
     trainer = GanTrainer(G, D, make_optimizer("adam", G.parameters(), config.lr, config.loss),
                          make_optimizer("adam", D.parameters(), config.lr, config.loss), config.loss, config.d_steps,
                          GP_WEIGHT_1D, rng)
@@ -441,8 +443,7 @@ def digit_classifier() -> tuple[nn.Module, float]:
     """
     data = load_digits_split(8)
     g = torch.Generator().manual_seed(0)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
+    with seeded(0):
         model = mlp(64, 10, 1, 128, "relu")
     opt = torch.optim.Adam(model.parameters(), lr=3e-3, weight_decay=1e-4)
     x, y = data.x_train.flatten(1), data.y_train
@@ -462,10 +463,11 @@ def run_digits(config: ConfigDigits, device: torch.device) -> Iterator[Snapshot]
     noise; ``class_hist`` (10,) share of N_CLASSIFY generated images per predicted class; ``real`` (16, 8, 8)."""
     classifier, _ = digit_classifier()
     data = load_digits_split(8)
-    rng = seed_all(config.seed)
+    rng = run_generator(config.seed)
     x_all = data.x_train.flatten(1).to(device)
-    G = mlp(config.noise_dim, 64, 2, config.g_width, "leaky_relu", nn.Sigmoid()).to(device)
-    D = Discriminator(64, 2, config.d_width, "leaky_relu").to(device)
+    with seeded(config.seed):
+        G = mlp(config.noise_dim, 64, 2, config.g_width, "leaky_relu", nn.Sigmoid()).to(device)
+        D = Discriminator(64, 2, config.d_width, "leaky_relu").to(device)
     trainer = GanTrainer(G, D, make_optimizer("adam", G.parameters(), config.lr, config.loss),
                          make_optimizer("adam", D.parameters(), config.lr, config.loss), config.loss, config.d_steps,
                          config.gp_weight, rng)

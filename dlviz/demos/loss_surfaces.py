@@ -22,7 +22,7 @@ from ..analysis.formula import FormulaError, parse_formula
 from ..analysis.hessian import hessian_extreme_eigs
 from ..analysis.surfaces import SURFACES, Surface
 from ..config import param
-from ..device import seed_all
+from ..device import run_generator, seeded
 from ..models.lenet import LeNet
 from ..models.mlp import MLP
 from .base import Claim, Demo, DivergedError, Pacer, Preset, Snapshot, check_finite
@@ -338,8 +338,9 @@ def run_landscape(config: LSConfig, device: torch.device) -> Iterator[Snapshot]:
     vectors, one per snapshot so far; shared, not copied), ``buffers`` (BatchNorm running statistics, CPU).
     """
     data = landscape_data(config.model)
-    gen = seed_all(config.seed)
-    model = build_model(config).to(device)
+    gen = run_generator(config.seed)
+    with seeded(config.seed):
+        model = build_model(config).to(device)
     xtr, ytr = data.x_train.to(device), data.y_train.to(device)
     xte, yte = data.x_test.to(device), data.y_test.to(device)
     xl, yl = data.x_land.to(device), data.y_land.to(device)
@@ -394,7 +395,8 @@ def run_landscape(config: LSConfig, device: torch.device) -> Iterator[Snapshot]:
 def model_at(config: LSConfig, snap: Snapshot, device: torch.device | str = "cpu"):
     """(model, params dict at the snapshot, init params dict), on ``device``; the model carries the snapshot's
     BatchNorm statistics. The model object is fresh: nothing shared with the live run is touched."""
-    model = build_model(config).to(device)
+    with seeded(0):  # its parameters are replaced by the snapshot's
+        model = build_model(config).to(device)
     for k, v in snap.arrays["buffers"].items():
         model.get_buffer(k).copy_(v)
     like = {k: v.detach().to(device) for k, v in model.named_parameters()}
@@ -560,9 +562,9 @@ def _bench_slice(device: torch.device) -> dict:
     top eigenvalue. ``batched_gflops`` counts the model's own forward FLOPs per point (what the loop executes); the
     batched method does about two thirds of them (conv2 as a dense matrix skips its zero padding, conv1 is a
     combination of three precomputed maps), so its share of the matmul peak can pass what the kernels achieve."""
-    torch.manual_seed(0)
     data = landscape_data("lenet")
-    model = LeNet(8, "relu", "max").to(device)
+    with seeded(0):
+        model = LeNet(8, "relu", "max").to(device)
     params = ls.params_of(model)
     d1, d2 = ls.filter_normalized_directions(params, 0)
     x, y = data.x_land.to(device), data.y_land.to(device)

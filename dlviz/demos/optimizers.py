@@ -325,14 +325,15 @@ def run_network(config: NetConfig, device: torch.device) -> Iterator[Snapshot]:
 
     import torch.nn.functional as F
 
-    from ..device import seed_all
+    from ..device import run_generator, seeded
 
     names = config.names()
     if not names:
         raise ValueError("Pick at least one optimizer.")
-    gen = seed_all(config.seed)
+    gen = run_generator(config.seed)
     x, y = (t.to(device) for t in moons(config.seed))
-    base = make_net(config.hidden).to(device)
+    with seeded(config.seed):
+        base = make_net(config.hidden).to(device)
     models = {n: copy.deepcopy(base) for n in names}
     opts = {n: make_optimizer(n, models[n].parameters(), NET_LR[n] * config.lr_scale, **NET_HYPER.get(n, {}))
             for n in names}

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from ..config import param
 from ..data.sequences import (ADDING_BASELINE_MSE, RECALL_SYMBOLS, Sine, adding_problem, k_step_ahead,
                               noisy_sine, recall_task)
-from ..device import seed_all
+from ..device import run_generator, seeded
 from ..models.rnn import CELL_NAMES, CELLS, RecurrentNet
 from .base import Claim, Demo, DivergedError, Pacer, Preset, Snapshot, finish
 
@@ -170,7 +170,8 @@ def nets_from_states(config: Config, states: dict[str, dict], task: Task) -> dic
     """CPU copies of a snapshot's networks (for the probes; the training networks are never touched)."""
     nets = {}
     for cell, state in states.items():
-        net = build_net(config, cell, task)
+        with seeded(0):  # the weights are loaded next
+            net = build_net(config, cell, task)
         net.load_state_dict(state)
         nets[cell] = net.eval()
     return nets
@@ -244,9 +245,10 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
     Arrays: ``states`` cell -> CPU state_dict; ``diverged`` cell -> message; ``kstep`` cell -> table (sine).
     """
     task = make_task(config)
-    gen = seed_all(config.seed)
+    gen = run_generator(config.seed)
     cells = CELL_SETS[config.cells]
-    nets = {c: build_net(config, c, task).to(device) for c in cells}
+    with seeded(config.seed):
+        nets = {c: build_net(config, c, task).to(device) for c in cells}
     opts = {c: OPTIMIZERS[config.optimizer](nets[c].parameters(), config.lr) for c in cells}
     xte, yte = task.test_x.to(device), task.test_y.to(device)
     max_norm = config.clip if config.clip > 0 else math.inf

@@ -19,7 +19,7 @@ from ..analysis.embedding import pca
 from ..config import param
 from ..data.augment import Augment, digits_in_clutter, two_views
 from ..data.digits import ImageData, load_image_dataset
-from ..device import seed_all
+from ..device import run_generator, seeded
 from ..models.ssl import EMATarget, SSLNet, info_nce_loss, negative_cosine, simsiam_loss
 from .base import Claim, Demo, Pacer, Preset, Snapshot, check_finite, finish
 
@@ -201,11 +201,12 @@ class _Trainer:
 
     def __init__(self, config: Config, data: ImageData, device: torch.device):
         self.config, self.device = config, device
-        self.gen = seed_all(config.seed)
+        self.gen = run_generator(config.seed)
         c = config
-        self.net = SSLNet(c.width, c.out_dim, c.predictor and c.method != "simclr", c.head_bn, c.out_bn,
-                          c.encoder_bn).to(device)
-        self.target = EMATarget(self.net).to(device) if c.method == "byol" else None
+        with seeded(config.seed):
+            self.net = SSLNet(c.width, c.out_dim, c.predictor and c.method != "simclr", c.head_bn, c.out_bn,
+                              c.encoder_bn).to(device)
+            self.target = EMATarget(self.net).to(device) if c.method == "byol" else None
         self.opt = OPTIMIZERS[c.optimizer](self.net.parameters(), c.lr)
         self.xtr, self.ytr = data.x_train.to(device), data.y_train.to(device)
         self.xte, self.yte = data.x_test.to(device), data.y_test.to(device)

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..device import seeded
+
 MASKED = -1e6  # a finite "minus infinity": a fully masked row still gives a (uniform) distribution, not NaN
 
 
@@ -169,12 +171,14 @@ def compare_scoring(d: int, n_keys: int, valid_lens: tuple[int, ...], n_queries:
 
     Random queries and keys ~ N(0, I_d), one example per entry of ``valid_lens`` (keys past it are masked).
     """
-    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
     b = len(valid_lens)
-    q, k = torch.randn(b, n_queries, d), torch.randn(b, n_keys, d)
+    q, k = torch.randn(b, n_queries, d, generator=g), torch.randn(b, n_keys, d, generator=g)
     v, lens = torch.zeros(b, n_keys, 1), torch.tensor(valid_lens)
     with torch.no_grad():
-        additive = AdditiveAttention(d, d, 8)(q, k, v, lens)[1]
+        with seeded(seed):
+            scorer = AdditiveAttention(d, d, 8)
+        additive = scorer(q, k, v, lens)[1]
         dot = scaled_dot_product(q, k, v, lens)[1]
         unscaled = scaled_dot_product(q, k, v, lens, scale=False)[1]
     return {"additive": additive.numpy(), "scaled dot product": dot.numpy(),

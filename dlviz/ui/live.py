@@ -1,12 +1,16 @@
-"""The live runner in streamlit: play, pause, one step, reset; a fragment advances training in time slices.
+"""The live runner in streamlit: Start, Pause, Step, Reset; the server's workers train, the page only draws.
 
-Each refresh of the fragment trains for ``budget_s`` seconds (many optimizer steps), then redraws only the live
-figures; the page around it does not rerun. When the run ends the timer turns off.
+Buttons only *request* (``dlviz.runner.Runner``); the process-wide scheduler (``dlviz.scheduler``) trains every
+running run in turn on its worker threads, between and during browser refreshes. A fragment redraws the live
+figures every ``every_s`` while the run trains, from its latest snapshot, so drawing never waits for training and
+a slow browser never slows the run. A Start identical to a run already training on the server attaches to it;
+Pause, Step or Reset then gives the session a run of its own (a copy that replays to the same step).
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Callable
 
 import streamlit as st
@@ -14,101 +18,168 @@ import torch
 
 from ..demos.base import Demo
 from ..runner import DONE, FAILED, IDLE, PAUSED, RUNNING, Runner
+from ..scheduler import scheduler
 from .show import plain
 
-BUDGET_S = 0.1  # training time per refresh
-EVERY_S = 0.2  # refresh period while running: 0.1 s of training every 0.2 s measured 3.7-4.0 refreshes/s on
-# the CNN page (2 cores, Chromium on the same cores) vs 3.1-3.2 for 0.15 s every 0.25 s, in the same training time
+EVERY_S = 0.2  # redraw period while running: 0.1 s of training every 0.2 s measured 3.7-4.0 refreshes/s on the
+# CNN page (2 cores, Chromium on the same cores) vs 3.1-3.2 for 0.15 s every 0.25 s, in the same training time
 SLOW_EVERY_S = 1.5  # heavier views (filters, embeddings, galleries): every 1.5 s rather than 1 s took the CNN
 # page from 2.6-2.8 to 3.3-3.4 curve refreshes/s in Chromium on 2 cores (its main thread was ~70% busy drawing them)
 
 
-def _runner_for(key: str, demo: Demo, config, device: torch.device) -> Runner:
+def session_id() -> str:
+    """This browser session's id (one per tab; kept in its session state), "local" outside a script run."""
+    try:
+        ss = st.session_state
+        if "dlviz._session" not in ss:
+            ss["dlviz._session"] = uuid.uuid4().hex
+        return ss["dlviz._session"]
+    except Exception:  # no script run (bare mode): one id for the process
+        return "local"
+
+
+def share_key(demo: Demo, config, device: torch.device) -> tuple:
+    """Runs with equal keys give equal numbers: demo, config (seed included), device and the code (the module's
+    functions are new objects after a code reload)."""
+    return demo.name, repr(config), str(device), id(demo.run)
+
+
+def _others_watch(runner: Runner, me: str) -> bool:
+    return any(s != me for s, t in list(runner.viewers.items()) if time.monotonic() - t <= 10.0)
+
+
+def _leave(runner: Runner, me: str) -> None:
+    """This session stops using ``runner``: a shared run goes on for the others; an own run is cancelled."""
+    if _others_watch(runner, me):
+        runner.viewers.pop(me, None)
+    else:
+        runner.cancel()
+
+
+def _fresh(demo: Demo, config, device: torch.device, pace_s: float) -> Runner:
+    runner = Runner(demo, config, device)
+    runner.pace_s = pace_s
+    runner.prime()  # the untrained state: figures appear before anyone presses Start
+    return runner
+
+
+def _runner_for(key: str, demo: Demo, config, device: torch.device, pace_s: float) -> Runner:
     """The page's runner; a new one (with its step-0 snapshot) when settings change while nothing is running."""
     ss, rk = st.session_state, f"{key}._runner"
     runner: Runner | None = ss.get(rk)
     stale = runner is not None and (runner.config != config or runner.device != device)
     if runner is None or (stale and runner.status in (IDLE, DONE, FAILED)):
         if runner is not None:
-            runner.cancel()
-        runner = Runner(demo, config, device)
-        runner.prime()  # the untrained state: figures appear before anyone presses Start
-        ss[rk] = runner
+            _leave(runner, session_id())
+        runner = ss[rk] = _fresh(demo, config, device, pace_s)
     return runner
 
 
-def _control_row(key: str, runner: Runner, config, device) -> None:
-    ss, rk = st.session_state, f"{key}._runner"
+def _control_row(key: str, runner: Runner, config, device, pace_s: float) -> None:
+    ss, rk, me, sched = st.session_state, f"{key}._runner", session_id(), scheduler()
 
-    # Callbacks only request: the slice running in another script thread (fast reruns) sees the request at
-    # the generator's next yield. Reset replaces the run; the old one stops there and closes its generator.
+    def own() -> Runner:
+        """This session's own run: a shared run is left for a paused copy at the same step."""
+        r: Runner = ss[rk]
+        if _others_watch(r, me):
+            r.viewers.pop(me, None)
+            r = ss[rk] = Runner.copy_of(r)
+            r.seen(me)
+        return r
+
     def reset():
-        old = ss.get(rk)
-        if old is not None:
-            old.cancel()
-        new = Runner(demo=runner.demo, config=config, device=device)
-        new.prime()
-        ss[rk] = new
+        _leave(ss[rk], me)
+        ss[rk] = _fresh(runner.demo, config, device, pace_s)
 
     def play():
-        r = ss[rk]
-        if r.finished:  # Start after a finished run starts a fresh one
+        if ss[rk].finished:  # Start after a finished run starts a fresh one
             reset()
-        ss[rk].play()
+        r: Runner = ss[rk]
+        k = share_key(r.demo, r.config, r.device)
+        if r.status == IDLE:
+            twin = sched.shared(k)
+            if twin is not None and twin is not r:  # the same run trains already: watch it
+                r.cancel()
+                ss[rk] = twin
+                twin.seen(me)
+                return
+        r.play()
+        sched.start(r, me, k)
+
+    def pause():
+        r: Runner = ss[rk]
+        if _others_watch(r, me):
+            own()  # the copy is paused; the others' run goes on
+        else:
+            r.pause()
+
+    def step():
+        r = own()
+        r.request_step()
+        sched.start(r, me)
 
     c = st.columns([1, 1, 1, 1, 3])
     running = runner.status == RUNNING
     c[0].button("▶ Start" if runner.status == IDLE or runner.finished else "▶ Resume", key=f"{key}.play",
                 on_click=play, disabled=running, type="primary", width="stretch")
-    c[1].button("⏸ Pause", key=f"{key}.pause", on_click=lambda: ss[rk].pause(), disabled=not running,
-                width="stretch")
-    c[2].button("⏭ Step", key=f"{key}.step", on_click=lambda: ss[rk].request_step(), disabled=runner.finished,
-                width="stretch", help="Advance one snapshot and pause.")
+    c[1].button("⏸ Pause", key=f"{key}.pause", on_click=pause, disabled=not running, width="stretch")
+    c[2].button("⏭ Step", key=f"{key}.step", on_click=step, disabled=runner.finished, width="stretch",
+                help="Advance one snapshot and pause.")
     c[3].button("↺ Reset", key=f"{key}.reset", on_click=reset, width="stretch")
     if runner.config != config or runner.device != device:
         c[4].warning("Controls changed during this run: press Reset to apply them.", icon="⚙️")
 
 
-def _status(key: str, runner: Runner, timing: tuple[float, float] | None) -> None:
+def _status(key: str, runner: Runner, draw_ms: float | None) -> None:
     step = max(runner.latest.step if runner.latest else 0, runner.progress_step)
     label = {IDLE: "ready", RUNNING: "training", PAUSED: "paused", DONE: "finished", FAILED: "stopped"}[runner.status]
     if runner.stepping:
         label = "stepping"
-    # The last refresh's cost (train slice + drawing) lets a lecturer see why a page feels slow.
-    cost = f" · refresh: train {timing[0] * 1000:.0f} ms, draw {timing[1] * 1000:.0f} ms" if timing else ""
+    if runner.replaying and runner.status == RUNNING:
+        label = f"catching up (replaying to step {runner._replay_to})"
+    watchers = runner.watchers()
+    shared = f" · shared: {watchers} sessions watch this run" if watchers > 1 else ""
     slow = st.session_state.get(f"{key}._slow_ms")
-    cost += f", views {slow:.0f} ms" if slow is not None and timing else ""
-    st.caption(f"**{label}** · step {step} · {runner.compute_seconds:.1f} s of compute on {runner.device.type}{cost}")
+    cost = (f" · draw {draw_ms:.0f} ms" + (f", views {slow:.0f} ms" if slow is not None else "")
+            if draw_ms is not None else "")
+    st.caption(f"**{label}** · step {step} · {runner.compute_seconds:.1f} s of compute on {runner.device.type}"
+               f"{shared}{cost}")
+    if shared:
+        st.caption("Pause, Step or Reset gives you a run of your own at this step; the others' run goes on.")
+    if runner.notice:
+        st.info(plain(runner.notice), icon="⏸")
     if runner.status == FAILED:
         st.error(plain(runner.message), icon="🛑")  # messages may quote a formula or a value from a link
 
 
 def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[[Runner], None],
-             draw_slow: Callable[[Runner], None] | None = None, budget_s: float = BUDGET_S,
-             every_s: float = EVERY_S, slow_every_s: float = SLOW_EVERY_S) -> Runner:
+             draw_slow: Callable[[Runner], None] | None = None, every_s: float = EVERY_S,
+             slow_every_s: float = SLOW_EVERY_S, pace_s: float = 0.0) -> Runner:
     """Controls plus a live area that ``draw(runner)`` fills; returns the page's runner.
 
     ``draw`` (metrics, curves) refreshes every ``every_s`` while training; ``draw_slow`` (heavier views) sits in
     a sibling fragment below it that refreshes every ``slow_every_s``, so costly figures do not slow the curves.
-    Widgets inside either area rerun only that area.
+    ``pace_s``: at least this long between snapshots (one snapshot per redraw: an animation). Widgets inside
+    either area rerun only that area.
     """
-    runner = _runner_for(key, demo, config, device)
-    _control_row(key, runner, config, device)
+    runner = _runner_for(key, demo, config, device, pace_s)
+    runner.pace_s = pace_s  # presentation only: a shared run's numbers do not depend on it
+    _control_row(key, runner, config, device, pace_s)
+    st.session_state[f"{key}._buttons"] = runner.status
+    me = session_id()
 
     @st.fragment(run_every=every_s if runner.status == RUNNING else None)
     def live_area():
         r: Runner = st.session_state[f"{key}._runner"]
-        tk = f"{key}._timing"
+        r.seen(me)
         if r.status == RUNNING:
-            t0 = time.perf_counter()
-            r.advance(budget_s)
-            if r.status != RUNNING:
-                st.rerun()  # the run ended: redraw the buttons and turn the timer off
-            st.session_state[tk] = (time.perf_counter() - t0, st.session_state.get(tk, (0, 0))[1])
-        _status(key, r, st.session_state.get(tk))
-        t1 = time.perf_counter()
+            scheduler().start(r)  # a no-op while it trains; puts back a run that lost its place
+        t0 = time.perf_counter()
+        _status(key, r, st.session_state.get(f"{key}._draw_ms"))
         draw(r)
-        st.session_state[tk] = (st.session_state.get(tk, (0, 0))[0], time.perf_counter() - t1)
+        st.session_state[f"{key}._draw_ms"] = (time.perf_counter() - t0) * 1000
+        if (r.status == RUNNING) != (st.session_state.get(f"{key}._buttons") == RUNNING):
+            st.rerun()  # the run ended or paused since the buttons were drawn: redraw them, set the timer
 
     live_area()
     if draw_slow is not None:
@@ -122,4 +193,4 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
     return runner
 
 
-__all__ = ["live_run", "RUNNING", "PAUSED", "DONE", "FAILED", "IDLE"]
+__all__ = ["live_run", "session_id", "share_key", "RUNNING", "PAUSED", "DONE", "FAILED", "IDLE"]

@@ -7,11 +7,13 @@ import os
 import streamlit as st
 import torch
 
-from ..data.digits import DATA_DIR_ENV, data_dir
+from ..data.digits import DATA_DIR_ENV, server_data_dir
 
-from ..device import available_devices, default_threads, describe_device, pick_device
+from ..device import available_devices, describe_device, pick_device, server_threads
+from ..profile import classroom
+from ..scheduler import scheduler
 
-FORCE_CPU, SEED, LECTURE, THREADS = "dlviz.force_cpu", "dlviz.seed", "dlviz.lecture", "dlviz.threads"
+FORCE_CPU, SEED, LECTURE = "dlviz.force_cpu", "dlviz.seed", "dlviz.lecture"
 
 LECTURE_CSS = """
 <style>
@@ -56,24 +58,23 @@ def render_sidebar() -> None:
         devices = available_devices()
         st.toggle("Force CPU", key=FORCE_CPU, disabled=devices == ["cpu"],
                   help="Train on the CPU even when a GPU is present (to compare speed, or free the GPU).")
-        if THREADS not in st.session_state:
-            st.session_state[THREADS] = default_threads()
-        st.number_input("CPU threads", min_value=1, max_value=os.cpu_count() or 1, step=1, key=THREADS,
-                        help="Threads torch uses on the CPU. The default leaves cores free for the browser "
-                             "and the server, which keeps the live charts smooth.")
-        # A property of this machine and process (torch's thread pool is global), like the data folder.
-        torch.set_num_threads(int(st.session_state[THREADS]))
+        torch.set_num_threads(server_threads())  # this script thread's on-page computations
         _no_post_script_gc()
+        sched = scheduler()
         st.caption(f"Device: **{describe_device(current_device())}**"
-                   + ("" if len(devices) > 1 else " · no GPU found"))
+                   + ("" if len(devices) > 1 else " · no GPU found")
+                   + f" · {sched.workers} training worker{'s' if sched.workers > 1 else ''}, "
+                     f"{sched.running()} run{'s' if sched.running() != 1 else ''} training on this server"
+                   + (" · classroom profile: largest sizes capped" if classroom() else ""),
+                   help="Server settings, the same for every session: torch threads from DLVIZ_THREADS, training "
+                        "workers from DLVIZ_WORKERS, the data folder from DLVIZ_DATA, the profile from DLVIZ_PROFILE "
+                        "(see the README).")
         st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=SEED,
                         help="Seeds initialization and data order of every demo; part of the page link.")
         with st.expander("Optional datasets"):
-            folder = st.text_input("Data folder", value=str(data_dir()), key="dlviz.data_dir",
-                                   help="Where MNIST / Fashion-MNIST live (torchvision layout, e.g. "
-                                        "<folder>/MNIST/raw/*-ubyte). Digits need nothing.")
-            # The folder is a property of this machine, so it is process-wide, like the env variable it sets.
-            os.environ[DATA_DIR_ENV] = folder
+            st.caption(f"MNIST and Fashion-MNIST are read from the server's data folder, `{server_data_dir()}` "
+                       f"(torchvision layout: <folder>/MNIST/raw/*-ubyte), set by {DATA_DIR_ENV} when the app "
+                       "starts. Digits need nothing.")
         st.toggle("Lecture mode", key=LECTURE,
                   help="Larger fonts and figures; the controls start collapsed so the figures fill the projector.")
     if lecture_mode():

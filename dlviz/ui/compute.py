@@ -1,0 +1,23 @@
+"""On-demand computations through the server's queue: the page says how many are ahead, then shows the result."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import streamlit as st
+
+from ..scheduler import scheduler
+
+
+def queued(label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` on the server's computation lane, one at a time across all sessions, first come
+    first served; while it waits the page says "2 computations ahead of yours". Returns the result or raises
+    what ``fn`` raised. The training lane keeps going meanwhile."""
+    job = scheduler().submit(label, fn, *args, **kwargs)
+    box = st.empty()
+    while not job.done.wait(0.25):
+        ahead = job.ahead()
+        box.info(f"{label}: {ahead} computation{'s' if ahead != 1 else ''} ahead of yours, waiting..."
+                 if ahead else f"{label}...", icon="⏳")
+    box.empty()
+    return job.wait(0)

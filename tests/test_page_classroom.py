@@ -1,0 +1,44 @@
+"""One server, several sessions (AppTest instances in one process): isolated settings, shared identical runs."""
+
+from __future__ import annotations
+
+from conftest import open_page, wait_for
+
+CNN = "pages/10_cnn.py"
+LINK = {"preset": "modern", "epochs": "60"}
+
+
+def _runner(at):
+    return at.session_state["cnn._runner"]
+
+
+def test_identical_starts_share_one_run_and_pause_gives_a_copy():
+    a, b = open_page(CNN, query=LINK), open_page(CNN, query=LINK)
+    a.button(key="cnn.play").click().run()
+    wait_for(a, "cnn", lambda r: r.latest.step > 0, pause=False)
+    b.button(key="cnn.play").click().run()
+    shared = _runner(a)
+    assert _runner(b) is shared and shared.status == "running"  # trained once, watched twice
+    a.run()
+    assert any("2 sessions watch this run" in c.value for c in a.caption), [c.value for c in a.caption]
+    b.button(key="cnn.pause").click().run()  # b leaves: a copy at b's step, paused; a's run goes on
+    mine = _runner(b)
+    assert mine is not shared and mine.status == "paused" and shared.status == "running"
+    assert mine.history == [h for h in shared.history if h["step"] <= mine.latest.step]
+    b.button(key="cnn.step").click().run()  # the copy replays to its step, then steps once
+    mine = wait_for(b, "cnn", lambda r: r.status == "paused" and not r.replaying, pause=False)
+    assert mine.status == "paused" and mine.history[-1]["step"] > mine.history[-2]["step"]
+    at_step = mine.latest.step
+    row = next(h for h in shared.history if h["step"] == at_step)  # the same numbers as the shared run
+    assert row["test_acc"] == mine.history[-1]["test_acc"]
+    assert not a.exception and not b.exception
+
+
+def test_one_sessions_settings_never_reach_another():
+    a, b = open_page(), open_page()  # the home page draws the sidebar in AppTest
+    a.toggle(key="dlviz.lecture").set_value(True).run()
+    a.number_input(key="dlviz.seed").set_value(7).run()
+    b.run()
+    assert b.number_input(key="dlviz.seed").value == 0 and not b.toggle(key="dlviz.lecture").value
+    assert not any(w.label in ("CPU threads", "Data folder") for w in (*a.number_input, *a.text_input))  # server settings
+    assert any("training on this server" in c.value for c in a.sidebar.caption)

@@ -1,0 +1,165 @@
+"""The server's scheduler: fair turns between runs, copies that replay exactly, housekeeping, the computation queue.
+
+Toy demos stand in for training (a random walk drawn from the run's own generator, with a little sleep per step);
+each test uses a scheduler of its own, so nothing here depends on the app's process-wide one.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from dataclasses import dataclass
+
+import torch
+
+from dlviz.config import param
+from dlviz.demos.base import Demo, Pacer, Snapshot, heartbeat
+from dlviz.device import run_generator
+from dlviz.runner import DONE, PAUSED, RUNNING, Runner
+from dlviz.scheduler import Scheduler
+
+
+@dataclass(frozen=True)
+class WalkConfig:
+    steps: int = param(300, "steps", lo=1, hi=100_000)
+    every: int = param(5, "steps per snapshot", lo=1, hi=1000)
+    work_s: float = param(0.001, "seconds of fake compute per step", lo=0.0, hi=1.0)
+    seed: int = param(0, "seed", lo=0, hi=2**31 - 1, widget=False)
+
+
+def walk(config: WalkConfig, device):
+    g, x, pacer = run_generator(config.seed), 0.0, Pacer(0.01)
+    yield Snapshot(0, {"x": x})
+    for step in range(1, config.steps + 1):
+        x += float(torch.randn(1, generator=g))
+        time.sleep(config.work_s)
+        if step % config.every == 0 or step == config.steps:
+            pacer.reset()
+            yield Snapshot(step, {"x": x})
+        elif pacer.due():
+            yield heartbeat(step)
+
+
+WALK = Demo(name="walk", title="Random walk", summary="", config_cls=WalkConfig, presets={}, run=walk)
+
+
+def _until(cond, timeout_s: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _started(sched: Scheduler, config: WalkConfig, session: str | None = None) -> Runner:
+    r = Runner(WALK, config)
+    r.prime()
+    r.play()
+    if session is not None:
+        r.seen(session)
+    sched.start(r, session)
+    return r
+
+
+def test_round_robin_lets_no_run_starve():
+    sched = Scheduler(workers=1, slice_s=0.02)
+    runs = [_started(sched, WalkConfig(steps=100_000, seed=i)) for i in range(6)]
+    time.sleep(1.5)
+    progress = [r.progress_step for r in runs]
+    sched.cancel_all()
+    assert min(progress) > 0
+    assert min(progress) >= 0.5 * statistics.median(progress), progress
+
+
+def test_a_run_trains_in_the_background_to_the_end_like_a_run_to_the_end():
+    sched = Scheduler(workers=2, slice_s=0.02)
+    live = _started(sched, WalkConfig(steps=120, work_s=0.0, seed=4))
+    assert _until(lambda: live.status == DONE)
+    alone = Runner(WALK, WalkConfig(steps=120, work_s=0.0, seed=4))
+    alone.run_to_end()
+    assert live.history == alone.history
+
+
+def test_a_copy_replays_to_the_same_step_then_goes_on_like_the_original():
+    sched = Scheduler(workers=1, slice_s=0.02)
+    config = WalkConfig(steps=200, work_s=0.0, seed=9)
+    original = _started(sched, config)
+    assert _until(lambda: original.latest.step >= 60)
+    copy = Runner.copy_of(original)  # a session leaves the shared run at this step
+    at = copy.latest.step
+    assert copy.status == PAUSED and copy.replaying and copy.history[-1]["step"] == at
+    copy.play()
+    sched.start(copy)
+    assert _until(lambda: copy.status == DONE and original.status == DONE)
+    assert copy.history == original.history  # nothing recorded twice, nothing missing, same numbers
+
+
+def test_a_released_run_replays_on_resume():
+    sched = Scheduler(workers=1, slice_s=0.02)
+    config = WalkConfig(steps=150, work_s=0.0, seed=2)
+    r = _started(sched, config)
+    assert _until(lambda: r.latest.step >= 40)
+    r.pause()
+    assert _until(lambda: r.release("freed"))
+    assert r.replaying and r.notice == "freed"
+    r.play()
+    assert r.notice == ""
+    sched.start(r)
+    assert _until(lambda: r.status == DONE)
+    alone = Runner(WALK, config)
+    alone.run_to_end()
+    assert r.history == alone.history
+
+
+def test_a_run_nobody_watches_pauses_with_a_message():
+    sched = Scheduler(workers=1, slice_s=0.02, unwatched_s=0.3)
+    r = _started(sched, WalkConfig(steps=100_000), session="tab")
+    assert _until(lambda: r.status == PAUSED, 10)
+    assert "no page showed this run" in r.notice
+
+
+def test_one_running_training_per_session():
+    sched = Scheduler(workers=1, slice_s=0.02)
+    first = _started(sched, WalkConfig(steps=100_000), session="s1")
+    second = _started(sched, WalkConfig(steps=100_000, seed=1), session="s1")
+    other = _started(sched, WalkConfig(steps=100_000, seed=2), session="s2")
+    assert first.status == PAUSED and "one run trains per session" in first.notice
+    assert second.status == RUNNING and other.status == RUNNING
+    sched.cancel_all()
+
+
+def test_identical_starts_share_one_run_until_it_stops():
+    sched = Scheduler(workers=1, slice_s=0.02)
+    config = WalkConfig(steps=100_000)
+    r = Runner(WALK, config)
+    r.prime()
+    r.play()
+    key = ("walk", repr(config))
+    sched.start(r, "s1", key)
+    assert sched.shared(key) is r
+    assert sched.shared(("walk", repr(WalkConfig(steps=100_000, seed=1)))) is None
+    r.pause()
+    assert sched.shared(key) is None  # a paused run is nobody's to attach to
+    sched.cancel_all()
+
+
+def test_computations_queue_in_order_and_say_how_many_are_ahead():
+    sched = Scheduler(workers=1)
+    gate = threading.Event()
+    first = sched.submit("slow", gate.wait, 10)
+    assert _until(lambda: first.started)
+    second = sched.submit("two", lambda: 2)
+    third = sched.submit("three", lambda: 3)
+    assert (second.ahead(), third.ahead()) == (1, 2)
+    gate.set()
+    assert third.wait(10) == 3 and second.wait(10) == 2
+    assert third.ahead() == 0
+    failing = sched.submit("bad", lambda: 1 / 0)
+    try:
+        failing.wait(10)
+    except ZeroDivisionError:
+        pass
+    else:
+        raise AssertionError("the computation's error reaches the caller")
