@@ -140,7 +140,8 @@ def _bench_reproducible_under_load(device: torch.device) -> dict:
 
 
 CORE_BENCHMARKS = {"t-SNE": _bench_tsne, "first render": _bench_first_render,
-                   "browser refresh": _bench_browser_refresh, "classroom": _bench_classroom}
+                   "browser refresh": _bench_browser_refresh, "classroom": _bench_classroom,
+                   "classroom reproducibility": _bench_reproducible_under_load}
 
 
 def run_benchmarks(device_name: str | None = None, only: str | None = None) -> int:

@@ -35,6 +35,9 @@ from .device import server_threads
 from .runner import PAUSED, RUNNING, Runner
 
 SLICE_S = 0.1  # training per turn: short enough that ten runs each move several times a second
+DRAW_SHARE = 0.5  # of one core: what all sessions' live redraws may take together (python holds one lock, the
+# GIL, for drawing and for the training loop's own python: without a cap, five sessions redrawing the CNN page
+# five times a second cut a shared run's training from 700 to 107 steps in 15 s; measured with dlviz.loadtest)
 
 
 def default_workers(device_type: str = "cpu") -> int:
@@ -89,6 +92,27 @@ class Scheduler:
         self._known: weakref.WeakSet[Runner] = weakref.WeakSet()
         self._threads: list[threading.Thread] = []
         self.slices = 0  # slices trained (the load benchmark reads it)
+        self._drawers: dict[str, float] = {}  # session -> when it last redrew a live area
+        self._draw_s = 0.05  # running mean of one live redraw's cost, seconds
+
+    # -- drawing budget ---------------------------------------------------------------------------------
+    def drew(self, session: str, seconds: float) -> None:
+        """A session redrew a live area, which took ``seconds``."""
+        self._drawers[session] = time.monotonic()
+        self._draw_s += 0.2 * (min(seconds, 2.0) - self._draw_s)
+
+    def drawing_sessions(self, within_s: float = 5.0) -> int:
+        now = time.monotonic()
+        for s, t in list(self._drawers.items()):
+            if now - t > 60:
+                self._drawers.pop(s, None)
+        return sum(1 for t in list(self._drawers.values()) if now - t <= within_s)
+
+    def refresh_period(self, every_s: float) -> float:
+        """The live redraw period for every session now: ``every_s`` while the server is lightly used, longer as
+        more sessions watch, so that their redraws together take at most DRAW_SHARE of a core."""
+        n = max(1, self.drawing_sessions())
+        return round(min(5.0, max(every_s, n * self._draw_s / DRAW_SHARE)), 2)
 
     # -- training ----------------------------------------------------------------------------------------
     def start(self, runner: Runner, session: str | None = None, key: tuple | None = None) -> None:

@@ -204,7 +204,7 @@ def test_demo_snapshots_and_shapes():
 
 
 def test_no_centering_collapses_to_one_dimension_and_no_sharpening_to_uniform():
-    base = replace(TINY, steps=60, eval_every=60, lr=2e-3)
+    base = replace(TINY, steps=25, eval_every=25, lr=2e-3)
     nc = _run(replace(base, centering=False), 2)[-1].metrics
     dino = _run(base, 2)[-1].metrics
     ns = _run(replace(base, teacher_temp=PRESETS["no-sharpening"].config.teacher_temp,

@@ -163,3 +163,15 @@ def test_computations_queue_in_order_and_say_how_many_are_ahead():
         pass
     else:
         raise AssertionError("the computation's error reaches the caller")
+
+
+def test_redraws_slow_down_as_more_sessions_watch():
+    sched = Scheduler(workers=1)
+    sched.drew("a", 0.05)
+    assert sched.refresh_period(0.2) == 0.2  # one session: the page's own period
+    for i in range(20):
+        for _ in range(10):
+            sched.drew(f"s{i}", 0.05)
+    period = sched.refresh_period(0.2)
+    assert 1.5 <= period <= 2.5  # 21 sessions x 50 ms per redraw within half a core: about every 2 s
+    assert sched.drawing_sessions() == 21

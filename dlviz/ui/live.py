@@ -130,7 +130,7 @@ def _control_row(key: str, runner: Runner, config, device, pace_s: float) -> Non
         c[4].warning("Controls changed during this run: press Reset to apply them.", icon="⚙️")
 
 
-def _status(key: str, runner: Runner, draw_ms: float | None) -> None:
+def _status(key: str, runner: Runner, draw_ms: float | None, period: float) -> None:
     step = max(runner.latest.step if runner.latest else 0, runner.progress_step)
     label = {IDLE: "ready", RUNNING: "training", PAUSED: "paused", DONE: "finished", FAILED: "stopped"}[runner.status]
     if runner.stepping:
@@ -142,6 +142,8 @@ def _status(key: str, runner: Runner, draw_ms: float | None) -> None:
     slow = st.session_state.get(f"{key}._slow_ms")
     cost = (f" · draw {draw_ms:.0f} ms" + (f", views {slow:.0f} ms" if slow is not None else "")
             if draw_ms is not None else "")
+    if period > EVERY_S * 1.5 and runner.status == RUNNING:
+        cost += f" · redrawn every {period:.1f} s (a busy server)"
     st.caption(f"**{label}** · step {step} · {runner.compute_seconds:.1f} s of compute on {runner.device.type}"
                f"{shared}{cost}")
     if shared:
@@ -166,24 +168,33 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
     runner.pace_s = pace_s  # presentation only: a shared run's numbers do not depend on it
     _control_row(key, runner, config, device, pace_s)
     st.session_state[f"{key}._buttons"] = runner.status
-    me = session_id()
+    me, sched = session_id(), scheduler()
+    period = sched.refresh_period(every_s)  # longer when many sessions watch (see scheduler.DRAW_SHARE)
+    st.session_state[f"{key}._period"] = (period, time.monotonic())
 
-    @st.fragment(run_every=every_s if runner.status == RUNNING else None)
+    @st.fragment(run_every=period if runner.status == RUNNING else None)
     def live_area():
-        r: Runner = st.session_state[f"{key}._runner"]
+        ss = st.session_state
+        r: Runner = ss[f"{key}._runner"]
         r.seen(me)
         if r.status == RUNNING:
-            scheduler().start(r)  # a no-op while it trains; puts back a run that lost its place
+            sched.start(r)  # a no-op while it trains; puts back a run that lost its place
         t0 = time.perf_counter()
-        _status(key, r, st.session_state.get(f"{key}._draw_ms"))
+        _status(key, r, ss.get(f"{key}._draw_ms"), ss[f"{key}._period"][0])
         draw(r)
-        st.session_state[f"{key}._draw_ms"] = (time.perf_counter() - t0) * 1000
-        if (r.status == RUNNING) != (st.session_state.get(f"{key}._buttons") == RUNNING):
+        spent = time.perf_counter() - t0
+        ss[f"{key}._draw_ms"] = spent * 1000
+        sched.drew(me, spent)
+        if (r.status == RUNNING) != (ss.get(f"{key}._buttons") == RUNNING):
             st.rerun()  # the run ended or paused since the buttons were drawn: redraw them, set the timer
+        used, since = ss[f"{key}._period"]
+        wanted = sched.refresh_period(every_s)
+        if r.status == RUNNING and time.monotonic() - since > 5 and not 0.6 < wanted / used < 1.6:
+            st.rerun()  # the server got busier or quieter: a full run sets the new period
 
     live_area()
     if draw_slow is not None:
-        @st.fragment(run_every=slow_every_s if runner.status == RUNNING else None)
+        @st.fragment(run_every=slow_every_s * period / every_s if runner.status == RUNNING else None)
         def slow_area():
             t0 = time.perf_counter()
             draw_slow(st.session_state[f"{key}._runner"])
