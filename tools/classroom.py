@@ -125,19 +125,25 @@ def main(argv=None) -> int:
     apps = start_apps(args.apps, args.first_app_port)
 
     async def serve():
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
         server = await asyncio.start_server(make_proxy([port for _, port in apps]), args.address, args.port)
         print(f"classroom: {args.apps} app processes behind http://{args.address}:{args.port}", flush=True)
         async with server:
-            await server.serve_forever()
+            await stop.wait()
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         asyncio.run(serve())
-    except KeyboardInterrupt:
-        pass
     finally:
         for proc, _ in apps:
             proc.terminate()
+        for proc, _ in apps:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
     return 0
 
 
