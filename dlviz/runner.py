@@ -7,6 +7,7 @@ benchmark drive the same object to the end.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import threading
 import time
@@ -60,6 +61,8 @@ class Runner:
             self.progress_step = 0
             self.notice = ""  # why the server paused or released the run (not an error)
             self.viewers: dict[str, float] = {}  # session id -> when it last drew this run
+            self.token = object()  # this run's identity: shared by its frozen() copies, new after a reset
+            self._views: dict = {}  # figures built for this run, shared by its viewers (dlviz.ui.live.shared_view)
             self._pause_after_snapshot = False
             self._cancelled = False
             self._replay_to: int | None = None  # replaying silently up to this step (a copy, or a released run)
@@ -292,16 +295,23 @@ class Runner:
         return snap
 
     def _record(self, snap: Snapshot) -> None:
-        self.snapshots_seen += 1
-        if self.first is None:
-            self.first = snap
-        self.latest = snap
         history = self.history + [{"step": snap.step, **{k: float(v) for k, v in snap.metrics.items()}}]
         if len(history) > self.max_history:
             # Thin the older half by two: the curve keeps its shape, memory stays bounded.
             half = len(history) // 2
             history = history[:half:2] + history[half:]
-        self.history = history  # one assignment: a reader on another thread sees the old or the new list
+        with self._state:  # a reader's frozen() sees the snapshot, its history row and the count together
+            self.snapshots_seen += 1
+            if self.first is None:
+                self.first = snap
+            self.latest = snap
+            self.history = history
+
+    def frozen(self) -> "Runner":
+        """A shallow copy for one redraw: ``latest``, ``history``, ``status`` as of now, while the worker trains
+        on. Figures drawn from it agree with each other. Shares the run's view cache (``shared_view``)."""
+        with self._state:
+            return copy.copy(self)
 
     def _fail(self, message: str) -> None:
         with self._state:

@@ -14,7 +14,7 @@ from dlviz.demos.cnn import GRAD_LAYERS, N_PROBE, STAT_LAYERS, UPDATE_RULES, lay
 from dlviz.figures.cnn import confusion_figure, feature_maps_figure, misclassified_figure
 from dlviz.figures.common import embedding_scatter, image_grid, metric_curves
 from dlviz.models.lenet import LeNet
-from dlviz.ui import config_form, current_device, explain, live_run, metric_row, plain, show
+from dlviz.ui import config_form, current_device, explain, live_run, metric_row, plain, shared_view, show
 from dlviz.ui.compute import queued
 from dlviz.ui.feature_sources import FeatureSource, publish
 from dlviz.ui.topics import require_app
@@ -62,8 +62,10 @@ def draw(runner) -> None:
     m = snap.metrics
     metric_row({"test accuracy": f"{m['test_acc']:.1%}", "test loss": f"{m['test_loss']:.3f}",
                 "epoch": f"{m['epoch']:.1f} / {runner.config.epochs}", "steps / s": f"{m['steps_per_second']:.0f}"})
-    show(metric_curves(runner.history, [("loss (cross-entropy)", ["train_loss", "test_loss"]),
-                                        ("accuracy", ["train_acc", "test_acc"])]), key=f"{KEY}.curves")
+    # Built once per snapshot for every session watching this run (shared_view), drawn by each.
+    show(shared_view(runner, "curves", lambda: metric_curves(
+        runner.history, [("loss (cross-entropy)", ["train_loss", "test_loss"]), ("accuracy", ["train_acc", "test_acc"])])),
+        key=f"{KEY}.curves")
 
 
 def run_data(runner):
@@ -82,10 +84,11 @@ def draw_layers(runner) -> None:
         return
     with st.expander("Activations and gradients per layer", expanded=runner.config.activation == "sigmoid"):
         st.dataframe(pd.DataFrame(layer_table(first.metrics, snap.metrics)), hide_index=True)
-        show(metric_curves(runner.history, [("‖∂L/∂W‖ per layer", [f"grad_{k}" for k in GRAD_LAYERS]),
-                                            ("mean slope f'(z)", [f"slope_{k}" for k in STAT_LAYERS]),
-                                            ("mean pre-activation z", [f"pre_mean_{k}" for k in STAT_LAYERS])],
-                           log_y=[True, False, False], height=280), key=f"{KEY}.layers")
+        show(shared_view(runner, "layers", lambda: metric_curves(
+            runner.history, [("‖∂L/∂W‖ per layer", [f"grad_{k}" for k in GRAD_LAYERS]),
+                             ("mean slope f'(z)", [f"slope_{k}" for k in STAT_LAYERS]),
+                             ("mean pre-activation z", [f"pre_mean_{k}" for k in STAT_LAYERS])],
+            log_y=[True, False, False], height=280)), key=f"{KEY}.layers")
         st.caption(f"On {N_PROBE} fixed training images. With sigmoids and PyTorch's default initialization the "
                    "pre-activations start with a std near 0.3: the units sit in their linear range (slope near "
                    "the maximum 1/4), not saturated. Two things still slow training: each sigmoid layer scales "
@@ -105,20 +108,24 @@ def draw_insides(runner) -> None:
         return
     left, right = st.columns(2)
     with left:
-        show(image_grid(snap.arrays["filters"], [f"filter {i}" for i in range(6)], ncols=6, symmetric=True,
-                        title="First-layer filters (5x5; red +, blue -)", tile_px=120), key=f"{KEY}.filters")
+        show(shared_view(runner, "filters", lambda: image_grid(
+            snap.arrays["filters"], [f"filter {i}" for i in range(6)], ncols=6, symmetric=True,
+            title="First-layer filters (5x5; red +, blue -)", tile_px=120)), key=f"{KEY}.filters")
         idx = st.slider("Test digit for the feature maps", 0, len(data.y_test) - 1, 0, key=f"{KEY}.digit")
         img = data.x_test[idx:idx + 1]
-        out = probe(runner.config, snap.arrays["state"], img)
+        out = shared_view(runner, "probe", lambda: probe(runner.config, snap.arrays["state"], img), idx)
         st.caption(f"True label **{data.classes[int(data.y_test[idx])]}**, predicted "
                    f"**{data.classes[int(out['probs'][0].argmax())]}** ({out['probs'][0].max():.0%})")
     with right:
-        show(confusion_figure(snap.arrays["confusion"], data.classes), key=f"{KEY}.confusion")
-    show(image_grid(img[:, 0].numpy(), ["input"], ncols=1, tile_px=140), key=f"{KEY}.input")
+        show(shared_view(runner, "confusion", lambda: confusion_figure(snap.arrays["confusion"], data.classes)),
+             key=f"{KEY}.confusion")
+    show(shared_view(runner, "input", lambda: image_grid(img[:, 0].numpy(), ["input"], ncols=1, tile_px=140), idx),
+         key=f"{KEY}.input")
     for layer in ("conv1", "conv2"):
-        show(feature_maps_figure(out[layer][0], layer), key=f"{KEY}.{layer}")
-    wrong = misclassified_figure(data.x_test[:, 0].numpy(), data.y_test.numpy(), snap.arrays["test_pred"],
-                                 data.classes)
+        show(shared_view(runner, layer, lambda layer=layer: feature_maps_figure(out[layer][0], layer), idx),
+             key=f"{KEY}.{layer}")
+    wrong = shared_view(runner, "wrong", lambda: misclassified_figure(
+        data.x_test[:, 0].numpy(), data.y_test.numpy(), snap.arrays["test_pred"], data.classes))
     if wrong is not None:
         show(wrong, key=f"{KEY}.wrong")
     draw_features(runner, first, snap, data)
@@ -141,10 +148,10 @@ def draw_features(runner, first, snap, data) -> None:
         cache = ss.get(f"{KEY}.tsne")
         if st.button("Compute t-SNE at this step", key=f"{KEY}.tsne_go"):
             seed = runner.config.seed
-            cache = (runner, snap.step, *queued("t-SNE of the test features", lambda: (
+            cache = (runner.token, snap.step, *queued("t-SNE of the test features", lambda: (
                 tsne(first.arrays["features"], seed=seed), tsne(snap.arrays["features"], seed=seed))))
             ss[f"{KEY}.tsne"] = cache
-        if cache is None or cache[0] is not runner:  # not an id(): a new run may reuse a freed one's
+        if cache is None or cache[0] is not runner.token:  # the run's token, not an id(): ids are reused
             st.info("Press the button to embed the features before training and at the current step.")
             return
         step, before, after = cache[1], cache[2], cache[3]

@@ -217,12 +217,12 @@ def _cached(name: str, runner, snap, fn):
     store = f"land.{name}"
     if st.button(f"Compute {name} at step {snap.step}", key=f"land.{name}_go"):
         try:
-            ss[store] = (runner, snap.step, queued(f"Computing the {name}", fn))
+            ss[store] = (runner.token, snap.step, queued(f"Computing the {name}", fn))
         except (ValueError, RuntimeError) as exc:
             st.warning(f"Could not compute the {name}: {exc}")
     cache = ss.get(store)
-    # The runner itself, not its id(): a new run may reuse a freed one's id and show the old run's slices.
-    return (cache[1], cache[2]) if cache and cache[0] is runner else (None, None)
+    # The run's token, not an id(): a new run may reuse a freed one's id and show the old run's slices.
+    return (cache[1], cache[2]) if cache and cache[0] is runner.token else (None, None)
 
 
 def landscape_views(runner, snap) -> None:

@@ -102,7 +102,7 @@ with race_tab:
             upto = snap.step
             if runner.status != RUNNING and snap.step > 0:
                 upto = st.slider("Scrub through the steps", 0, snap.step, snap.step,
-                                 key=f"{KEY}.scrub.{id(runner)}.{snap.step}",
+                                 key=f"{KEY}.scrub.{id(runner.token)}.{snap.step}",
                                  help="Drag to replay the race; press Start (or Resume) to continue.")
             minima = surf.minima
             dists = {n: distance_to_minima(p, minima) for n, p in a["paths"].items()} if minima else None
@@ -212,10 +212,10 @@ def draw_net(runner) -> None:
     show(network_curves_figure(runner.history, runner.config.names()), key=f"{KEY}.fig_net_curves")
     ss, cache_key = st.session_state, f"{KEY}.net_plane"
     if st.button("Compute the loss plane at this step", key=f"{KEY}.net_plane_go", disabled=snap.step == 0):
-        ss[cache_key] = (runner, snap.step, queued("Loss on a 25 x 25 grid of the PCA plane", network_plane,
+        ss[cache_key] = (runner.token, snap.step, queued("Loss on a 25 x 25 grid of the PCA plane", network_plane,
                                                    runner.config, snap, device=runner.device))
     cached = ss.get(cache_key)
-    if cached is None or cached[0] is not runner:  # not an id(): a new run may reuse a freed one's
+    if cached is None or cached[0] is not runner.token:  # the run's token, not an id(): ids are reused
         st.caption("Train a while, then press the button: the parameter paths of all copies are projected onto "
                    "the two directions that explain most of their movement, over the loss in that plane.")
         return

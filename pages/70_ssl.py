@@ -156,10 +156,10 @@ def draw_tsne(runner, snap, pres, labels, data) -> None:
     cache = ss.get(f"{KEY}.tsne")
     if st.button("Compute t-SNE at this step", key=f"{KEY}.tsne_go"):
         seed = runner.config.seed
-        cache = (runner, snap.step, queued("t-SNE of the test features", lambda: [
+        cache = (runner.token, snap.step, queued("t-SNE of the test features", lambda: [
             tsne(snap.arrays[p + "features"], seed=seed) for p in pres]))
         ss[f"{KEY}.tsne"] = cache
-    if cache is None or cache[0] is not runner:  # not an id(): a new run may reuse a freed one's
+    if cache is None or cache[0] is not runner.token:  # the run's token, not an id(): ids are reused
         st.info("Press the button to embed the encoder features of the test digits at the current step.")
         return
     cols = st.columns(len(cache[2]))
