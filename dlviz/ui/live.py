@@ -142,6 +142,9 @@ def _status(key: str, runner: Runner, draw_ms: float | None, period: float) -> N
     slow = st.session_state.get(f"{key}._slow_ms")
     cost = (f" · draw {draw_ms:.0f} ms" + (f", views {slow:.0f} ms" if slow is not None else "")
             if draw_ms is not None else "")
+    busy = scheduler().running()
+    if busy > 1 and runner.status == RUNNING:
+        cost += f" · {busy} runs training on this server"
     if period > EVERY_S * 1.5 and runner.status == RUNNING:
         cost += f" · redrawn every {period:.1f} s (a busy server)"
     st.caption(f"**{label}** · step {step} · {runner.compute_seconds:.1f} s of compute on {runner.device.type}"
