@@ -70,11 +70,15 @@ def test_cnn_trains_live_and_the_accuracy_chart_changes(page, app_url):
     assert steps[-1] > steps[0] and steps[-1] > 0, steps  # training advances while we watch
     assert len(set(steps)) >= 4, f"the page should refresh repeatedly while training: {steps}"
     assert chart.inner_html() != before
-    page.locator(FRESH).get_by_role("button", name="⏸ Pause").click()
+    page.keyboard.press("Space")  # the keyboard shortcut of Pause while training (Start's when not)
     page.wait_for_timeout(1500)
     paused = _step(page)
     page.wait_for_timeout(1500)
     assert _step(page) == paused, "a paused run must not advance"
+    page.keyboard.press("KeyS")  # Step: one snapshot, then paused again
+    page.wait_for_timeout(2500)
+    assert _step(page) > paused
+    assert page.locator(FRESH).get_by_text(re.compile(r"paused · step")).count() == 1
     assert _exceptions(page) == []
 
 

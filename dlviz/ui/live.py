@@ -120,12 +120,17 @@ def _control_row(key: str, runner: Runner, config, device, pace_s: float) -> Non
 
     c = st.columns([1, 1, 1, 1, 3])
     running = runner.status == RUNNING
+    # Keyboard (Streamlit reserves C and R): Space starts and pauses (only one of the two is enabled), S steps,
+    # Home resets. Keys typed into a text box stay there.
     c[0].button("▶ Start" if runner.status == IDLE or runner.finished else "▶ Resume", key=f"{key}.play",
-                on_click=play, disabled=running, type="primary", width="stretch")
-    c[1].button("⏸ Pause", key=f"{key}.pause", on_click=pause, disabled=not running, width="stretch")
+                on_click=play, disabled=running, type="primary", width="stretch", shortcut=None if running else "Space",
+                help="Train live (key: Space).")
+    c[1].button("⏸ Pause", key=f"{key}.pause", on_click=pause, disabled=not running, width="stretch",
+                shortcut=None if not running else "Space", help="Pause at the next yield (key: Space).")
     c[2].button("⏭ Step", key=f"{key}.step", on_click=step, disabled=runner.finished, width="stretch",
-                help="Advance one snapshot and pause.")
-    c[3].button("↺ Reset", key=f"{key}.reset", on_click=reset, width="stretch")
+                shortcut="S", help="Advance one snapshot and pause (key: S).")
+    c[3].button("↺ Reset", key=f"{key}.reset", on_click=reset, width="stretch", shortcut="Home",
+                help="A fresh run with the current controls (key: Home).")
     if runner.config != config or runner.device != device:
         c[4].warning("Controls changed during this run: press Reset to apply them.", icon="⚙️")
 
