@@ -172,3 +172,19 @@ def test_sharpness_twins_report_weight_norms_and_the_stability_limit():
     assert out[8]["weight_norm"] != out[256]["weight_norm"]
     text = lsd.sharpness_caption({f"batch {k}": v for k, v in out.items()})
     assert "‖θ‖" in text and "2/η" in text and "of the stability limit" in text
+
+
+def test_long_paths_get_the_same_top_directions_from_the_randomized_svd():
+    """A path past 600 points takes the randomized SVD (a full one of 5,000 x 21,386 took minutes): same top two."""
+    import numpy as np
+
+    from dlviz.analysis.landscape import _top_singular
+
+    rng = np.random.default_rng(3)
+    walk = np.cumsum(rng.standard_normal((700, 900)) * 0.05 + np.outer(np.linspace(0, 1, 700), rng.standard_normal(900))
+                     + np.outer(np.sin(np.linspace(0, 6, 700)), rng.standard_normal(900)), axis=0)
+    walk -= walk.mean(0)
+    s_fast, v_fast = _top_singular(walk, 2)
+    _, s, vt = np.linalg.svd(walk, full_matrices=False)
+    np.testing.assert_allclose(s_fast, s[:2], rtol=1e-6)
+    np.testing.assert_allclose(np.abs((v_fast * vt[:2]).sum(1)), 1.0, atol=1e-6)
