@@ -24,6 +24,7 @@ require_app(__file__)
 KEY = "cnn"
 demo = get_demo("cnn")
 st.title("CNN: LeNet learns to read digits")
+stage = st.container()  # figure first: the buttons and the live curves, above the controls
 config = config_form(demo, KEY)
 try:  # the figures of a run read that run's own data (run_data); this checks the widgets' choice
     load_image_dataset(config.dataset, config.input_size)
@@ -175,4 +176,4 @@ def draw_features(runner, first, snap, data) -> None:
         st.caption("Select points (click, box or lasso) in the right plot to see their digits.")
 
 
-live_run(KEY, demo, config, current_device(), draw, draw_slow=draw_insides)
+live_run(KEY, demo, config, current_device(), draw, draw_slow=draw_insides, stage=stage, views=st.container())

@@ -42,6 +42,7 @@ def _surface_key(config) -> tuple:
 
 def critical_points_section() -> None:
     KEY, demo = "surf", get_demo("critical-points")
+    stage = st.container()  # figure first: buttons and the live view above the controls
     config = config_form(demo, KEY)
     try:
         surface = lsd.surface_for(config)
@@ -147,7 +148,7 @@ def critical_points_section() -> None:
                 st.info("This surface has no saddle in view: descent starts from the surface's start point.")
 
     st.subheader("Gradient descent near a saddle")
-    live_run(KEY, demo, config, current_device(), draw)
+    live_run(KEY, demo, config, current_device(), draw, stage=stage)
 
 
 def mse_ce_section() -> None:
@@ -182,6 +183,7 @@ def mse_ce_section() -> None:
 
 def landscape_section() -> None:
     KEY, demo = "land", get_demo("landscape")
+    stage = st.container()  # figure first: buttons and the live view above the controls
     config = config_form(demo, KEY)
     explain(
         "A small network trains live; on request its loss is evaluated on planes and lines through weight space "
@@ -209,7 +211,7 @@ def landscape_section() -> None:
                                             ("accuracy", ["train_acc", "test_acc"])]), key=f"{KEY}.curves")
         landscape_views(runner, snap)
 
-    live_run(KEY, demo, config, current_device(), draw)
+    live_run(KEY, demo, config, current_device(), draw, stage=stage)
 
 
 def _cached(name: str, runner, snap, fn):

@@ -19,6 +19,7 @@ require_app(__file__)
 KEY = "rnn"
 demo = get_demo("rnn")
 st.title("Recurrent networks: what the gates buy")
+stage = st.container()  # figure first: buttons and the live view above the controls
 config = config_form(demo, KEY)
 
 explain(
@@ -148,4 +149,4 @@ def draw(runner) -> None:
         draw_inside(runner, task)
 
 
-live_run(KEY, demo, config, current_device(), draw)
+live_run(KEY, demo, config, current_device(), draw, stage=stage)

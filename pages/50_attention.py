@@ -35,6 +35,7 @@ part = st.radio("Part", list(PARTS), format_func=PARTS.get, horizontal=True, key
 
 def kernel_part() -> None:
     demo = get_demo("kernel-regression")
+    stage = st.container()  # figure first: buttons and the live view above the controls
     config = config_form(demo, f"{KEY}.kr")
     explain(
         "Nadaraya-Watson regression predicts at a query x a **weighted average of the training targets**, "
@@ -46,7 +47,7 @@ def kernel_part() -> None:
         claim="As w is learned the attention weights concentrate on the nearest training points: the heatmap's "
               "band narrows and the test error falls below the over-smoothed w = 1 kernel's. Without leave-one-out "
               "a point can copy its own target, so w grows without bound and the curve chases the noise.")
-    live_run(f"{KEY}.kr", demo, config, current_device(), draw_kernel)
+    live_run(f"{KEY}.kr", demo, config, current_device(), draw_kernel, stage=stage)
 
 
 def draw_kernel(runner) -> None:
@@ -127,6 +128,7 @@ MAP_NAMES = {"enc_self": "encoder self-attention", "dec_self": "decoder self-att
 
 def transformer_part() -> None:
     demo = get_demo("transformer")
+    stage = st.container()  # figure first: buttons and the live view above the controls
     config = config_form(demo, f"{KEY}.tf")
     explain(
         "A tiny Transformer learns a sequence task from random examples. Every block has multi-head attention: "
@@ -139,7 +141,7 @@ def transformer_part() -> None:
         r"\qquad \operatorname{MultiHead} = [\operatorname{head}_1, \dots, \operatorname{head}_h]\, W^O",
         claim="On reverse, output i must copy input L-1-i: the last cross-attention layer turns into the "
               "anti-diagonal. Without positional encoding it cannot, and accuracy stays low.")
-    live_run(f"{KEY}.tf", demo, config, current_device(), draw_transformer)
+    live_run(f"{KEY}.tf", demo, config, current_device(), draw_transformer, stage=stage)
 
 
 def draw_transformer(runner) -> None:

@@ -22,6 +22,7 @@ if f"{KEY}.view" not in ss:
     ss[f"{KEY}.view"] = st.query_params.get("view", "2d") if st.query_params.get("view") in VIEWS else "2d"
 view = st.radio("Demo", list(VIEWS), format_func=VIEWS.get, horizontal=True, key=f"{KEY}.view",
                 on_change=st.query_params.clear, label_visibility="collapsed")
+stage = st.container()  # figure first: buttons and the live view above the explanation and the controls
 
 explain(
     "A **generator** G maps noise z to samples; a **discriminator** D scores how real a sample looks. They play "
@@ -88,7 +89,7 @@ def page_2d():
                    "Mode collapse (the collapse preset): a clump with a spread near 0 that hits one mode at a time "
                    "but visits many in turn; it can read 0 modes covered while it sits between two modes.")
 
-    live_run(f"{KEY}.2d", demo, config, current_device(), draw)
+    live_run(f"{KEY}.2d", demo, config, current_device(), draw, stage=stage)
 
 
 def page_1d():
@@ -112,7 +113,7 @@ def page_1d():
         show(gan_1d_figure(snap.arrays, cfg.data_mean, title=f"Step {snap.step}"), key=f"{KEY}.1d.fig")
         loss_panels(runner, [("|D - 1/2| and JS", ["d_gap", "js"])])
 
-    live_run(f"{KEY}.1d", demo, config, current_device(), draw)
+    live_run(f"{KEY}.1d", demo, config, current_device(), draw, stage=stage)
 
 
 def page_digits():
@@ -145,7 +146,7 @@ def page_digits():
                  key=f"{KEY}.digits.div")
         loss_panels(runner, [])
 
-    live_run(f"{KEY}.digits", demo, config, current_device(), draw)
+    live_run(f"{KEY}.digits", demo, config, current_device(), draw, stage=stage)
 
 
 {"2d": page_2d, "1d": page_1d, "digits": page_digits}[view]()

@@ -26,6 +26,7 @@ require_app(__file__)
 KEY = "ssl"
 demo = get_demo("ssl")
 st.title("Self-supervised learning: collapse or not")
+stage = st.container()  # figure first: buttons and the live view above the controls
 config = config_form(demo, KEY)
 try:
     data = load_data(config)
@@ -173,4 +174,4 @@ def draw_tsne(runner, snap, pres, labels, data) -> None:
 if not np.isfinite(data.x_train.numpy()).all():
     st.error("The dataset contains NaN or infinite pixels: check the files in $DLVIZ_DATA.")
     st.stop()
-live_run(KEY, demo, config, current_device(), draw)
+live_run(KEY, demo, config, current_device(), draw, stage=stage)

@@ -24,6 +24,7 @@ require_app(__file__)
 KEY = "dino"
 demo = get_demo("dino")
 st.title("DINO: a ViT learns where the object is, without labels")
+stage = st.container()  # figure first: buttons and the live view above the controls
 explain(
     "**DINO** (Caron et al., 2021) trains a *student* ViT to predict the output of a *teacher* ViT on another "
     "crop of the same image. The teacher is not trained by gradients: it is an exponential moving average of "
@@ -123,7 +124,7 @@ def draw_maps(runner) -> None:
                           class_names=tuple(str(i) for i in range(10))))
 
 
-runner = live_run(KEY, demo, config, current_device(), draw, draw_slow=draw_maps)
+runner = live_run(KEY, demo, config, current_device(), draw, draw_slow=draw_maps, stage=stage, views=st.container())
 
 st.subheader("Baseline: the same ViT trained with labels")
 st.caption(f"Cross-entropy on the digit class, same images, {SUPERVISED_STEPS:,} steps (about 90 s on 2 CPU "

@@ -9,6 +9,7 @@ Pause, Step or Reset then gives the session a run of its own (a copy that replay
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from typing import Callable
@@ -118,7 +119,7 @@ def _control_row(key: str, runner: Runner, config, device, pace_s: float) -> Non
         r.request_step()
         sched.start(r, me)
 
-    c = st.columns([1, 1, 1, 1, 3])
+    c = st.columns([1, 1, 1, 1, 1.3])  # wide enough for the label and its key at 1280 px with the sidebar open
     running = runner.status == RUNNING
     # Keyboard (Streamlit reserves C and R): Space starts and pauses (only one of the two is enabled), S steps,
     # Home resets. Keys typed into a text box stay there.
@@ -181,17 +182,22 @@ def shared_view(runner: Runner, name: str, build: Callable[[], object], *parts) 
 
 def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[[Runner], None],
              draw_slow: Callable[[Runner], None] | None = None, every_s: float = EVERY_S,
-             slow_every_s: float = SLOW_EVERY_S, pace_s: float = 0.0) -> Runner:
+             slow_every_s: float = SLOW_EVERY_S, pace_s: float = 0.0, stage=None, views=None) -> Runner:
     """Controls plus a live area that ``draw(runner)`` fills; returns the page's runner.
 
     ``draw`` (metrics, curves) refreshes every ``every_s`` while training; ``draw_slow`` (heavier views) sits in
     a sibling fragment below it that refreshes every ``slow_every_s``, so costly figures do not slow the curves.
     ``pace_s``: at least this long between snapshots (one snapshot per redraw: an animation). Widgets inside
     either area rerun only that area.
+
+    Figure first: ``stage`` (a container the page made right under its title) receives the buttons and the live
+    area, so the first screen of a projector shows them above the controls and the explanation; ``views`` (a
+    container below those) receives the heavier views. Both default to here.
     """
     runner = _runner_for(key, demo, config, device, pace_s)
     runner.pace_s = pace_s  # presentation only: a shared run's numbers do not depend on it
-    _control_row(key, runner, config, device, pace_s)
+    with stage if stage is not None else contextlib.nullcontext():
+        _control_row(key, runner, config, device, pace_s)
     st.session_state[f"{key}._buttons"] = runner.status
     me, sched = session_id(), scheduler()
     period = sched.refresh_period(every_s)  # longer when many sessions watch (see scheduler.DRAW_SHARE)
@@ -218,7 +224,8 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
         if r.status == RUNNING and time.monotonic() - since > 5 and not 0.6 < wanted / used < 1.6:
             st.rerun()  # the server got busier or quieter: a full run sets the new period
 
-    live_area()
+    with stage if stage is not None else contextlib.nullcontext():
+        live_area()
     if draw_slow is not None:
         @st.fragment(run_every=slow_every_s * period / every_s if runner.status == RUNNING else None)
         def slow_area():
@@ -226,7 +233,8 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
             draw_slow(st.session_state[f"{key}._runner"].frozen())
             st.session_state[f"{key}._slow_ms"] = (time.perf_counter() - t0) * 1000
 
-        slow_area()
+        with views if views is not None else contextlib.nullcontext():
+            slow_area()
     return runner
 
 
