@@ -175,3 +175,15 @@ def test_redraws_slow_down_as_more_sessions_watch():
     period = sched.refresh_period(0.2)
     assert 1.5 <= period <= 2.5  # 21 sessions x 50 ms per redraw within half a core: about every 2 s
     assert sched.drawing_sessions() == 21
+
+
+def test_a_paced_run_delivers_at_most_one_snapshot_per_pace():
+    sched = Scheduler(workers=1, slice_s=0.05)
+    r = Runner(WALK, WalkConfig(steps=100_000, every=1, work_s=0.0))
+    r.prime()
+    r.pace_s = 0.25
+    r.play()
+    sched.start(r)
+    time.sleep(1.6)
+    sched.cancel_all()
+    assert 4 <= r.snapshots_seen - 1 <= 8  # about 1.6 / 0.25 = 6.4; unpaced it would be thousands

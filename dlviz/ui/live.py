@@ -22,6 +22,8 @@ from ..runner import DONE, FAILED, IDLE, PAUSED, RUNNING, Runner
 from ..scheduler import scheduler
 from .show import plain
 
+PACES = {"full speed": 0.0, "10 snapshots/s": 0.1, "3 snapshots/s": 1 / 3, "1 snapshot/s": 1.0,
+         "1 every 3 s": 3.0}  # at least this long between snapshots: a 0.3 s phenomenon slowed down to narrate
 EVERY_S = 0.2  # redraw period while running: 0.1 s of training every 0.2 s measured 3.7-4.0 refreshes/s on the
 # CNN page (2 cores, Chromium on the same cores) vs 3.1-3.2 for 0.15 s every 0.25 s, in the same training time
 SLOW_EVERY_S = 1.5  # heavier views (filters, embeddings, galleries): every 1.5 s rather than 1 s took the CNN
@@ -132,8 +134,11 @@ def _control_row(key: str, runner: Runner, config, device, pace_s: float) -> Non
                 shortcut="S", help="Advance one snapshot and pause (key: S).")
     c[3].button("↺ Reset", key=f"{key}.reset", on_click=reset, width="stretch", shortcut="Home",
                 help="A fresh run with the current controls (key: Home).")
+    c[4].select_slider("Speed", list(PACES), key=f"{key}.pace", label_visibility="collapsed",
+                       help="Training speed: full speed, or at most this many snapshots per second, to narrate a "
+                            "fast phenomenon. It changes the pace, not the numbers.")
     if runner.config != config or runner.device != device:
-        c[4].warning("Controls changed during this run: press Reset to apply them.", icon="⚙️")
+        st.warning("Controls changed during this run: press Reset to apply them.", icon="⚙️")
 
 
 def _status(key: str, runner: Runner, draw_ms: float | None, period: float) -> None:
@@ -194,8 +199,14 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
     area, so the first screen of a projector shows them above the controls and the explanation; ``views`` (a
     container below those) receives the heavier views. Both default to here.
     """
+    pace_s = max(pace_s, PACES.get(st.session_state.get(f"{key}.pace"), 0.0))  # the page's own pace, or slower
     runner = _runner_for(key, demo, config, device, pace_s)
-    runner.pace_s = pace_s  # presentation only: a shared run's numbers do not depend on it
+    if runner.pace_s != pace_s and _others_watch(runner, session_id()):
+        runner = st.session_state[f"{key}._runner"] = Runner.copy_of(runner)  # a slower run of one's own:
+        runner.seen(session_id())  # it replays to the shared run's step, then goes on at its own pace
+        runner.play()
+        scheduler().start(runner, session_id())
+    runner.pace_s = pace_s  # presentation only: the numbers do not depend on it
     with stage if stage is not None else contextlib.nullcontext():
         _control_row(key, runner, config, device, pace_s)
     st.session_state[f"{key}._buttons"] = runner.status
