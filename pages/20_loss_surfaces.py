@@ -23,8 +23,12 @@ require_app(__file__)
 
 st.title("Loss surfaces and saddle points")
 SECTIONS = ["Critical points and saddles", "MSE vs cross-entropy", "Landscape of a real network"]
-section = st.segmented_control("Part", SECTIONS, default=SECTIONS[0], key="surf.section") or SECTIONS[0]
 ss = st.session_state
+SECTION_SLUGS = dict(zip(["critical-points", "mse-ce", "landscape"], SECTIONS))
+if "surf.section" not in ss:  # the link names the part shown (?section=landscape)
+    ss["surf.section"] = SECTION_SLUGS.get(st.query_params.get("section", ""), SECTIONS[0])
+section = st.segmented_control("Part", SECTIONS, key="surf.section") or SECTIONS[0]
+st.query_params["section"] = next(k for k, v in SECTION_SLUGS.items() if v == section)
 
 
 def _analysis_failed(config, exc: Exception) -> None:

@@ -40,6 +40,7 @@ race_tab, cond_tab, batch_tab, net_tab = st.tabs(["🏁 Race", "📐 Condition n
                                                   "🧠 Real network"])
 
 with race_tab:
+    stage = st.container()  # figure first: buttons and the race above the explanation
     try:
         surface = resolve_surface(config)
     except FormulaError as exc:
@@ -127,7 +128,7 @@ with race_tab:
                     show(schedule_figure(a["lrs"], runner.config.schedule), key=f"{KEY}.fig_schedule")
             show(curves_figure(a["losses"], dists, upto, f_min), key=f"{KEY}.fig_curves")
 
-        live_run(KEY, demo, config, current_device(), draw, every_s=0.3, pace_s=0.3 if smooth else 0.0)
+        live_run(KEY, demo, config, current_device(), draw, every_s=0.3, pace_s=0.3 if smooth else 0.0, stage=stage)
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def condition_view(kappa: float, steps: int):
@@ -228,6 +229,7 @@ def draw_net(runner) -> None:
 
 
 with net_tab:
+    net_stage = st.container()  # figure first
     explain("Copies of one small MLP (2 → 16 → 16 → 2, tanh) start from **the same initialization** and see **the "
             "same mini-batches** of the two-moons data; only the `torch.optim` optimizer differs. Their paths "
             "live in a space of hundreds of parameters; we project them onto the plane spanned by the top two "
@@ -249,4 +251,4 @@ with net_tab:
     if not net_opts:
         st.warning("Pick at least one optimizer.", icon="🧠")
     else:
-        live_run(f"{KEY}_net", get_demo("optimizers-network"), net_cfg, current_device(), draw_net)
+        live_run(f"{KEY}_net", get_demo("optimizers-network"), net_cfg, current_device(), draw_net, stage=net_stage)

@@ -72,8 +72,11 @@ if bad:
     st.stop()
 st.caption(f"**{fs.name}**: {len(fs.labels):,} examples × {fs.features.shape[1]} dimensions; {fs.description}.")
 
+if f"{KEY}.method" not in ss:  # the link names the method (?method=t-SNE)
+    ss[f"{KEY}.method"] = st.query_params.get("method") if st.query_params.get("method") in ("PCA", "t-SNE") else "PCA"
 method = st.radio("Method", ["PCA", "t-SNE"], horizontal=True, key=f"{KEY}.method",
                   help="PCA is instant. t-SNE optimizes for a few seconds; openTSNE shows it forming.")
+st.query_params["method"] = method
 config = config_form(demo, KEY)  # t-SNE settings; PCA reads only the dimensions
 cache = ss.setdefault(f"{KEY}._cache", {})
 

@@ -42,3 +42,23 @@ def test_one_sessions_settings_never_reach_another():
     assert b.number_input(key="dlviz.seed").value == 0 and not b.toggle(key="dlviz.lecture").value
     assert not any(w.label in ("CPU threads", "Data folder") for w in (*a.number_input, *a.text_input))  # server settings
     assert any("training on this server" in c.value for c in a.sidebar.caption)
+
+
+def _q(at, name: str):
+    value = at.query_params.get(name)
+    return value[0] if isinstance(value, list) else value
+
+
+def test_the_link_keeps_lecture_mode_and_what_the_page_shows():
+    """A refresh with the link restores lecture mode, the loss-surface part and the feature method."""
+    home = open_page(query={"lecture": "1"})  # the app's sidebar (AppTest runs a switched page without it)
+    assert home.toggle(key="dlviz.lecture").value is True and _q(home, "lecture") == "1"
+    home.toggle(key="dlviz.lecture").set_value(False).run()
+    assert "lecture" not in home.query_params
+    at = open_page("pages/20_loss_surfaces.py", query={"section": "landscape"})
+    assert at.session_state["surf.section"] == "Landscape of a real network"
+    assert _q(at, "section") == "landscape"
+    assert "preset" in at.query_params  # the landscape's config form wrote its settings beside it
+    at = open_page("pages/90_features.py", query={"method": "t-SNE"})
+    assert at.session_state["features.method"] == "t-SNE" and _q(at, "method") == "t-SNE"
+    assert not at.exception

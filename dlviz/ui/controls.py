@@ -15,6 +15,9 @@ from .settings import global_seed, lecture_mode
 from .show import plain
 
 
+# Link parameters a page sets itself (which part, view or method is shown; lecture mode): a config form keeps them.
+PAGE_PARAMS = ("lecture", "part", "view", "section", "method")
+
 def _snap_to_choice(value, choices):
     """A number from a link that is not on a select slider snaps to the nearest allowed value."""
     if value in choices or isinstance(value, str):
@@ -86,7 +89,8 @@ def config_form(demo: Demo, key: str, columns: int = 4):
         if claim is not None:  # the check `python -m dlviz verify` runs on seeds nobody tuned on
             text += f" **Claim{' (of the preset, unmodified)' if modified else ''}:** {claim.text}"
         st.caption(text)
-    st.query_params.from_dict({**({"preset": slug} if slug else {}), **to_strings(config, base=base),
+    keep = {k: v for k, v in st.query_params.to_dict().items() if k in PAGE_PARAMS}  # what the page shows
+    st.query_params.from_dict({**keep, **({"preset": slug} if slug else {}), **to_strings(config, base=base),
                                "seed": str(config.seed)})
     return config
 

@@ -27,7 +27,10 @@ h1 { font-size: 2.6rem !important; } h2 { font-size: 2.0rem !important; } h3 { f
 
 
 def _init_from_url() -> None:
-    """The seed comes from a shared link (``?seed=3``) the first time the session sees it."""
+    """The seed (``?seed=3``) and lecture mode (``?lecture=1``) come from the link the first time the session
+    sees them: a refresh with the link keeps the projector settings."""
+    if LECTURE not in st.session_state:
+        st.session_state[LECTURE] = st.query_params.get("lecture", "") in ("1", "true", "on")
     if SEED not in st.session_state:
         try:
             st.session_state[SEED] = int(st.query_params.get("seed", 0))
@@ -79,6 +82,9 @@ def render_sidebar() -> None:
                   help="Larger fonts and figures; the controls start collapsed so the figures fill the projector.")
     if lecture_mode():
         st.markdown(LECTURE_CSS, unsafe_allow_html=True)
+        st.query_params["lecture"] = "1"
+    elif "lecture" in st.query_params:
+        del st.query_params["lecture"]
 
 
 def current_device() -> torch.device:
