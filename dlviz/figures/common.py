@@ -8,20 +8,23 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf")
+# Colour-blind safe: Okabe & Ito's eight (yellow left out: invisible on white), then two of Paul Tol's.
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#882255",
+           "#44AA99", "#999933")
 
 
 def metric_curves(history: Sequence[dict], panels: Sequence[tuple[str, Sequence[str]]], x: str = "step",
                   log_y: Sequence[bool] | None = None, height: int = 320) -> go.Figure:
     """One panel per (title, metric keys) with a line per key over ``x``; rows lacking a key are skipped."""
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[t for t, _ in panels])
+    n = 0  # one colour per series across the panels: the shared legend names each line once, unambiguously
     for col, (_, keys) in enumerate(panels, start=1):
-        for i, k in enumerate(keys):
+        for k in keys:
             rows = [r for r in history if k in r]
             fig.add_trace(go.Scatter(x=[r[x] for r in rows], y=[r[k] for r in rows], mode="lines",
-                                     name=k.replace("_", " "), line=dict(color=PALETTE[i % 10], width=2),
+                                     name=k.replace("_", " "), line=dict(color=PALETTE[n % 10], width=2.5),
                                      legendgroup=str(col)), row=1, col=col)
+            n += 1
         fig.update_xaxes(title_text=x, row=1, col=col)
         if log_y and log_y[col - 1]:
             fig.update_yaxes(type="log", row=1, col=col)

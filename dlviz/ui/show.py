@@ -13,6 +13,7 @@ from .settings import lecture_mode
 # anything else is shown as is. Escaping all of them also disarms Streamlit's own syntax (``$`` math,
 # ``:red[...]`` colors, ``:material/...:`` icons) and HTML.
 _MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
+TITLE_COLOR = "#262730"  # streamlit's text colour
 _AUTOLINK_START = re.compile(r"(?i)(https?|ftp|www|mailto)")
 
 
@@ -34,6 +35,11 @@ def show(fig: go.Figure, key: str | None = None, **kwargs):
     if lecture_mode():
         fig.update_layout(font=dict(size=18))
         fig.update_annotations(font_size=18)
+    # Titles dark, not the theme's light grey: they must read from the back of the room.
+    fig.update_layout(title_font_color=TITLE_COLOR)
+    for note in fig.layout.annotations or ():  # subplot titles; annotations that chose a colour keep it
+        if note.font is None or note.font.color is None:
+            note.font.color = TITLE_COLOR
     return st.plotly_chart(fig, key=key, width="stretch", config={"displaylogo": False}, **kwargs)
 
 
