@@ -355,6 +355,15 @@ class LightClient:
 
 
 # -- the server process --------------------------------------------------------------------------------
+def run_async(coro):
+    """``asyncio.run(coro)`` on a thread of its own: the caller's thread may already run an event loop (pytest's
+    Playwright plugin leaves one in the main thread), where asyncio.run refuses to start."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def server_pid(port: int) -> int | None:
     """The ``streamlit run`` process serving ``port`` (found in /proc: no psutil needed)."""
     for d in Path("/proc").iterdir():
@@ -493,7 +502,7 @@ def _warm_up(base_url: str, load_timeout: float) -> float | None:
         return c.stats.loaded_s
 
     try:
-        return asyncio.run(go())
+        return run_async(go())
     except Exception:  # noqa: BLE001  (the scenario reports what fails)
         return None
 
@@ -513,7 +522,7 @@ def run_scenario(kind: str, n: int, measure_s: float = 15.0, spread_s: float = 1
             out["warm_up_load_s"] = _warm_up(url, load_timeout)
             time.sleep(1.0)
         out["rss_idle_mb"] = rss_mb(pid)
-        clients, marks = asyncio.run(_scenario(url, pid, kind, n, measure_s, spread_s, load_timeout, epochs,
+        clients, marks = run_async(_scenario(url, pid, kind, n, measure_s, spread_s, load_timeout, epochs,
                                                cap_s))
         tracebacks = _log_tracebacks(port)
     client_cpu1 = resource.getrusage(resource.RUSAGE_SELF)
