@@ -59,12 +59,12 @@ def page_2d():
             c = st.columns(3)
             c[0].metric("modes covered", f"{m['modes_covered']:.0f} / {m['modes_total']:.0f}",
                         help="A mode counts when at least 1% of 2,000 samples lie within 3σ of it.")
-            c[1].metric("modes hit now / visited", f"{m['modes_now']:.0f} / {m['modes_visited']:.0f}",
+            c[1].metric("now / visited", f"{m['modes_now']:.0f} / {m['modes_visited']:.0f}",
                         help=f"Modes nearest to at least 1/(2K) of the samples now, and in any snapshot of the last "
                              f"{VISIT_WINDOW} steps: few now but many visited = a clump hopping between modes.")
-            c[2].metric("high-quality samples", f"{m['high_quality']:.0%}", help="Within 3σ of some mode.")
+            c[2].metric("high quality", f"{m['high_quality']:.0%}", help="Within 3σ of some mode.")
         c = st.columns(4)
-        c[0].metric("spread (std ratio)", f"{m['spread']:.2f}",
+        c[0].metric("spread", f"{m['spread']:.2f}",
                     help="Total std of the generated samples / the data's: 1 = as spread out, near 0 = collapsed.")
         c[1].metric("JS divergence", f"{m['js']:.3f}",
                     help="Between histograms of 2,000 real and 2,000 generated samples on a 40x40 grid: 0 for equal "
@@ -104,7 +104,7 @@ def page_1d():
             return
         m = snap.metrics
         c = st.columns(4)
-        c[0].metric("mean |D(x) - 1/2| on the data", f"{m['d_gap']:.3f}")
+        c[0].metric("|D − ½| on data", f"{m['d_gap']:.3f}")
         c[1].metric("JS divergence", f"{m['js']:.3f}", help="Between histograms of 20,000 real and 20,000 generated "
                     "samples on 100 bins over [-4, 6]: 0 for equal histograms, ln 2 = 0.693 when no bin holds both.")
         cfg = runner.config  # the run's data, not the widgets' (they may have changed since it started)
@@ -134,7 +134,7 @@ def page_digits():
         c = st.columns(4)
         c[0].metric("class entropy", f"{m['class_entropy']:.2f}", help="ln 10 = 2.30 is uniform over digits")
         c[1].metric("inception score", f"{m['inception_score']:.2f}", help="between 1 and 10")
-        c[2].metric("classifier confidence", f"{m['confidence']:.0%}", help="mean top probability")
+        c[2].metric("confidence", f"{m['confidence']:.0%}", help="mean top probability")
         c[3].metric("mean D(generated)", f"{m['d_fake']:.2f}")
         left, right = st.columns([1, 1])
         with left:

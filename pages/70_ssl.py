@@ -93,12 +93,14 @@ def metric_row(m: dict, pre: str, label: str, out_dim: int) -> None:
     c[0].markdown(f"**{label}**")
     if pre + "loss" in m:
         c[1].metric("loss", f"{m[pre + 'loss']:.3f}")
-    c[2].metric("kNN accuracy", f"{m[pre + 'knn_acc']:.1%}",
-                delta=f"{m[pre + 'knn_acc'] - m['knn_acc_random_encoder']:+.1%} vs random")
+    c[2].metric("kNN acc.", f"{m[pre + 'knn_acc']:.1%}",
+                delta=f"{m[pre + 'knn_acc'] - m['knn_acc_random_encoder']:+.1%} vs init",
+                help="Weighted cosine kNN (k = 20) on the test digits; the delta is against the same encoder, "
+                     "untrained.")
     ratio = m[pre + "output_std"] / m["output_std_ref"]
-    c[3].metric("output std × √d", f"{ratio:.2f}", help="1 = spread like a Gaussian on the sphere, 0 = collapsed")
+    c[3].metric("std × √d", f"{ratio:.2f}", help="The output's std × √d: 1 = spread like a Gaussian on the sphere, 0 = collapsed")
     if pre + "spread_rank" in m:
-        c[4].metric("effective rank × variance", f"{m[pre + 'spread_rank']:.1f} / {out_dim}",
+        c[4].metric("rank × var", f"{m[pre + 'spread_rank']:.1f}/{out_dim}",
                     help="The effective rank of z/‖z‖ times its total variance (at most 1 on the unit sphere): the "
                          "plain effective rank ignores scale, so a collapse with isotropic residual noise would "
                          f"score high (here {m[pre + 'effective_rank']:.1f}); weighted by its variance it scores 0.")

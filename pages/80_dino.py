@@ -61,19 +61,21 @@ def draw(runner) -> None:
         return
     m = snap.metrics
     c = st.columns(6)
-    c[0].metric("best head IoU (teacher)", f"{m['attn_iou_best']:.2f}",
-                f"{m['attn_iou_best'] - m['attn_iou_random_init']:+.2f} vs random init",
-                help=f"Head {m.get('best_head', 0) + 1:.0f}, the best on 256 other held-out images; the highest IoU "
+    # Short labels and deltas: six columns at 1280 px in lecture mode; the long form is in each help.
+    c[0].metric("best head IoU", f"{m['attn_iou_best']:.2f}",
+                f"{m['attn_iou_best'] - m['attn_iou_random_init']:+.2f} vs init",
+                help=f"The teacher's last layer. Head {m.get('best_head', 0) + 1:.0f}, the best on 256 other held-out images; the highest IoU "
                      f"of any head on these images is {m.get('attn_iou_max', m['attn_iou_best']):.2f}.")
-    c[1].metric("mean IoU over heads", f"{m['attn_iou_mean']:.2f}")
-    c[2].metric("random-init ViT", f"{m['attn_iou_random_init']:.2f}")
-    c[3].metric("brightness baseline", f"{m['brightness_iou']:.2f}",
-                help="The mask kept from a map that is just each patch's brightness: what intensity alone explains.")
-    c[4].metric("attention on object", f"{m['attn_mass_best']:.0%}",
-                f"object is {m['object_share']:.0%} of the patches", delta_color="off",
-                help="The best head's share of CLS attention that lands on object patches. The IoU also asks the "
+    c[1].metric("mean IoU", f"{m['attn_iou_mean']:.2f}", help="The mean over the last layer's heads.")
+    c[2].metric("random ViT", f"{m['attn_iou_random_init']:.2f}", help="The best head of the same ViT, untrained.")
+    c[3].metric("brightness", f"{m['brightness_iou']:.2f}",
+                help="The brightness baseline. The mask kept from a map that is just each patch's brightness: what intensity alone explains.")
+    c[4].metric("on object", f"{m['attn_mass_best']:.0%}",
+                f"object {m['object_share']:.0%}", delta_color="off",
+                help=f"Attention on the object; the object is {m['object_share']:.0%} of the patches. The best head's share of CLS attention that lands on object patches. The IoU also asks the "
                      "60% mask to cover the whole object; a head focused on part of it scores high here, not there.")
-    c[5].metric("teacher entropy", f"{m['teacher_entropy']:.2f}", f"log K = {m['log_k']:.2f}", delta_color="off")
+    c[5].metric("entropy", f"{m['teacher_entropy']:.2f}", f"log K {m['log_k']:.2f}", delta_color="off",
+                help="The entropy of the teacher's mean output (nats); log K is uniform over the K dimensions.")
     st.caption(f"Attention maps and IoUs are measured every {runner.config.eval_every} steps (last: step "
                f"{m['eval_step']:.0f}); the loss and entropies move with every step.")
     show(iou_curves(runner.history), key=f"{KEY}.ioucurves")
