@@ -187,3 +187,19 @@ def test_a_paced_run_delivers_at_most_one_snapshot_per_pace():
     time.sleep(1.6)
     sched.cancel_all()
     assert 4 <= r.snapshots_seen - 1 <= 8  # about 1.6 / 0.25 = 6.4; unpaced it would be thousands
+
+
+def test_exports_of_a_run_read_back():
+    import csv
+    import io
+    import json
+
+    from dlviz.ui.live import history_csv, run_json
+
+    r = Runner(WALK, WalkConfig(steps=20, every=5, work_s=0.0, seed=7))
+    r.run_to_end()
+    rows = list(csv.DictReader(io.StringIO(history_csv(r.history))))
+    assert [int(row["step"]) for row in rows] == [0, 5, 10, 15, 20]
+    assert [float(row["x"]) for row in rows] == [h["x"] for h in r.history]  # repr: exact round trip
+    meta = json.loads(run_json(r, "http://host/walk?seed=7"))
+    assert meta["config"]["seed"] == 7 and meta["steps"] == 20 and meta["status"] == "done"

@@ -10,6 +10,8 @@ Pause, Step or Reset then gives the session a run of its own (a copy that replay
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import time
 import uuid
 from typing import Callable
@@ -121,7 +123,7 @@ def _control_row(key: str, runner: Runner, config, device, pace_s: float) -> Non
         r.request_step()
         sched.start(r, me)
 
-    c = st.columns([1, 1, 1, 1, 1.3])  # wide enough for the label and its key at 1280 px with the sidebar open
+    c = st.columns([1, 1, 1, 1, 1.2, 0.7])  # wide enough for the label and its key at 1280 px, sidebar open
     running = runner.status == RUNNING
     # Keyboard (Streamlit reserves C and R): Space starts and pauses (only one of the two is enabled), S steps,
     # Home resets. Keys typed into a text box stay there.
@@ -139,6 +141,50 @@ def _control_row(key: str, runner: Runner, config, device, pace_s: float) -> Non
                             "fast phenomenon. It changes the pace, not the numbers.")
     if runner.config != config or runner.device != device:
         st.warning("Controls changed during this run: press Reset to apply them.", icon="⚙️")
+    with c[5]:
+        _export(key, runner)
+
+
+def history_csv(rows: list[dict]) -> str:
+    """A run's metrics history as CSV: one column per metric (in order of appearance), one row per snapshot."""
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    return "\n".join([",".join(cols)] + [",".join("" if r.get(c) is None else repr(r[c]) for c in cols)
+                                          for r in rows]) + "\n"
+
+
+def run_json(runner: Runner, link: str = "") -> str:
+    """A run's demo, config (seed included), device, link, step and status as JSON: the run, reproducible."""
+    return json.dumps({"demo": runner.demo.name, "config": dataclasses.asdict(runner.config),
+                       "device": str(runner.device), "link": link,
+                       "steps": runner.latest.step if runner.latest else 0, "status": runner.status},
+                      indent=2, default=str)
+
+
+def _export(key: str, runner: Runner) -> None:
+    """Downloads of the run on screen, made when clicked (from the run as it is then, on a thread of the server
+    that has no session: the runner is captured here): its metrics history as CSV, its config, seed and link as
+    JSON."""
+    def run_now() -> Runner:
+        return runner.frozen()
+
+    try:
+        link = str(st.context.url or "") + ("?" + "&".join(f"{k}={v}" for k, v in st.query_params.to_dict().items())
+                                            if st.query_params else "")
+    except Exception:  # no browser context (bare runs, tests)
+        link = ""
+
+    def csv() -> str:
+        return history_csv(run_now().history)
+
+    def config_json() -> str:
+        return run_json(run_now(), link)
+
+    with st.popover("⬇", help="Export: the run's metrics (CSV) and its settings and link (JSON), as they are "
+                                    "when you click."):
+        st.download_button("Metrics history (CSV)", csv, file_name=f"{key}-metrics.csv", mime="text/csv",
+                           key=f"{key}.export_csv", on_click="ignore")
+        st.download_button("Config and link (JSON)", config_json, file_name=f"{key}-run.json",
+                           mime="application/json", key=f"{key}.export_json", on_click="ignore")
 
 
 def _status(key: str, runner: Runner, draw_ms: float | None, period: float) -> None:
