@@ -72,3 +72,13 @@ def test_verify_cli_end_to_end(capsys):
     assert row["demo"] == "kernel-regression" and row["preset"] == "learned-width"
     assert row["passes"] == 2 and row["holds"] and rc == 0
     assert set(row["figures"][0]) >= {"w", "mse_learned"}
+
+
+def test_a_claim_about_a_share_of_seeds_holds_at_its_share():
+    from dlviz.verify import Outcome
+
+    five = [100, 101, 102, 103, 104]
+    event = Outcome("d", "p", "c", five, passed=[True, True, True, False, False])
+    assert not event.holds  # an event claimed outright needs 4 of 5
+    lottery = Outcome("d", "p", "c", five, passed=[True, True, False, False, False], share=0.4)
+    assert lottery.holds and not Outcome("d", "p", "c", five, passed=[True] + [False] * 4, share=0.4).holds

@@ -213,6 +213,9 @@ class Claim:
     # True when the preset's point is that the run stops with a message ("learning rate too high"): then only a
     # failed run can hold, and ``check`` reads its ``message``; otherwise a failed run never holds.
     diverges: bool = False
+    # A claim about a lottery ("on about half of the seeds ..."): ``check`` is the event, and over seeds the claim
+    # holds when at least this share of them pass. None: the event itself is claimed (4 of 5 unseen seeds).
+    share: float | None = None
 
     def holds(self, summary: dict) -> bool:
         """The check, with a missing figure or a failed run counted as not holding (never an exception)."""
