@@ -142,7 +142,11 @@ class Config:
 
 
 PRESETS = {
-    "reverse": Preset("Reverse 8 digits (encoder-decoder)", Config(),
+    # One encoder and one decoder block (the default is 2): with 2, the routing is shared between the two
+    # cross-attention layers and the last one's best head ends below 0.8 on the anti-diagonal on most seeds.
+    # Measured, 600 steps, token accuracy 1.0 throughout, best-head anti-diagonal mass: 2 layers, seeds 0-5: 0.90,
+    # 0.69, 0.64, 0.78, 0.67, 0.81; 1 layer, seeds 0-9: 0.88, 0.82, 0.88, 0.88, 0.85, 0.89, 0.93, 0.87, 0.87, 0.94.
+    "reverse": Preset("Reverse 8 digits (encoder-decoder, one block each)", Config(layers=1),
                       "The cross-attention turns into the anti-diagonal: output i reads input 7 - i.",
                       Claim("after 600 steps token accuracy >= 95% and the best last-layer cross-attention head puts "
                             ">= 80% of its weight on the anti-diagonal (output i reads input 7 - i)",

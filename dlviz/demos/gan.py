@@ -86,7 +86,7 @@ PRESETS = {
     # seed 1, 1 on the others) and 8 modes visited within 500 steps on all ten (d_lr 1e-4: seed 3 covered 8).
     "ring-collapse": Preset("Ring of 8: mode collapse (G learns 100x faster than D)",
                             Config(g_lr=3e-3, d_lr=3e-5, batch_size=64, steps=2000),
-                            "Textbook collapse: the samples mostly form one tight clump (spread often a fraction of "
+                            "Textbook collapse: the samples mostly form one tight clump (spread often under 0.1 of "
                             "the data's, widening at times) "
                             "that hops around the ring. 'Modes covered' mostly reads 0 or 1, since the clump often "
                             "sits between modes, while 'modes visited' over 500 steps reaches 7-8: one mode at a "
