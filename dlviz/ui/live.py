@@ -125,7 +125,8 @@ def _control_row(key: str, runner: Runner, config, device, pace_s: float) -> Non
 
     c = st.columns([1, 1, 1, 1, 1.2, 0.7])  # wide enough for the label and its key at 1280 px, sidebar open
     running = runner.status == RUNNING
-    # Keyboard (Streamlit reserves C and R): Space starts and pauses (only one of the two is enabled), S steps,
+    # Keyboard (Streamlit reserves C and R; S did not reach the Step button once the speed slider was added, N
+    # does): Space starts and pauses (only one of the two is enabled), N steps,
     # Home resets. Keys typed into a text box stay there.
     c[0].button("▶ Start" if runner.status == IDLE or runner.finished else "▶ Resume", key=f"{key}.play",
                 on_click=play, disabled=running, type="primary", width="stretch", shortcut=None if running else "Space",
@@ -133,7 +134,7 @@ def _control_row(key: str, runner: Runner, config, device, pace_s: float) -> Non
     c[1].button("⏸ Pause", key=f"{key}.pause", on_click=pause, disabled=not running, width="stretch",
                 shortcut=None if not running else "Space", help="Pause at the next yield (key: Space).")
     c[2].button("⏭ Step", key=f"{key}.step", on_click=step, disabled=runner.finished, width="stretch",
-                shortcut="S", help="Advance one snapshot and pause (key: S).")
+                shortcut="N", help="Advance one snapshot (next) and pause (key: N).")
     c[3].button("↺ Reset", key=f"{key}.reset", on_click=reset, width="stretch", shortcut="Home",
                 help="A fresh run with the current controls (key: Home).")
     c[4].select_slider("Speed", list(PACES), key=f"{key}.pace", label_visibility="collapsed",
