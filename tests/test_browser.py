@@ -77,8 +77,7 @@ def test_cnn_trains_live_and_the_accuracy_chart_changes(page, app_url):
     paused = _step(page)
     page.wait_for_timeout(1500)
     assert _step(page) == paused, "a paused run must not advance"
-    page.evaluate("document.activeElement && document.activeElement.blur()")  # keys typed into a focused widget stay there
-    page.keyboard.press("KeyN")  # Step (next): one snapshot, then paused again
+    page.locator(FRESH).get_by_role("button", name="⏭ Step").first.click()  # one snapshot, then paused again
     deadline = time.monotonic() + 30
     while _step(page) == paused and time.monotonic() < deadline:
         page.wait_for_timeout(300)
