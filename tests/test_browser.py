@@ -71,7 +71,7 @@ def test_cnn_trains_live_and_the_accuracy_chart_changes(page, app_url):
     assert steps[-1] > steps[0] and steps[-1] > 0, steps  # training advances while we watch
     assert len(set(steps)) >= 4, f"the page should refresh repeatedly while training: {steps}"
     assert chart.inner_html() != before
-    page.keyboard.press("Space")  # the keyboard shortcut of Pause while training (Start's when not)
+    page.locator(FRESH).get_by_role("button", name="⏸ Pause").first.click()
     status = page.locator(FRESH).get_by_text(re.compile(r"paused · step")).first
     status.wait_for(timeout=30_000)  # a busy server redraws less often (the caption says so)
     paused = _step(page)
