@@ -92,27 +92,29 @@ class Scheduler:
         self._known: weakref.WeakSet[Runner] = weakref.WeakSet()
         self._threads: list[threading.Thread] = []
         self.slices = 0  # slices trained (the load benchmark reads it)
-        self._drawers: dict[str, float] = {}  # session -> when it last redrew a live area
-        self._draw_s = 0.05  # running mean of one live redraw's cost, seconds
+        self._drawers: dict[str, tuple[float, float]] = {}  # session -> (when it last redrew a live run, its cost)
 
     # -- drawing budget ---------------------------------------------------------------------------------
     def drew(self, session: str, seconds: float) -> None:
-        """A session redrew a live area, which took ``seconds``."""
-        self._drawers[session] = time.monotonic()
-        self._draw_s += 0.2 * (min(seconds, 2.0) - self._draw_s)
+        """A session redrew the live area of a training run, which took ``seconds`` (a running mean per session)."""
+        _, before = self._drawers.get(session, (0.0, seconds))
+        self._drawers[session] = (time.monotonic(), before + 0.3 * (min(seconds, 2.0) - before))
 
     def drawing_sessions(self, within_s: float = 5.0) -> int:
+        return len(self._recent(within_s))
+
+    def _recent(self, within_s: float) -> list[float]:
         now = time.monotonic()
-        for s, t in list(self._drawers.items()):
+        for s, (t, _) in list(self._drawers.items()):
             if now - t > 60:
                 self._drawers.pop(s, None)
-        return sum(1 for t in list(self._drawers.values()) if now - t <= within_s)
+        return [cost for t, cost in list(self._drawers.values()) if now - t <= within_s]
 
     def refresh_period(self, every_s: float) -> float:
         """The live redraw period for every session now: ``every_s`` while the server is lightly used, longer as
         more sessions watch, so that their redraws together take at most DRAW_SHARE of a core."""
-        n = max(1, self.drawing_sessions())
-        return round(min(5.0, max(every_s, n * self._draw_s / DRAW_SHARE)), 2)
+        load = sum(self._recent(5.0))  # seconds of drawing per round of redraws of every watching session
+        return round(min(5.0, max(every_s, load / DRAW_SHARE)), 2)
 
     # -- training ----------------------------------------------------------------------------------------
     def start(self, runner: Runner, session: str | None = None, key: tuple | None = None) -> None:

@@ -64,8 +64,8 @@ def test_cnn_trains_live_and_the_accuracy_chart_changes(page, app_url):
     chart = page.locator(FRESH).locator(".js-plotly-plot").first
     before = chart.inner_html()
     page.locator(FRESH).get_by_role("button", name="▶ Start").click()
-    steps = []
-    for _ in range(12):
+    steps, deadline = [], time.monotonic() + 45  # a busy machine redraws less often (the caption says so)
+    while (len(steps) < 12 or len(set(steps)) < 4) and time.monotonic() < deadline:
         page.wait_for_timeout(700)
         steps.append(_step(page))
     assert steps[-1] > steps[0] and steps[-1] > 0, steps  # training advances while we watch

@@ -274,7 +274,8 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
         draw(frozen)
         spent = time.perf_counter() - t0
         ss[f"{key}._draw_ms"] = spent * 1000
-        sched.drew(me, spent)
+        if r.status == RUNNING:  # timed redraws only: a page drawn once does not load the server
+            sched.drew(me, spent)
         if (r.status == RUNNING) != (ss.get(f"{key}._buttons") == RUNNING):
             st.rerun()  # the run ended or paused since the buttons were drawn: redraw them, set the timer
         used, since = ss[f"{key}._period"]
