@@ -85,8 +85,8 @@ def _bench_classroom(device: torch.device) -> dict:
     """A class on one server: N light websocket clients (no browser) open the CNN page and press Start, either
     all the same link (one shared run) or each its own seed (N runs); refreshes per second of the live area,
     first update, steps, exceptions and server memory per N. N from $DLVIZ_BENCH_CLIENTS (default 1,5,10,20,40).
-    See dlviz.loadtest. Trains on the server's own device choice, not ``device``."""
-    from .loadtest import classroom
+    See dlviz.ui.loadtest. Trains on the server's own device choice, not ``device``."""
+    from .ui.loadtest import classroom
 
     return {"scenarios": classroom()}
 

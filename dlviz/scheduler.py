@@ -37,7 +37,7 @@ from .runner import PAUSED, RUNNING, Runner
 SLICE_S = 0.1  # training per turn: short enough that ten runs each move several times a second
 DRAW_SHARE = 0.5  # of one core: what all sessions' live redraws may take together (python holds one lock, the
 # GIL, for drawing and for the training loop's own python: without a cap, five sessions redrawing the CNN page
-# five times a second cut a shared run's training from 700 to 107 steps in 15 s; measured with dlviz.loadtest)
+# five times a second cut a shared run's training from 700 to 107 steps in 15 s; measured with dlviz.ui.loadtest)
 
 
 def default_workers(device_type: str = "cpu") -> int:

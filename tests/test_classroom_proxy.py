@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 
-from dlviz.loadtest import run_async
+from dlviz.ui.loadtest import run_async
 from pathlib import Path
 
 SPEC = importlib.util.spec_from_file_location("classroom", Path(__file__).resolve().parents[1] / "tools" / "classroom.py")

@@ -1,11 +1,11 @@
 """The classroom load test's own client, on a served app: two light websocket clients open the same CNN link,
-press Start, and watch one shared run (no browser; see dlviz.loadtest)."""
+press Start, and watch one shared run (no browser; see dlviz.ui.loadtest)."""
 
 from __future__ import annotations
 
 import pytest
 
-from dlviz.loadtest import run_scenario
+from dlviz.ui.loadtest import run_scenario
 
 pytestmark = pytest.mark.slow
 

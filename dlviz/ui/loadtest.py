@@ -403,7 +403,7 @@ def cpu_s(pid: int | None) -> float | None:
 
 def _log_tracebacks(port: int) -> list[str]:
     """The last lines of each traceback in the server's log (serve_app writes it beside app.py)."""
-    from .browser import ROOT
+    from ..browser import ROOT
 
     try:
         text = (ROOT / f".streamlit-{port}.log").read_text(errors="replace")
@@ -510,7 +510,7 @@ def _warm_up(base_url: str, load_timeout: float) -> float | None:
 def run_scenario(kind: str, n: int, measure_s: float = 15.0, spread_s: float = 1.0, load_timeout: float = 90.0,
                  epochs: int = 60, cap_s: float = 240.0, warm_up: bool = True, env: dict | None = None) -> dict:
     """A fresh app, ``n`` clients of scenario ``kind`` ("same" or "different"): the figures, one dict."""
-    from .browser import serve_app
+    from ..browser import serve_app
 
     client_cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     out: dict = {}
@@ -627,7 +627,7 @@ def classroom(clients=None, scenarios=None, measure_s: float = 15.0, echo: bool 
     return results
 
 
-def main() -> int:  # python -m dlviz.loadtest [N,N,...]: the table only
+def main() -> int:  # python -m dlviz.ui.loadtest [N,N,...]: the table only
     import sys
 
     classroom(clients=client_counts() if len(sys.argv) < 2 else [int(x) for x in sys.argv[1].split(",")])
