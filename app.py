@@ -5,7 +5,9 @@ Start with ``streamlit run app.py``. Pages live in ``pages/``; each is listed on
 
 import streamlit as st
 
+from dlviz.i18n import _
 from dlviz.ui import lecture_mode, render_sidebar
+from dlviz.ui.settings import init_from_link
 from dlviz.ui.topics import discover, mark_app_ran, pending_redirect
 
 st.set_page_config(page_title="dlviz", page_icon="🧠", layout="wide",
@@ -15,24 +17,25 @@ TOPICS = discover()
 
 
 def home() -> None:
-    st.title("dlviz: deep learning, training live")
-    st.markdown("Each page trains a small model **in front of you**, on data that ships with the app, so every "
-                "demo works offline. Pick a topic, press **▶ Start**, and move the sliders. "
-                "The link in the address bar reproduces the run: share it.")
+    st.title(_("dlviz: deep learning, training live"))
+    st.markdown(_("Each page trains a small model **in front of you**, on data that ships with the app, so every "
+                  "demo works offline. Pick a topic, press **▶ Start**, and move the sliders. "
+                  "The link in the address bar reproduces the run: share it."))
     cols = st.columns(3)
     for i, t in enumerate(TOPICS):
         with cols[i % 3].container(border=True):
             if t.thumbnail is not None:
                 st.image(str(t.thumbnail), width="stretch")
-            st.page_link(str(t.path), label=f"**{t.title}**", icon=t.icon)
-            st.caption(t.summary)
+            st.page_link(str(t.path), label=f"**{_(t.title)}**", icon=t.icon)  # docstrings: dlviz.i18n_extract
+            st.caption(_(t.summary))
 
 
-pages = [st.Page(home, title="Home", icon="🏠", default=True)]
-by_path = {str(t.path): st.Page(str(t.path), title=t.title, icon=t.icon, url_path=t.slug) for t in TOPICS}
-nav = st.navigation(pages + list(by_path.values()))
 mark_app_ran()
 goto = pending_redirect()
+init_from_link(goto[1] if goto is not None else None)  # the link's language: the navigation's titles use it
+pages = [st.Page(home, title=_("Home"), icon="🏠", default=True)]
+by_path = {str(t.path): st.Page(str(t.path), title=_(t.title), icon=t.icon, url_path=t.slug) for t in TOPICS}
+nav = st.navigation(pages + list(by_path.values()))
 if goto is not None and goto[0] in by_path:  # a cold link to a page: go there, keeping its settings
     st.switch_page(by_path[goto[0]], query_params=goto[1])
 render_sidebar()

@@ -8,9 +8,25 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..i18n import N_, _
+
 # Colour-blind safe: Okabe & Ito's eight (yellow left out: invisible on white), then two of Paul Tol's.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#882255",
            "#44AA99", "#999933")
+# Latin text first, then the CJK fonts a Chinese desktop has (Linux, macOS, Windows), so Chinese never shows as boxes.
+FONT_FAMILY = ('"Open Sans", "Noto Sans CJK SC", "Source Han Sans SC", "PingFang SC", "Microsoft YaHei", '
+               '"WenQuanYi Micro Hei", sans-serif')
+
+# Legend names of the metrics the pages plot (a metric key with "_" as spaces); translated where drawn.
+METRIC_NAMES = (N_("train loss"), N_("test loss"), N_("train acc"), N_("test acc"), N_("loss"), N_("accuracy"),
+                N_("d loss"), N_("g loss"), N_("d real"), N_("d fake"), N_("diversity"), N_("class entropy"),
+                N_("confidence"), N_("diag mass"), N_("kl divergence"), N_("seq acc"), N_("token acc"),
+                N_("mse learned"), N_("mse nonparametric"), N_("step"), N_("iteration"))
+
+
+def metric_name(key: str) -> str:
+    """A metric key as a legend shows it: ``test_acc`` -> "test acc", translated when the catalogue has it."""
+    return _(key.replace("_", " "))
 
 
 def metric_curves(history: Sequence[dict], panels: Sequence[tuple[str, Sequence[str]]], x: str = "step",
@@ -22,10 +38,10 @@ def metric_curves(history: Sequence[dict], panels: Sequence[tuple[str, Sequence[
         for k in keys:
             rows = [r for r in history if k in r]
             fig.add_trace(go.Scatter(x=[r[x] for r in rows], y=[r[k] for r in rows], mode="lines",
-                                     name=k.replace("_", " "), line=dict(color=PALETTE[n % 10], width=2.5),
+                                     name=metric_name(k), line=dict(color=PALETTE[n % 10], width=2.5),
                                      legendgroup=str(col)), row=1, col=col)
             n += 1
-        fig.update_xaxes(title_text=x, row=1, col=col)
+        fig.update_xaxes(title_text=metric_name(x), row=1, col=col)
         if log_y and log_y[col - 1]:
             fig.update_yaxes(type="log", row=1, col=col)
     fig.update_layout(height=height, margin=dict(l=40, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.25))
@@ -114,6 +130,6 @@ def embedding_scatter(coords: np.ndarray, labels: np.ndarray, title: str = "", h
             fig.add_trace(go.Scatter3d(x=coords[m, 0], y=coords[m, 1], z=coords[m, 2], **common))
         else:
             fig.add_trace(go.Scatter(x=coords[m, 0], y=coords[m, 1], **common))
-    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10), legend_title="class",
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10), legend_title=_("class"),
                       dragmode="select" if coords.shape[1] == 2 else None)
     return fig

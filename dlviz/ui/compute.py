@@ -6,6 +6,7 @@ from typing import Any, Callable
 
 import streamlit as st
 
+from ..i18n import _
 from ..scheduler import scheduler
 
 
@@ -17,7 +18,8 @@ def queued(label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any
     box = st.empty()
     while not job.done.wait(0.25):
         ahead = job.ahead()
-        box.info(f"{label}: {ahead} computation{'s' if ahead != 1 else ''} ahead of yours, waiting..."
+        box.info((_("{label}: 1 computation ahead of yours, waiting...") if ahead == 1 else
+                  _("{label}: {n} computations ahead of yours, waiting...")).format(label=label, n=ahead)
                  if ahead else f"{label}...", icon="⏳")
     box.empty()
     return job.wait(0)

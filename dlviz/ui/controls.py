@@ -11,12 +11,14 @@ import streamlit as st
 
 from ..config import ConfigError, spec_of, to_strings, with_overrides
 from ..demos.base import Demo
+from ..i18n import _
 from .settings import global_seed, lecture_mode
 from .show import plain
 
 
-# Link parameters a page sets itself (which part, view or method is shown; lecture mode): a config form keeps them.
-PAGE_PARAMS = ("lecture", "part", "view", "section", "method")
+# Link parameters a page sets itself (which part, view or method is shown; lecture mode, language): a config form
+# keeps them.
+PAGE_PARAMS = ("lecture", "lang", "part", "view", "section", "method")
 
 def _snap_to_choice(value, choices):
     """A number from a link that is not on a select slider snaps to the nearest allowed value."""
@@ -56,7 +58,7 @@ def config_form(demo: Demo, key: str, columns: int = 4):
         ss[f"{key}.preset"] = slug
         ss[store] = config
         for p in problems:
-            st.warning(f"Ignored a setting from the link: {plain(p)}")
+            st.warning(_("Ignored a setting from the link: {problem}").format(problem=plain(p)))
     fields = [f for f in dataclasses.fields(demo.config_cls) if spec_of(f).widget]
     for f in fields:
         if f"{key}.{f.name}" not in ss:
@@ -68,11 +70,11 @@ def config_form(demo: Demo, key: str, columns: int = 4):
         for f in fields:
             ss[f"{key}.{f.name}"] = getattr(preset, f.name)
 
-    with st.expander("Controls", expanded=not lecture_mode()):
-        if demo.presets:
-            st.selectbox("Preset", list(demo.presets), key=f"{key}.preset", on_change=apply_preset,
-                         format_func=lambda s: demo.presets[s].title,
-                         help="A preset reproduces one textbook phenomenon; change any control afterwards.")
+    with st.expander(_("Controls"), expanded=not lecture_mode()):
+        if demo.presets:  # the texts of presets and params are translated where shown (see dlviz.i18n_extract)
+            st.selectbox(_("Preset"), list(demo.presets), key=f"{key}.preset", on_change=apply_preset,
+                         format_func=lambda s: _(demo.presets[s].title),
+                         help=_("A preset reproduces one textbook phenomenon; change any control afterwards."))
         cols = st.columns(columns)
         for i, f in enumerate(fields):
             with cols[i % columns]:
@@ -85,9 +87,10 @@ def config_form(demo: Demo, key: str, columns: int = 4):
     if slug in demo.presets:
         note, claim = demo.presets[slug].note, demo.presets[slug].claim
         modified = dataclasses.replace(config, seed=base.seed) != base
-        text = ("Modified from the preset. " if modified else "") + note
+        text = (_("Modified from the preset.") + " " if modified else "") + _(note)
         if claim is not None:  # the check `python -m dlviz verify` runs on seeds nobody tuned on
-            text += f" **Claim{' (of the preset, unmodified)' if modified else ''}:** {claim.text}"
+            text += " **" + (_("Claim (of the preset, unmodified):") if modified else _("Claim:")) + "** " \
+                + _(claim.text)
         st.caption(text)
     keep = {k: v for k, v in st.query_params.to_dict().items() if k in PAGE_PARAMS}  # what the page shows
     st.query_params.from_dict({**keep, **({"preset": slug} if slug else {}), **to_strings(config, base=base),
@@ -97,18 +100,19 @@ def config_form(demo: Demo, key: str, columns: int = 4):
 
 def _widget(f: dataclasses.Field, wkey: str):
     spec = spec_of(f)
-    label, default = spec.label or f.name.replace("_", " "), f.default
+    label, default = _(spec.label) if spec.label else f.name.replace("_", " "), f.default
+    help = _(spec.help)
     if isinstance(default, bool):
-        return st.toggle(label, key=wkey, help=spec.help)
-    if spec.choices is not None and isinstance(default, str):
-        return st.selectbox(label, spec.choices, key=wkey, help=spec.help)
+        return st.toggle(label, key=wkey, help=help)
+    if spec.choices is not None and isinstance(default, str):  # values stay; a choice marked N_() shows translated
+        return st.selectbox(label, spec.choices, key=wkey, help=help, format_func=_)
     if spec.choices is not None:
-        return st.select_slider(label, options=list(spec.choices), key=wkey, help=spec.help)
+        return st.select_slider(label, options=list(spec.choices), key=wkey, help=help)
     if isinstance(default, (int, float)) and spec.lo is not None and spec.hi is not None:
         step = spec.step if spec.step is not None else (1 if isinstance(default, int) else None)
         cast = type(default)
         return st.slider(label, cast(spec.lo), cast(spec.hi), key=wkey, step=cast(step) if step else None,
-                         help=spec.help)
+                         help=help)
     if isinstance(default, (int, float)):
-        return st.number_input(label, key=wkey, help=spec.help)
-    return st.text_input(label, key=wkey, help=spec.help)
+        return st.number_input(label, key=wkey, help=help)
+    return st.text_input(label, key=wkey, help=help)

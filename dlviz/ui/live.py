@@ -20,12 +20,13 @@ import streamlit as st
 import torch
 
 from ..demos.base import Demo
+from ..i18n import N_, _, current_language
 from ..runner import DONE, FAILED, IDLE, PAUSED, RUNNING, Runner
 from ..scheduler import scheduler
 from .show import plain
 
-PACES = {"full speed": 0.0, "10 snapshots/s": 0.1, "3 snapshots/s": 1 / 3, "1 snapshot/s": 1.0,
-         "1 every 3 s": 3.0}  # at least this long between snapshots: a 0.3 s phenomenon slowed down to narrate
+PACES = {N_("full speed"): 0.0, N_("10 snapshots/s"): 0.1, N_("3 snapshots/s"): 1 / 3, N_("1 snapshot/s"): 1.0,
+         N_("1 every 3 s"): 3.0}  # at least this long between snapshots: a 0.3 s phenomenon slowed down to narrate
 EVERY_S = 0.2  # redraw period while running: 0.1 s of training every 0.2 s measured 3.7-4.0 refreshes/s on the
 # CNN page (2 cores, Chromium on the same cores) vs 3.1-3.2 for 0.15 s every 0.25 s, in the same training time
 SLOW_EVERY_S = 1.5  # heavier views (filters, embeddings, galleries): every 1.5 s rather than 1 s took the CNN
@@ -128,20 +129,20 @@ def _control_row(key: str, runner: Runner, config, device, pace_s: float) -> Non
     # Keyboard (Streamlit reserves C and R; S did not reach the Step button once the speed slider was added, N
     # does): Space starts and pauses (only one of the two is enabled), N steps,
     # Home resets. Keys typed into a text box stay there.
-    c[0].button("▶ Start" if runner.status == IDLE or runner.finished else "▶ Resume", key=f"{key}.play",
+    c[0].button(_("▶ Start") if runner.status == IDLE or runner.finished else _("▶ Resume"), key=f"{key}.play",
                 on_click=play, disabled=running, type="primary", width="stretch", shortcut=None if running else "Space",
-                help="Train live (key: Space).")
-    c[1].button("⏸ Pause", key=f"{key}.pause", on_click=pause, disabled=not running, width="stretch",
-                shortcut=None if not running else "Space", help="Pause at the next yield (key: Space).")
-    c[2].button("⏭ Step", key=f"{key}.step", on_click=step, disabled=runner.finished, width="stretch",
-                shortcut="N", help="Advance one snapshot (next) and pause (key: N).")
-    c[3].button("↺ Reset", key=f"{key}.reset", on_click=reset, width="stretch", shortcut="Home",
-                help="A fresh run with the current controls (key: Home).")
-    c[4].select_slider("Speed", list(PACES), key=f"{key}.pace", label_visibility="collapsed",
-                       help="Training speed: full speed, or at most this many snapshots per second, to narrate a "
-                            "fast phenomenon. It changes the pace, not the numbers.")
+                help=_("Train live (key: Space)."))
+    c[1].button(_("⏸ Pause"), key=f"{key}.pause", on_click=pause, disabled=not running, width="stretch",
+                shortcut=None if not running else "Space", help=_("Pause at the next yield (key: Space)."))
+    c[2].button(_("⏭ Step"), key=f"{key}.step", on_click=step, disabled=runner.finished, width="stretch",
+                shortcut="N", help=_("Advance one snapshot (next) and pause (key: N)."))
+    c[3].button(_("↺ Reset"), key=f"{key}.reset", on_click=reset, width="stretch", shortcut="Home",
+                help=_("A fresh run with the current controls (key: Home)."))
+    c[4].select_slider(_("Speed"), list(PACES), key=f"{key}.pace", label_visibility="collapsed", format_func=_,
+                       help=_("Training speed: full speed, or at most this many snapshots per second, to narrate a "
+                              "fast phenomenon. It changes the pace, not the numbers."))
     if runner.config != config or runner.device != device:
-        st.warning("Controls changed during this run: press Reset to apply them.", icon="⚙️")
+        st.warning(_("Controls changed during this run: press Reset to apply them."), icon="⚙️")
     with c[5]:
         _export(key, runner)
 
@@ -180,48 +181,54 @@ def _export(key: str, runner: Runner) -> None:
     def config_json() -> str:
         return run_json(run_now(), link)
 
-    with st.popover("⬇", help="Export: the run's metrics (CSV) and its settings and link (JSON), as they are "
-                                    "when you click."):
-        st.download_button("Metrics history (CSV)", csv, file_name=f"{key}-metrics.csv", mime="text/csv",
+    with st.popover("⬇", help=_("Export: the run's metrics (CSV) and its settings and link (JSON), as they are "
+                                "when you click.")):
+        st.download_button(_("Metrics history (CSV)"), csv, file_name=f"{key}-metrics.csv", mime="text/csv",
                            key=f"{key}.export_csv", on_click="ignore")
-        st.download_button("Config and link (JSON)", config_json, file_name=f"{key}-run.json",
+        st.download_button(_("Config and link (JSON)"), config_json, file_name=f"{key}-run.json",
                            mime="application/json", key=f"{key}.export_json", on_click="ignore")
 
 
 def _status(key: str, runner: Runner, draw_ms: float | None, period: float) -> None:
     step = max(runner.latest.step if runner.latest else 0, runner.progress_step)
-    label = {IDLE: "ready", RUNNING: "training", PAUSED: "paused", DONE: "finished", FAILED: "stopped"}[runner.status]
+    label = {IDLE: _("ready"), RUNNING: _("training"), PAUSED: _("paused"), DONE: _("finished"),
+             FAILED: _("stopped")}[runner.status]
     if runner.stepping:
-        label = "stepping"
+        label = _("stepping")
     if runner.replaying and runner.status == RUNNING:
-        label = f"catching up (replaying to step {runner._replay_to})"
+        label = _("catching up (replaying to step {step})").format(step=runner._replay_to)
     watchers = runner.watchers()
-    shared = f" · shared: {watchers} sessions watch this run" if watchers > 1 else ""
+    shared = _(" · shared: {n} sessions watch this run").format(n=watchers) if watchers > 1 else ""
     slow = st.session_state.get(f"{key}._slow_ms")
-    cost = (f" · draw {draw_ms:.0f} ms" + (f", views {slow:.0f} ms" if slow is not None else "")
+    cost = (_(" · draw {ms} ms").format(ms=f"{draw_ms:.0f}")
+            + (_(", views {ms} ms").format(ms=f"{slow:.0f}") if slow is not None else "")
             if draw_ms is not None else "")
     busy = scheduler().running()
     if busy > 1 and runner.status == RUNNING:
-        cost += f" · {busy} runs training on this server"
+        cost += _(" · {n} runs training on this server").format(n=busy)
     if period > EVERY_S * 1.5 and runner.status == RUNNING:
-        cost += f" · redrawn every {period:.1f} s (a busy server)"
-    st.caption(f"**{label}** · step {step} · {runner.compute_seconds:.1f} s of compute on {runner.device.type}"
-               f"{shared}{cost}")
+        cost += _(" · redrawn every {s} s (a busy server)").format(s=f"{period:.1f}")
+    # The loadtest client and the browser tests read "step N ·" and " of compute on " (English, the default).
+    st.caption(f"**{label}** · "
+               + _("step {step} · {s} s of compute on {device}").format(
+                   step=step, s=f"{runner.compute_seconds:.1f}", device=runner.device.type)
+               + f"{shared}{cost}")
     if shared:
-        st.caption("Pause, Step or Reset gives you a run of your own at this step; the others' run goes on.")
-    if runner.notice:
-        st.info(plain(runner.notice), icon="⏸")
+        st.caption(_("Pause, Step or Reset gives you a run of your own at this step; the others' run goes on."))
+    if runner.notice:  # written by the server's threads in English: shown translated when the catalogue has it
+        st.info(plain(_(runner.notice)), icon="⏸")
     if runner.status == FAILED:
-        st.error(plain(runner.message), icon="🛑")  # messages may quote a formula or a value from a link
+        st.error(plain(_(runner.message)), icon="🛑")  # messages may quote a formula or a value from a link
 
 
 def shared_view(runner: Runner, name: str, build: Callable[[], object], *parts) -> object:
     """``build()`` once per snapshot of ``runner`` (per lecture mode and ``parts``), shared by every session that
     draws this run: a class watching one shared run costs one build of each figure per snapshot, not one per
-    student and redraw (building a plotly figure is most of a redraw: 49 ms vs 1 ms to serialize it)."""
+    student and redraw (building a plotly figure is most of a redraw: 49 ms vs 1 ms to serialize it). Sessions
+    in different languages share the run but not its figures (titles and legends are text)."""
     from .settings import lecture_mode
 
-    key = (name, lecture_mode(), parts)
+    key = (name, lecture_mode(), current_language(), parts)  # figures carry text: one per language
     stamp = (runner.snapshots_seen, runner.status)
     views = runner._views
     hit = views.get(key)

@@ -1,4 +1,4 @@
-"""App-wide settings in the sidebar: device (with a switch to force CPU), global seed, lecture mode."""
+"""App-wide settings in the sidebar: language, device (with a switch to force CPU), global seed, lecture mode."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import torch
 from ..data.digits import DATA_DIR_ENV, server_data_dir
 
 from ..device import available_devices, describe_device, pick_device, server_threads
+from ..i18n import LANGUAGES, STATE_KEY as LANG, _
 from ..profile import classroom
 from ..scheduler import scheduler
 
 FORCE_CPU, SEED, LECTURE = "dlviz.force_cpu", "dlviz.seed", "dlviz.lecture"
+LANG_SWITCH = "dlviz.lang_switch"  # the widget; the language itself is in LANG, plain state that no run clears
 
 # Streamlit fades the elements of a running script (or fragment) run as stale; a live chart redrawn several
 # times a second then flickers grey. Stale charts keep full opacity: the next redraw replaces them in place.
@@ -35,16 +37,36 @@ h1 { font-size: 2.6rem !important; } h2 { font-size: 2.0rem !important; } h3 { f
 """
 
 
-def _init_from_url() -> None:
-    """The seed (``?seed=3``) and lecture mode (``?lecture=1``) come from the link the first time the session
-    sees them: a refresh with the link keeps the projector settings."""
+def browser_language() -> str:
+    """The language of the browser (``st.context.locale``, e.g. "zh-CN"): Chinese for zh*, else English."""
+    try:
+        locale = str(st.context.locale or "")
+    except Exception:  # no browser (bare runs, AppTest)
+        locale = ""
+    return "zh" if locale.lower().startswith("zh") else "en"
+
+
+def _init_from_url(query: dict | None = None) -> None:
+    """The seed (``?seed=3``), lecture mode (``?lecture=1``) and language (``?lang=zh``, else the browser's)
+    come from the link (``query``, default the address bar's) the first time the session sees them: a refresh
+    with the link keeps the projector settings."""
+    query = query if query is not None else st.query_params.to_dict()
+    if LANG not in st.session_state:
+        lang = query.get("lang", "")
+        st.session_state[LANG] = lang if lang in LANGUAGES else browser_language()
     if LECTURE not in st.session_state:
-        st.session_state[LECTURE] = st.query_params.get("lecture", "") in ("1", "true", "on")
+        st.session_state[LECTURE] = query.get("lecture", "") in ("1", "true", "on")
     if SEED not in st.session_state:
         try:
-            st.session_state[SEED] = int(st.query_params.get("seed", 0))
+            st.session_state[SEED] = int(query.get("seed", 0))
         except ValueError:
             st.session_state[SEED] = 0
+
+
+def init_from_link(query: dict | None = None) -> None:
+    """app.py, before anything that shows text: the settings of the link (``query``: the one a cold link to a
+    page carried, else the address bar's), so the navigation's titles are already in the link's language."""
+    _init_from_url(query)
 
 
 def _no_post_script_gc() -> None:
@@ -62,39 +84,63 @@ def _no_post_script_gc() -> None:
         pass
 
 
+def _switch_language() -> None:
+    choice = st.session_state.get(LANG_SWITCH)
+    if choice in LANGUAGES:
+        st.session_state[LANG] = choice
+
+
 def render_sidebar() -> None:
     """Draw the shared sidebar; call once per run from app.py."""
     _init_from_url()
     with st.sidebar:
-        st.markdown("### Settings")
+        # The switch's callback runs before the script, so the whole page, this sidebar included, redraws in the
+        # new language at once; a run in progress goes on untouched. The language is kept apart from the widget:
+        # streamlit forgets a widget's value in a run that does not draw it (AppTest page runs, a page of its own).
+        st.session_state[LANG_SWITCH] = st.session_state[LANG]
+        st.segmented_control("Language · 语言", list(LANGUAGES), format_func=LANGUAGES.get, key=LANG_SWITCH,
+                             selection_mode="single", required=True, on_change=_switch_language,
+                             help="English / 简体中文: the whole app; part of the page link (?lang=zh).")
+        st.markdown("### " + _("Settings"))
         devices = available_devices()
-        st.toggle("Force CPU", key=FORCE_CPU, disabled=devices == ["cpu"],
-                  help="Train on the CPU even when a GPU is present (to compare speed, or free the GPU).")
+        st.toggle(_("Force CPU"), key=FORCE_CPU, disabled=devices == ["cpu"],
+                  help=_("Train on the CPU even when a GPU is present (to compare speed, or free the GPU)."))
         torch.set_num_threads(server_threads())  # this script thread's on-page computations
         _no_post_script_gc()
         sched = scheduler()
-        st.caption(f"Device: **{describe_device(current_device())}**"
-                   + ("" if len(devices) > 1 else " · no GPU found")
-                   + f" · {sched.workers} training worker{'s' if sched.workers > 1 else ''}, "
-                     f"{sched.running()} run{'s' if sched.running() != 1 else ''} training on this server"
-                   + (" · classroom profile: largest sizes capped" if classroom() else ""),
-                   help="Server settings, the same for every session: torch threads from DLVIZ_THREADS, training "
-                        "workers from DLVIZ_WORKERS, the data folder from DLVIZ_DATA, the profile from DLVIZ_PROFILE "
-                        "(see the README).")
-        st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=SEED,
-                        help="Seeds initialization and data order of every demo; part of the page link.")
-        with st.expander("Optional datasets"):
-            st.caption(f"MNIST and Fashion-MNIST are read from the server's data folder, `{server_data_dir()}` "
-                       f"(torchvision layout: <folder>/MNIST/raw/*-ubyte), set by {DATA_DIR_ENV} when the app "
-                       "starts. Digits need nothing.")
-        st.toggle("Lecture mode", key=LECTURE,
-                  help="Larger fonts and figures; the controls start collapsed so the figures fill the projector.")
+        running = sched.running()
+        st.caption(_("Device: **{device}**").format(device=describe_device(current_device()))
+                   + ("" if len(devices) > 1 else _(" · no GPU found"))
+                   + " · " + (_("{n} training worker") if sched.workers == 1 else _("{n} training workers")
+                              ).format(n=sched.workers)
+                   + ", " + (_("{n} run training on this server") if running == 1
+                             else _("{n} runs training on this server")).format(n=running)
+                   + (_(" · classroom profile: largest sizes capped") if classroom() else ""),
+                   help=_("Server settings, the same for every session: torch threads from DLVIZ_THREADS, "
+                          "training workers from DLVIZ_WORKERS, the data folder from DLVIZ_DATA, the profile from "
+                          "DLVIZ_PROFILE (see the README)."))
+        st.number_input(_("Seed"), min_value=0, max_value=2**31 - 1, step=1, key=SEED,
+                        help=_("Seeds initialization and data order of every demo; part of the page link."))
+        with st.expander(_("Optional datasets")):
+            st.caption(_("MNIST and Fashion-MNIST are read from the server's data folder, `{folder}` (torchvision "
+                         "layout: <folder>/MNIST/raw/*-ubyte), set by {env} when the app starts. Digits need "
+                         "nothing.").format(folder=server_data_dir(), env=DATA_DIR_ENV))
+        st.toggle(_("Lecture mode"), key=LECTURE,
+                  help=_("Larger fonts and figures; the controls start collapsed so the figures fill the "
+                         "projector."))
     st.markdown(STEADY_CSS, unsafe_allow_html=True)
     if lecture_mode():
         st.markdown(LECTURE_CSS, unsafe_allow_html=True)
         st.query_params["lecture"] = "1"
     elif "lecture" in st.query_params:
         del st.query_params["lecture"]
+    # The link names the language when it is not the one the browser would pick by itself.
+    lang = st.session_state[LANG]
+    if lang == "en" and browser_language() == "en":
+        if "lang" in st.query_params:
+            del st.query_params["lang"]
+    elif st.query_params.get("lang") != lang:
+        st.query_params["lang"] = lang
 
 
 def current_device() -> torch.device:

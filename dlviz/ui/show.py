@@ -7,6 +7,8 @@ import re
 import plotly.graph_objects as go
 import streamlit as st
 
+from ..figures.common import FONT_FAMILY
+from ..i18n import _
 from .settings import lecture_mode
 
 # Every ASCII punctuation character: CommonMark lets a backslash escape each of them, and a backslash before
@@ -35,8 +37,9 @@ def show(fig: go.Figure, key: str | None = None, **kwargs):
     if lecture_mode():
         fig.update_layout(font=dict(size=18))
         fig.update_annotations(font_size=18)
-    # Titles dark, not the theme's light grey: they must read from the back of the room.
-    fig.update_layout(title_font_color=TITLE_COLOR)
+    # Titles dark, not the theme's light grey: they must read from the back of the room. The font list puts the
+    # CJK fonts a Chinese desktop has after the Latin ones, so Chinese text never shows as boxes.
+    fig.update_layout(title_font_color=TITLE_COLOR, font_family=FONT_FAMILY)
     for note in fig.layout.annotations or ():  # subplot titles; annotations that chose a colour keep it
         if note.font is None or note.font.color is None:
             note.font.color = TITLE_COLOR
@@ -50,10 +53,13 @@ def metric_row(items: dict[str, str]) -> None:
 
 
 def explain(text: str, *formulas: str, claim: str | None = None) -> None:
-    """A short explanation: markdown, the formulas (LaTeX), and the claim the demo shows."""
-    with st.expander("What this shows", expanded=not lecture_mode()):
-        st.markdown(text)
+    """A short explanation: markdown, the formulas (LaTeX), and the claim the demo shows.
+
+    ``text`` and ``claim`` are shown as given (pages pass them through ``_()``; a claim from a ``Claim`` object
+    is extracted by dlviz.i18n_extract) and translated here once more, which is harmless for translated text."""
+    with st.expander(_("What this shows"), expanded=not lecture_mode()):
+        st.markdown(_(text))
         for f in formulas:
             st.latex(f)
         if claim:
-            st.info(f"**Claim:** {claim}")
+            st.info("**" + _("Claim:") + "** " + _(claim))
