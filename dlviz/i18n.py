@@ -19,6 +19,7 @@ Update the catalogue after changing texts (needs ``babel``, from requirements-de
 
     python -m dlviz.i18n update     # extract -> dlviz/locale/dlviz.pot, merge into the .po, compile the .mo
     python -m dlviz.i18n todo       # the msgids without a Chinese msgstr, with where they come from
+    python -m dlviz.i18n wrap F.py  # a codemod: wrap the shown strings of a page or figure module in _() (review it)
 """
 
 from __future__ import annotations
@@ -175,11 +176,22 @@ def main(argv: list[str]) -> int:
     if cmd == "compile":
         compile_mo()
         return 0
+    if cmd == "wrap":  # a codemod to start translating a file: review its diff
+        from .i18n_extract import add_import, wrap_source
+
+        for name in argv[1:]:
+            path = Path(name)
+            figures = "figures" in path.parts
+            out = wrap_source(path.read_text(encoding="utf-8"), figures=figures)
+            out = add_import(out, "from ..i18n import N_, _" if "dlviz" in path.parts else "from dlviz.i18n import N_, _")
+            path.write_text(out, encoding="utf-8")
+            print("wrapped", name)
+        return 0
     if cmd == "todo":
         for msgid, where in untranslated():
             print(f"{', '.join(f'{p}:{n}' for p, n in where[:3])}\n    {msgid!r}")
         return 0
-    print("usage: python -m dlviz.i18n [update|compile|todo]", file=sys.stderr)
+    print("usage: python -m dlviz.i18n [update|compile|todo|wrap FILE...]", file=sys.stderr)
     return 2
 
 

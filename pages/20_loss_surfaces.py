@@ -18,25 +18,30 @@ from dlviz.figures.common import metric_curves
 from dlviz.ui import config_form, current_device, explain, live_run, metric_row, plain, show
 from dlviz.ui.compute import queued
 from dlviz.ui.topics import require_app
+from dlviz.i18n import N_, _
 
 require_app(__file__)
 
-st.title("Loss surfaces and saddle points")
-SECTIONS = ["Critical points and saddles", "MSE vs cross-entropy", "Landscape of a real network"]
+st.title(_("Loss surfaces and saddle points"))
+SECTIONS = [N_("Critical points and saddles"), N_("MSE vs cross-entropy"), N_("Landscape of a real network")]
 ss = st.session_state
 SECTION_SLUGS = dict(zip(["critical-points", "mse-ce", "landscape"], SECTIONS))
 if "surf.section" not in ss:  # the link names the part shown (?section=landscape)
     ss["surf.section"] = SECTION_SLUGS.get(st.query_params.get("section", ""), SECTIONS[0])
-section = st.segmented_control("Part", SECTIONS, key="surf.section") or SECTIONS[0]
+section = st.segmented_control(_("Part"), SECTIONS, key="surf.section", format_func=_) or SECTIONS[0]
 st.query_params["section"] = next(k for k, v in SECTION_SLUGS.items() if v == section)
 
 
 def _analysis_failed(config, exc: Exception) -> None:
     """One line naming the surface (or the formula) and what went wrong, instead of a traceback."""
     custom = config.surface == "custom"
-    what = f"f(x, y) = {config.formula.strip()}" if custom else f"the surface {config.surface}"
-    todo = "Try a simpler formula, e.g. x^4 - 2x^2 + y^2." if custom else "Choose another surface."
-    st.error(plain(f"Could not analyse {what} ({type(exc).__name__}: {str(exc)[:150]}). {todo}"), icon="✏️")
+    what = f"f(x, y) = {config.formula.strip()}" if custom else _("the surface {name}").format(name=config.surface)
+    todo = _("Try a simpler formula, e.g. x^4 - 2x^2 + y^2.") if custom else _("Choose another surface.")
+    st.error(plain(_("Could not analyse {what} ({name}: {value}). {todo}").format(
+                       what=what,
+                       name=type(exc).__name__,
+                       value=str(exc)[:150],
+                       todo=todo)), icon="✏️")
 
 
 def _surface_key(config) -> tuple:
@@ -52,34 +57,34 @@ def critical_points_section() -> None:
         surface = lsd.surface_for(config)
         points = lsd.critical_points_for(config)
     except FormulaError as exc:
-        st.error(plain(f"The formula cannot be read: {exc.reason} (character {exc.position + 1})."), icon="✏️")
+        st.error(plain(_("The formula cannot be read: {reason} (character {value}).").format(reason=exc.reason, value=exc.position + 1)), icon="✏️")
         st.code(f"{config.formula}\n{' ' * exc.position}^", language=None)
-        st.caption("Use numbers, x, y, + - * / ^, parentheses and sin, cos, tan, exp, log, tanh, sqrt, abs, "
-                   "e.g. x^4 - 2x^2 + y^2.")
+        st.caption(_("Use numbers, x, y, + - * / ^, parentheses and sin, cos, tan, exp, log, tanh, sqrt, abs, "
+                   "e.g. x^4 - 2x^2 + y^2."))
         return
     except Exception as exc:  # overflow, a function autograd cannot differentiate...: a message, not a traceback
         _analysis_failed(config, exc)
         return
     explain(
-        "At a **critical point** the gradient is zero. The Hessian (matrix of second derivatives) decides what it "
+        _("At a **critical point** the gradient is zero. The Hessian (matrix of second derivatives) decides what it "
         "is: all eigenvalues positive, a minimum; all negative, a maximum; mixed signs, a **saddle**; a zero "
-        "eigenvalue, degenerate (second order cannot tell). Near a critical point x*, with H = Σ λᵢ vᵢvᵢᵀ:",
+        "eigenvalue, degenerate (second order cannot tell). Near a critical point x*, with H = Σ λᵢ vᵢvᵢᵀ:"),
         r"f(x^* + \delta) \approx f(x^*) + \tfrac12 \delta^\top H \delta = f(x^*) + \tfrac12 \sum_i \lambda_i "
         r"(v_i^\top \delta)^2",
         r"\delta_{t+1} = (I - \eta H)\,\delta_t \;\Rightarrow\; v_i^\top\delta_t = (1 - \eta\lambda_i)^t\, "
         r"v_i^\top\delta_0",
-        claim="Gradient descent started a hair off a saddle crawls (tiny gradient) until the component along the "
+        claim=_("Gradient descent started a hair off a saddle crawls (tiny gradient) until the component along the "
               "negative-eigenvalue eigenvector has grown by (1 + η|λ|)ᵗ; one step along that eigenvector lowers the "
-              "loss at once. Points are found by Newton's method from a 21×21 grid of starts.")
+              "loss at once. Points are found by Newton's method from a 21×21 grid of starts."))
     st.latex(surface.latex)
     xmin, xmax, ymin, ymax = surface.bounds
     c = st.columns([1, 1, 1])
-    px = c[0].slider("probe x", float(xmin), float(xmax), float((xmin + xmax) / 2 + 0.13 * (xmax - xmin)),
+    px = c[0].slider(_("probe x"), float(xmin), float(xmax), float((xmin + xmax) / 2 + 0.13 * (xmax - xmin)),
                      key=f"{KEY}.px")
-    py = c[1].slider("probe y", float(ymin), float(ymax), float((ymin + ymax) / 2 + 0.21 * (ymax - ymin)),
+    py = c[1].slider(_("probe y"), float(ymin), float(ymax), float((ymin + ymax) / 2 + 0.21 * (ymax - ymin)),
                      key=f"{KEY}.py")
     with c[2]:
-        show_field = st.toggle("gradient field (arrows of −∇f)", key=f"{KEY}.field")
+        show_field = st.toggle(_("gradient field (arrows of −∇f)"), key=f"{KEY}.field")
     try:
         with np.errstate(all="ignore"):
             X, Y, Z = surface.grid(80)
@@ -87,8 +92,8 @@ def critical_points_section() -> None:
             ev = np.linalg.eigvalsh(H[0]) if np.isfinite(H).all() else np.array([np.nan, np.nan])
             field = None
             if show_field:
-                Xs, Ys, _ = surface.grid(15)
-                _, G, _ = derivatives(surface, Xs, Ys)
+                Xs, Ys, _unused = surface.grid(15)
+                _unused, G, _unused = derivatives(surface, Xs, Ys)
                 norm = np.linalg.norm(G, axis=-1)
                 scale = 0.05 * max(xmax - xmin, ymax - ymin) / np.maximum(norm, 1e-12)  # unit arrows: direction only
                 field = (Xs, Ys, -G[..., 0] * scale, -G[..., 1] * scale)
@@ -96,38 +101,37 @@ def critical_points_section() -> None:
         _analysis_failed(config, exc)
         return
     if not np.isfinite(Z).any():
-        st.warning(plain(f"f(x, y) = {config.formula.strip()} is undefined (NaN or infinite) everywhere in the "
-                         "view: change the formula."), icon="✏️")
+        st.warning(plain(_("f(x, y) = {strip} is undefined (NaN or infinite) everywhere in the view: change the formula.").format(strip=config.formula.strip())), icon="✏️")
     elif not np.isfinite(Z).all():
-        st.warning("The formula is undefined (NaN or infinite) in part of the view: those areas are left blank.")
+        st.warning(_("The formula is undefined (NaN or infinite) in part of the view: those areas are left blank."))
     m = st.columns(4)
-    m[0].metric("f at the probe", f"{f[0]:.4g}")
-    m[1].metric("gradient", f"({g[0, 0]:.3g}, {g[0, 1]:.3g})")
+    m[0].metric(_("f at the probe"), f"{f[0]:.4g}")
+    m[1].metric(_("gradient"), f"({g[0, 0]:.3g}, {g[0, 1]:.3g})")
     m[2].metric("|∇f|", f"{np.linalg.norm(g[0]):.3g}")
-    m[3].metric("Hessian eigenvalues", f"{ev[0]:.3g}, {ev[1]:.3g}")
+    m[3].metric(_("Hessian eigenvalues"), f"{ev[0]:.3g}, {ev[1]:.3g}")
     crit = [p.as_dict() for p in points]
     show(sf.surface_figure(X, Y, Z, crit, probe=(px, py), field=field, revision=config.surface),
          key=f"{KEY}.fig")
     counts = pd.Series([p["kind"] for p in crit]).value_counts().to_dict() if crit else {}
-    st.caption(f"**{len(crit)} critical points** in view: " + (", ".join(f"{v} {k}" for k, v in counts.items())
+    st.caption(_("**{len} critical points** in view: ").format(len=len(crit)) + (", ".join(f"{v} {k}" for k, v in counts.items())
                                                                or "none") + ". " + surface.note)
-    with st.expander("Critical points (table) and two 1-D curves"):
+    with st.expander(_("Critical points (table) and two 1-D curves")):
         st.dataframe(pd.DataFrame(crit), hide_index=True)
         curves = []
         for cv in CURVES.values():
             xs, ys = cv.grid()
             curves.append((cv.title, xs, ys, curve_critical_points(cv)))
         show(sf.curves_figure(curves), key=f"{KEY}.curves")
-        st.caption("x³ has f' = f'' = 0 at 0 and is no extremum; x·cos(πx) has two minima of different depth.")
+        st.caption(_("x³ has f' = f'' = 0 at 0 and is no extremum; x·cos(πx) has two minima of different depth."))
 
     def draw(runner) -> None:
         snap = runner.latest
         if snap is None:
             return
         a = snap.arrays
-        paths = {"a hair off the saddle": a["path"]}
+        paths = {_("a hair off the saddle"): a["path"]}
         if "escape_path" in a:
-            paths["escape step along the negative eigenvector"] = a["escape_path"]
+            paths[_("escape step along the negative eigenvector")] = a["escape_path"]
         # The run's surface: the controls may have picked another one since it started (Reset applies them).
         if _surface_key(runner.config) == _surface_key(config):
             run_grid, run_crit = (X, Y, Z), crit
@@ -146,31 +150,31 @@ def critical_points_section() -> None:
         with right:
             show(sf.descent_curves(runner.history), key=f"{KEY}.descent")
             if snap.metrics["lr_used"] < runner.config.lr:
-                st.caption(f"Step size capped at {snap.metrics['lr_used']:.3g} = 1 / (largest curvature at a critical "
-                           "point) so that descent is stable on this surface.")
+                st.caption(_("Step size capped at {lr_used:.3g} = 1 / (largest curvature at a critical point) so that descent is "
+                             "stable on this surface.").format(lr_used=snap.metrics['lr_used']))
             if a["eigenvectors"] is None:
-                st.info("This surface has no saddle in view: descent starts from the surface's start point.")
+                st.info(_("This surface has no saddle in view: descent starts from the surface's start point."))
 
-    st.subheader("Gradient descent near a saddle")
+    st.subheader(_("Gradient descent near a saddle"))
     live_run(KEY, demo, config, current_device(), draw, stage=stage)
 
 
 def mse_ce_section() -> None:
     KEY = "mse"
     explain(
-        "A two-layer net with **one weight per layer** (after Glorot & Bengio, 2010) classifies 64 points: "
+        _("A two-layer net with **one weight per layer** (after Glorot & Bengio, 2010) classifies 64 points: "
         "h = tanh(w₁x), logits z = (−w₂h, w₂h). Its loss is a surface over (w₁, w₂). With w₁w₂ ≪ 0 the net is "
-        "confidently wrong: the softmax saturates, so MSE is flat there while cross-entropy keeps a slope.",
+        "confidently wrong: the softmax saturates, so MSE is flat there while cross-entropy keeps a slope."),
         r"\ell_{\mathrm{MSE}} = 2\,(1 - \sigma(m))^2 ,\qquad \ell_{\mathrm{CE}} = -\log \sigma(m) ,\qquad "
         r"m = z_{y} - z_{\bar y}",
         r"\frac{\partial \ell_{\mathrm{MSE}}}{\partial m} = -4\,\sigma(m)(1-\sigma(m))^2 \to 0,\qquad "
         r"\frac{\partial \ell_{\mathrm{CE}}}{\partial m} = -(1 - \sigma(m)) \to -1 \quad (m \to -\infty)",
-        claim="From the confidently wrong corner, gradient descent on MSE barely moves for many steps; on "
-              "cross-entropy it leaves at once.")
+        claim=_("From the confidently wrong corner, gradient descent on MSE barely moves for many steps; on "
+              "cross-entropy it leaves at once."))
     c = st.columns(3)
-    lr = c[0].select_slider("learning rate", [0.01, 0.03, 0.1, 0.2, 0.5, 1.0], value=0.1, key=f"{KEY}.lr")
-    steps = c[1].slider("steps", 10, 500, 200, key=f"{KEY}.steps")
-    corner = c[2].slider("start (w₁, w₂) = (s, −s)", 1.0, 4.0, 3.0, 0.5, key=f"{KEY}.corner")
+    lr = c[0].select_slider(_("learning rate"), [0.01, 0.03, 0.1, 0.2, 0.5, 1.0], value=0.1, key=f"{KEY}.lr", format_func=_)
+    steps = c[1].slider(_("steps"), 10, 500, 200, key=f"{KEY}.steps")
+    corner = c[2].slider(_("start (w₁, w₂) = (s, −s)"), 1.0, 4.0, 3.0, 0.5, key=f"{KEY}.corner")
     surfaces, paths, losses, grads = {}, {}, {}, {}
     for name, s in two_logit_surfaces().items():
         X, Y, Z = s.grid(45)
@@ -180,9 +184,13 @@ def mse_ce_section() -> None:
     show(sf.loss_pair_figure(surfaces, paths), key=f"{KEY}.pair")
     show(sf.loss_steps_figure(losses, grads), key=f"{KEY}.steps_fig")
     (mse_name, ce_name) = list(losses)
-    st.caption(f"At the start the gradient norm is {grads[mse_name][0]:.3g} under MSE and {grads[ce_name][0]:.3g} "
-               f"under cross-entropy; after {steps} steps the losses are {losses[mse_name][-1]:.3g} and "
-               f"{losses[ce_name][-1]:.3g}.")
+    st.caption(_("At the start the gradient norm is {value:.3g} under MSE and {value2:.3g} under cross-entropy; after "
+                 "{steps} steps the losses are {value3:.3g} and {value4:.3g}.").format(
+                   value=grads[mse_name][0],
+                   value2=grads[ce_name][0],
+                   steps=steps,
+                   value3=losses[mse_name][-1],
+                   value4=losses[ce_name][-1]))
 
 
 def landscape_section() -> None:
@@ -190,29 +198,29 @@ def landscape_section() -> None:
     stage = st.container()  # figure first: buttons and the live view above the controls
     config = config_form(demo, KEY)
     explain(
-        "A small network trains live; on request its loss is evaluated on planes and lines through weight space "
+        _("A small network trains live; on request its loss is evaluated on planes and lines through weight space "
         "(on the first 1,024 training examples, and on the test set). Random directions are **filter-normalized** "
         "(Li et al., 2018): each filter of a direction gets the norm of the matching filter of the weights, so "
         "slices of different networks are comparable. Biases and BatchNorm parameters get a zero direction, and "
-        "BatchNorm runs in evaluation mode with its running statistics (the statistics of the trained model).",
+        "BatchNorm runs in evaluation mode with its running statistics (the statistics of the trained model)."),
         r"L(a, b) = \mathcal{L}(\theta^* + a\,\delta + b\,\eta),\qquad \delta_{i,j} \leftarrow "
         r"\frac{\delta_{i,j}}{\lVert\delta_{i,j}\rVert}\lVert\theta^*_{i,j}\rVert",
-        claim="The line from initialization to the trained weights descends without bumps; the trained weights "
+        claim=_("The line from initialization to the trained weights descends without bumps; the trained weights "
               "sit in a basin whose sharpness is the top Hessian eigenvalue λ_max. Whether small batches end in "
               "flatter basins than large ones (same learning rate and steps) is what the twins test, but raw λ_max "
               "changes when the weights are rescaled and full-batch descent holds it near 2/η: read it beside ‖θ‖ "
-              "and 2/η.")
+              "and 2/η."))
 
     def draw(runner) -> None:
         snap = runner.latest
         if snap is None:
             return
         m = snap.metrics
-        metric_row({"train loss (1,024)": f"{m['landscape_loss']:.3f}", "test accuracy": f"{m['test_acc']:.1%}",
-                    "step": f"{snap.step} / {runner.config.steps}",
+        metric_row({_("train loss (1,024)"): f"{m['landscape_loss']:.3f}", _("test accuracy"): f"{m['test_acc']:.1%}",
+                    _("step"): f"{snap.step} / {runner.config.steps}",
                     "‖θ − θ₀‖": f"{m['distance_from_init']:.2f}"})
-        show(metric_curves(runner.history, [("loss", ["train_loss", "test_loss"]),
-                                            ("accuracy", ["train_acc", "test_acc"])]), key=f"{KEY}.curves")
+        show(metric_curves(runner.history, [(_("loss"), ["train_loss", "test_loss"]),
+                                            (_("accuracy"), ["train_acc", "test_acc"])]), key=f"{KEY}.curves")
         landscape_views(runner, snap)
 
     live_run(KEY, demo, config, current_device(), draw, stage=stage)
@@ -221,11 +229,12 @@ def landscape_section() -> None:
 def _cached(name: str, runner, snap, fn):
     """Compute on a button press; keep the result for this run (shown with the step it was computed at)."""
     store = f"land.{name}"
-    if st.button(f"Compute {name} at step {snap.step}", key=f"land.{name}_go"):
+    shown = _(name)  # the names are marked N_() where _cached is called; the key stays English
+    if st.button(_("Compute {name} at step {step}").format(name=shown, step=snap.step), key=f"land.{name}_go"):
         try:
-            ss[store] = (runner.token, snap.step, queued(f"Computing the {name}", fn))
+            ss[store] = (runner.token, snap.step, queued(_("Computing the {name}").format(name=shown), fn))
         except (ValueError, RuntimeError) as exc:
-            st.warning(f"Could not compute the {name}: {exc}")
+            st.warning(_("Could not compute the {name}: {exc}").format(name=shown, exc=exc))
     cache = ss.get(store)
     # The run's token, not an id(): a new run may reuse a freed one's id and show the old run's slices.
     return (cache[1], cache[2]) if cache and cache[0] is runner.token else (None, None)
@@ -233,36 +242,44 @@ def _cached(name: str, runner, snap, fn):
 
 def landscape_views(runner, snap) -> None:
     cfg, dev = runner.config, runner.device
-    st.subheader("Slices of the loss")
-    step, res = _cached("slices", runner, snap, lambda: {
+    st.subheader(_("Slices of the loss"))
+    step, res = _cached(N_("slices"), runner, snap, lambda: {
         "line": lsd.interpolation(cfg, snap, dev), "plane": lsd.slice_2d(cfg, snap, dev),
         "seeds": [lsd.slice_2d(cfg, snap, dev, seed_offset=k, n=15, test=False)["train"] for k in (1, 2, 3)]})
     if res is not None:
-        st.caption(f"At step {step}. The {cfg.grid}×{cfg.grid} train slice took {res['plane']['grid_seconds']:.2f} s; "
-                   f"its center equals the model's loss ({res['plane']['model_loss']:.4f}).")
+        st.caption(_("At step {step}. The {grid}×{grid} train slice took {grid_seconds:.2f} s; its center equals the "
+                     "model's loss ({model_loss:.4f}).").format(
+                       step=step,
+                       grid=cfg.grid,
+                       grid_seconds=res['plane']['grid_seconds'],
+                       model_loss=res['plane']['model_loss']))
         show(lf.interpolation_figure(**res["line"]), key="land.line")
         show(lf.slice_figure(res["plane"]["coords"], res["plane"]["train"], res["plane"]["test"]), key="land.plane")
         coords = np.linspace(-cfg.extent, cfg.extent, 15)
         show(lf.seeds_figure(coords, np.stack(res["seeds"]), [cfg.seed + k for k in (1, 2, 3)]), key="land.seeds")
     left, right = st.columns(2)
     with left:
-        step, res = _cached("PCA path", runner, snap, lambda: lsd.pca_path(cfg, snap, dev))
+        step, res = _cached(N_("PCA path"), runner, snap, lambda: lsd.pca_path(cfg, snap, dev))
         if res is not None:
             show(lf.pca_path_figure(res["alphas"], res["betas"], res["losses"], res["coords"], res["explained"]),
                  key="land.pca")
     with right:
         limit = {"threshold": lsd.stability_threshold(cfg.optimizer, cfg.lr),
                  "threshold_label": lsd.THRESHOLD_LABELS.get(cfg.optimizer, "")}
-        step, res = _cached("curvature", runner, snap, lambda: {
-            f"this model (batch {cfg.batch_size})": lsd.curvature(cfg, snap, dev)})
+        step, res = _cached(N_("curvature"), runner, snap, lambda: {
+            _("this model (batch {size})").format(size=cfg.batch_size): lsd.curvature(cfg, snap, dev)})
         if res is not None:
             show(lf.curvature_figure(res, **limit), key="land.curv")
             (r,) = res.values()
-            st.caption(f"λ_max = {r['lambda_max']:.4g}, λ_min = {r['lambda_min']:.4g} from {r['products']} "
-                       f"Hessian-vector products (Lanczos) in {r['seconds']:.2f} s. "
+            st.caption(_("λ_max = {lambda_max:.4g}, λ_min = {lambda_min:.4g} from {products} Hessian-vector products "
+                         "(Lanczos) in {seconds:.2f} s. ").format(
+                           lambda_max=r['lambda_max'],
+                           lambda_min=r['lambda_min'],
+                           products=r['products'],
+                           seconds=r['seconds'])
                        + lsd.curvature_note(r["lambda_max"], r["lambda_min"]))
-        step, res = _cached("small vs large batch", runner, snap, lambda: {
-            f"batch {bs}": r for bs, r in lsd.sharpness_by_batch(cfg, dev).items()})
+        step, res = _cached(N_("small vs large batch"), runner, snap, lambda: {
+            _("batch {bs}").format(bs=bs): r for bs, r in lsd.sharpness_by_batch(cfg, dev).items()})
         if res is not None:
             show(lf.curvature_figure(res, **limit), key="land.batch")
             st.caption(lsd.sharpness_caption(res))

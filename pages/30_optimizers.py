@@ -21,12 +21,13 @@ from dlviz.runner import RUNNING
 from dlviz.ui import config_form, current_device, explain, live_run, plain, show
 from dlviz.ui.compute import queued
 from dlviz.ui.topics import require_app
+from dlviz.i18n import N_, _
 
 require_app(__file__)
 
 KEY = "optimizers"
 demo = get_demo("optimizers")
-st.title("Optimizers: a race on a loss surface")
+st.title(_("Optimizers: a race on a loss surface"))
 config = config_form(demo, KEY, columns=7)
 
 
@@ -36,39 +37,39 @@ def surface_grid(surface: str, formula: str, view: tuple, n: int = 90):
     return resolve_surface(Config(surface=surface, formula=formula)).grid(n, bounds=view)
 
 
-race_tab, cond_tab, batch_tab, net_tab = st.tabs(["🏁 Race", "📐 Condition number", "🎲 Mini-batch noise",
-                                                  "🧠 Real network"])
+race_tab, cond_tab, batch_tab, net_tab = st.tabs([_("🏁 Race"), _("📐 Condition number"), _("🎲 Mini-batch noise"),
+                                                  _("🧠 Real network")])
 
 with race_tab:
     stage = st.container()  # figure first: buttons and the race above the explanation
     try:
         surface = resolve_surface(config)
     except FormulaError as exc:
-        st.error(f"The formula cannot be used: {plain(exc.reason)} (at character {exc.position + 1}). Fix it in the "
-                 "controls above, e.g. `x^2 + 3*y^2` or `sin(x) * cos(y)`.", icon="✏️")
+        st.error(_("The formula cannot be used: {plain} (at character {value}). Fix it in the controls above, e.g. `x^2 "
+                   "+ 3*y^2` or `sin(x) * cos(y)`.").format(plain=plain(exc.reason), value=exc.position + 1), icon="✏️")
         surface = None
     chosen = config.entries()
     explain(
-        f"Every racer is a **`torch.optim`** optimizer stepping a 2-element parameter from the same start on "
-        f"**{surface.title if surface else 'your formula'}**, with gradients from autograd. The *gradient noise* "
-        "slider adds Gaussian noise to every gradient, as a mini-batch estimate would; the schedule scales every "
-        "learning rate per step (torch's `lr_scheduler`).",
+        _("Every racer is a **`torch.optim`** optimizer stepping a 2-element parameter from the same start on "
+          "**{value}**, with gradients from autograd. The *gradient noise* slider adds Gaussian noise to every "
+          "gradient, as a mini-batch estimate would; the schedule scales every learning rate per step (torch's "
+          "`lr_scheduler`).").format(value=surface.title if surface else _('your formula')),
         *([surface.latex] if surface else []),
         *([SCHEDULE_LATEX[config.schedule]] if config.schedule != "constant" else []),
-        claim="On f = 0.1x₁² + 2x₂² gradient descent needs lr < 2/4 = 0.5 for x₂ but then crawls along x₁. "
+        claim=_("On f = 0.1x₁² + 2x₂² gradient descent needs lr < 2/4 = 0.5 for x₂ but then crawls along x₁. "
               "Momentum fixes the imbalance in any orientation. AdaGrad, RMSProp and Adam rescale each coordinate "
               "(a diagonal preconditioner): that fixes it here only because the valley is aligned with the axes; "
               "on the same quadratic turned by 45° (the rotated-quadratic preset) their advantage is gone. At a "
-              "saddle, plain gradient descent stalls where momentum, Adam or noise escape.",
+              "saddle, plain gradient descent stalls where momentum, Adam or noise escape."),
     )
-    with st.expander("Update rules of the racers (the textbook form of what torch.optim does)"):
+    with st.expander(_("Update rules of the racers (the textbook form of what torch.optim does)")):
         for n in chosen:
             st.latex(rf"\text{{{OPTIMIZERS[n].label}:}}\quad {OPTIMIZERS[n].rule}")
     if surface is not None and not chosen:
-        st.warning("Switch on at least one optimizer in the controls (the toggles in the second row).", icon="🏁")
+        st.warning(_("Switch on at least one optimizer in the controls (the toggles in the second row)."), icon="🏁")
     elif surface is not None:
-        smooth = st.toggle("Animate step by step", value=True, key=f"{KEY}.smooth",
-                           help="Off: each refresh computes as many steps as fit in 0.1 s (faster, jumpier).")
+        smooth = st.toggle(_("Animate step by step"), value=True, key=f"{KEY}.smooth",
+                           help=_("Off: each refresh computes as many steps as fit in 0.1 s (faster, jumpier)."))
 
         def notes(runner, surf, a) -> None:
             for n, status in a["status"].items():
@@ -78,15 +79,20 @@ with race_tab:
                     hint = ""
                     if n == "sgd":
                         L = max_curvature(surf.fn, tuple(a["paths"][n][0]))
-                        hint = (f" The largest curvature at the start is L = {L:.3g}; gradient descent is stable "
-                                f"only for lr < 2/L = {2 / L:.3g}.") if L > 0 else ""
-                    st.warning(f"**{label_of(n)} diverged** (lr {lr:g}): by step {k} its loss grew from "
-                               f"{loss[0]:.3g} to {loss[-1]:.3g} and it left the picture, so it was stopped. "
-                               f"This is the phenomenon, not a bug: each step overshoots by more than it "
-                               f"corrects.{hint} Lower its learning rate and press Reset to compare.", icon="📈")
+                        hint = " " + _("The largest curvature at the start is L = {L:.3g}; gradient descent is "
+                                       "stable only for lr < 2/L = {limit:.3g}.").format(L=L, limit=2 / L) if L > 0 else ""
+                    st.warning(_("**{label_of} diverged** (lr {lr:g}): by step {k} its loss grew from {value:.3g} to {value2:.3g} and "
+                                 "it left the picture, so it was stopped. This is the phenomenon, not a bug: each step overshoots by "
+                                 "more than it corrects.{hint} Lower its learning rate and press Reset to compare.").format(
+                                   label_of=label_of(n),
+                                   lr=lr,
+                                   k=k,
+                                   value=loss[0],
+                                   value2=loss[-1],
+                                   hint=hint), icon="📈")
                 elif status == "escaped":
-                    st.info(f"**{label_of(n)} escaped** at step {k}: it left the picture while its loss kept "
-                            f"falling ({loss[-1]:.3g}); this surface is unbounded below, so it was stopped there.",
+                    st.info(_("**{label_of} escaped** at step {k}: it left the picture while its loss kept falling ({value:.3g}); "
+                              "this surface is unbounded below, so it was stopped there.").format(label_of=label_of(n), k=k, value=loss[-1]),
                             icon="🚀")
 
         def draw(runner) -> None:
@@ -102,27 +108,29 @@ with race_tab:
             notes(runner, surf, a)
             upto = snap.step
             if runner.status != RUNNING and snap.step > 0:
-                upto = st.slider("Scrub through the steps", 0, snap.step, snap.step,
+                upto = st.slider(_("Scrub through the steps"), 0, snap.step, snap.step,
                                  key=f"{KEY}.scrub.{id(runner.token)}.{snap.step}",
-                                 help="Drag to replay the race; press Start (or Resume) to continue.")
+                                 help=_("Drag to replay the race; press Start (or Resume) to continue."))
             minima = surf.minima
             dists = {n: distance_to_minima(p, minima) for n, p in a["paths"].items()} if minima else None
             f_min = min(surf.value(*m) for m in minima) if minima else None
             left, right = st.columns([3, 2])
             with left:
                 show(race_figure(gx, gy, gz, a["paths"], upto, minima, view,
-                                 f"{surf.title}: step {upto}, start ({runner.config.start_x:.3g}, "
-                                 f"{runner.config.start_y:.3g})"), key=f"{KEY}.fig_race")
+                                 _("{surface}: step {step}, start ({x:.3g}, {y:.3g})").format(
+                                     surface=surf.title, step=upto, x=runner.config.start_x, y=runner.config.start_y)),
+                 key=f"{KEY}.fig_race")
             with right:
                 rows = []
                 for n, p in a["paths"].items():
                     i = min(upto, len(p) - 1)
                     # Python's %g switches to an exponent for tiny values (3.031e-05); the table's own
                     # formatter printed 0.00003031, cut off in the narrow column.
-                    rows.append({"optimizer": label_of(n), "f": f"{a['losses'][n][i]:.4g}",
-                                 **({"distance to min": f"{dists[n][i]:.4g}"} if dists else {}),
-                                 "status": a["status"][n] if a["status"][n] != "running" and i == len(p) - 1
-                                 else "finished" if runner.finished and i == len(p) - 1 else "racing"})
+                    status = a["status"][n] if a["status"][n] != "running" and i == len(p) - 1 \
+                        else N_("finished") if runner.finished and i == len(p) - 1 else N_("racing")
+                    rows.append({_("optimizer"): label_of(n), "f": f"{a['losses'][n][i]:.4g}",
+                                 **({_("distance to min"): f"{dists[n][i]:.4g}"} if dists else {}),
+                                 _("status"): _(status)})
                 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
                 if any(len(v) for v in a["lrs"].values()):
                     show(schedule_figure(a["lrs"], runner.config.schedule), key=f"{KEY}.fig_schedule")
@@ -152,19 +160,19 @@ def _measured_rate(errors: np.ndarray, steps: int) -> float:
 
 with cond_tab:
     explain(
-        "On a quadratic with curvatures 1 and κ every optimizer's error shrinks by a fixed factor per step, the "
+        _("On a quadratic with curvatures 1 and κ every optimizer's error shrinks by a fixed factor per step, the "
         "**rate**. Gradient descent's best fixed learning rate balances the two directions; heavy-ball momentum's "
-        "best (η, β) makes both directions contract equally fast (Goh, *Why Momentum Really Works*, 2017):",
+        "best (η, β) makes both directions contract equally fast (Goh, *Why Momentum Really Works*, 2017):"),
         r"f(x, y) = \tfrac12 (x^2 + \kappa y^2),\qquad \text{GD: } \eta^\star = \frac{2}{1+\kappa},\ "
         r"\text{rate} = \frac{\kappa-1}{\kappa+1}",
         r"\text{momentum: } \eta^\star = \Big(\frac{2}{1+\sqrt\kappa}\Big)^2,\ "
         r"\beta^\star = \Big(\frac{\sqrt\kappa-1}{\sqrt\kappa+1}\Big)^2,\ \text{rate} = \frac{\sqrt\kappa-1}{\sqrt\kappa+1}",
-        claim="Momentum's rate depends on √κ instead of κ: at κ = 100 gradient descent needs about 10x more steps "
-              "per digit of accuracy.",
+        claim=_("Momentum's rate depends on √κ instead of κ: at κ = 100 gradient descent needs about 10x more steps "
+              "per digit of accuracy."),
     )
-    kappa = st.select_slider("Condition number κ", [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000], value=100,
-                             key=f"{KEY}.kappa")
-    steps = st.slider("Steps", 20, 300, 100, key=f"{KEY}.cond_steps")
+    kappa = st.select_slider(_("Condition number κ"), [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000], value=100,
+                             key=f"{KEY}.kappa", format_func=_)
+    steps = st.slider(_("Steps"), 20, 300, 100, key=f"{KEY}.cond_steps")
     best, lr_axis, beta_axis, rate, gd, mom = condition_view(kappa, steps)
     c1, c2 = st.columns(2)
     with c1:
@@ -173,35 +181,40 @@ with cond_tab:
         hy = 1.3 / np.sqrt(kappa)
         Xq, Yq = np.meshgrid(np.linspace(-0.3, 1.1, 90), np.linspace(-hy, hy, 90))
         show(race_figure(Xq, Yq, 0.5 * (Xq**2 + kappa * Yq**2), {"sgd": gd, "momentum": mom}, minima=[(0.0, 0.0)],
-                         title=f"Best GD (η={best['gd_lr']:.3g}), best momentum (η={best['momentum_lr']:.3g}, "
-                               f"β={best['momentum_beta']:.3g})", height=420, equal_aspect=False),
+                         title=_("Best GD (η={gd_lr:.3g}), best momentum (η={momentum_lr:.3g}, β={momentum_beta:.3g})").format(
+                                   gd_lr=best['gd_lr'],
+                                   momentum_lr=best['momentum_lr'],
+                                   momentum_beta=best['momentum_beta']), height=420, equal_aspect=False),
              key=f"{KEY}.fig_condpaths")
-        st.caption("The y axis is stretched √κ-fold: the valley is really that much narrower.")
-    errors = {"gradient descent": np.linalg.norm(gd, axis=1), "momentum": np.linalg.norm(mom, axis=1)}
+        st.caption(_("The y axis is stretched √κ-fold: the valley is really that much narrower."))
+    errors = {_("gradient descent"): np.linalg.norm(gd, axis=1), _("momentum"): np.linalg.norm(mom, axis=1)}
     show(error_curves_figure(errors), key=f"{KEY}.fig_conderr")
-    st.caption(f"Measured over the last half of the run: gradient descent shrinks the error by "
-               f"{_measured_rate(errors['gradient descent'], steps):.4f} per step (theory {best['gd_rate']:.4f}), "
-               f"momentum by {_measured_rate(errors['momentum'], steps):.4f} (theory {best['momentum_rate']:.4f}).")
+    st.caption(_("Measured over the last half of the run: gradient descent shrinks the error by {measured_rate:.4f} "
+                 "per step (theory {gd_rate:.4f}), momentum by {measured_rate2:.4f} (theory {momentum_rate:.4f}).").format(
+                   measured_rate=_measured_rate(np.linalg.norm(gd, axis=1), steps),
+                   gd_rate=best['gd_rate'],
+                   measured_rate2=_measured_rate(np.linalg.norm(mom, axis=1), steps),
+                   momentum_rate=best['momentum_rate']))
 
 
-@st.cache_data(max_entries=8, show_spinner="Training three linear regressions...")
+@st.cache_data(max_entries=8, show_spinner=_("Training three linear regressions..."))
 def regression_paths(steps: int, lr: float, seed: int):
     return batch_size_paths((1, 32, 1000), steps, lr, seed)
 
 
 with batch_tab:
     explain(
-        "Linear regression on 1,000 points, y = 2x₁ − 3.4x₂ + 4.2 + noise, trained by `torch.optim.SGD` from "
+        _("Linear regression on 1,000 points, y = 2x₁ − 3.4x₂ + 4.2 + noise, trained by `torch.optim.SGD` from "
         "w = 0 with the same learning rate and number of steps; only the batch size differs. A mini-batch "
-        "gradient is an unbiased but noisy estimate of the full gradient; its noise shrinks like 1/√B:",
+        "gradient is an unbiased but noisy estimate of the full gradient; its noise shrinks like 1/√B:"),
         r"\hat g_B = \frac{1}{B}\sum_{i \in \mathcal{B}} \nabla_w \tfrac12 (w^\top x_i + b - y_i)^2,\qquad "
         r"\mathbb{E}[\hat g_B] = \nabla L(w),\quad \operatorname{Var}[\hat g_B] \propto \tfrac1B",
-        claim="Batch size 1 wanders around the full-batch path and keeps jittering near the minimum; batch 32 is "
-              "already close to the full-batch path at 1/30 of its cost per step.",
+        claim=_("Batch size 1 wanders around the full-batch path and keeps jittering near the minimum; batch 32 is "
+              "already close to the full-batch path at 1/30 of its cost per step."),
     )
     c1, c2 = st.columns(2)
-    lr_reg = c1.select_slider("Learning rate", [0.003, 0.01, 0.03, 0.1, 0.3], value=0.03, key=f"{KEY}.reg_lr")
-    steps_reg = c2.slider("Steps", 20, 500, 200, step=10, key=f"{KEY}.reg_steps")
+    lr_reg = c1.select_slider(_("Learning rate"), [0.003, 0.01, 0.03, 0.1, 0.3], value=0.03, key=f"{KEY}.reg_lr", format_func=_)
+    steps_reg = c2.slider(_("Steps"), 20, 500, 200, step=10, key=f"{KEY}.reg_steps")
     runs = regression_paths(steps_reg, lr_reg, int(config.seed))
     show(batch_paths_figure(runs, TRUE_W), key=f"{KEY}.fig_batch")
 
@@ -212,43 +225,42 @@ def draw_net(runner) -> None:
         return
     show(network_curves_figure(runner.history, runner.config.names()), key=f"{KEY}.fig_net_curves")
     ss, cache_key = st.session_state, f"{KEY}.net_plane"
-    if st.button("Compute the loss plane at this step", key=f"{KEY}.net_plane_go", disabled=snap.step == 0):
-        ss[cache_key] = (runner.token, snap.step, queued("Loss on a 25 x 25 grid of the PCA plane", network_plane,
+    if st.button(_("Compute the loss plane at this step"), key=f"{KEY}.net_plane_go", disabled=snap.step == 0):
+        ss[cache_key] = (runner.token, snap.step, queued(_("Loss on a 25 x 25 grid of the PCA plane"), network_plane,
                                                    runner.config, snap, device=runner.device))
     cached = ss.get(cache_key)
     if cached is None or cached[0] is not runner.token:  # the run's token, not an id(): ids are reused
-        st.caption("Train a while, then press the button: the parameter paths of all copies are projected onto "
-                   "the two directions that explain most of their movement, over the loss in that plane.")
+        st.caption(_("Train a while, then press the button: the parameter paths of all copies are projected onto "
+                   "the two directions that explain most of their movement, over the loss in that plane."))
         return
     plane = cached[2]
     e = plane["explained"]
-    show(race_figure(plane["A"], plane["B"], plane["L"], plane["coords"], title=f"Shared PCA plane at step "
-                     f"{cached[1]} (start = the common initialization)", equal_aspect=False,
-                     axis_titles=(f"PC1 ({e[0]:.0%} of the movement)", f"PC2 ({e[1]:.0%})")),
+    show(race_figure(plane["A"], plane["B"], plane["L"], plane["coords"], title=_("Shared PCA plane at step {value} (start = the common initialization)").format(value=cached[1]), equal_aspect=False,
+                     axis_titles=(_("PC1 ({share:.0%} of the movement)").format(share=e[0]), f"PC2 ({e[1]:.0%})")),
          key=f"{KEY}.fig_net_plane")
 
 
 with net_tab:
     net_stage = st.container()  # figure first
-    explain("Copies of one small MLP (2 → 16 → 16 → 2, tanh) start from **the same initialization** and see **the "
+    explain(_("Copies of one small MLP (2 → 16 → 16 → 2, tanh) start from **the same initialization** and see **the "
             "same mini-batches** of the two-moons data; only the `torch.optim` optimizer differs. Their paths "
             "live in a space of hundreds of parameters; we project them onto the plane spanned by the top two "
             "directions of their displacements from the start (the top two right singular vectors of the stacked "
             "displacements: an uncentered PCA, so the start stays at the plane's origin), and compute the loss "
-            "on that plane:",
+            "on that plane:"),
             r"\theta(a, b) = \theta_0 + a\,d_1 + b\,d_2,\qquad d_1, d_2 = \text{top-2 right singular vectors of } "
             r"\{\theta^{(k)}_t - \theta_0\}",
-            claim="Adaptive methods and momentum leave the flat start region faster; the plane is a slice, so "
-                  "a path can look as if it crosses a contour 'uphill' while descending in the directions left out.")
+            claim=_("Adaptive methods and momentum leave the flat start region faster; the plane is a slice, so "
+                  "a path can look as if it crosses a contour 'uphill' while descending in the directions left out."))
     c = st.columns([3, 1, 1, 1])
-    net_opts = c[0].multiselect("Optimizers", list(OPTIMIZERS), default=["sgd", "momentum", "rmsprop", "adam"],
+    net_opts = c[0].multiselect(_("Optimizers"), list(OPTIMIZERS), default=["sgd", "momentum", "rmsprop", "adam"],
                                 format_func=label_of, key=f"{KEY}.net_opts")
     net_cfg = NetConfig(**{n: n in net_opts for n in OPTIMIZERS}, seed=int(config.seed),
-                        lr_scale=c[1].select_slider("lr scale", [0.1, 0.3, 1.0, 3.0, 10.0, 30.0], 1.0,
-                                                    key=f"{KEY}.net_lr", help="multiplies every default rate"),
-                        steps=c[2].select_slider("steps", [100, 200, 400, 1000, 2000], 400, key=f"{KEY}.net_steps"),
-                        batch_size=c[3].select_slider("batch size", [8, 32, 128, 512], 32, key=f"{KEY}.net_batch"))
+                        lr_scale=c[1].select_slider(_("lr scale"), [0.1, 0.3, 1.0, 3.0, 10.0, 30.0], 1.0,
+                                                    key=f"{KEY}.net_lr", help=_("multiplies every default rate"), format_func=_),
+                        steps=c[2].select_slider(_("steps"), [100, 200, 400, 1000, 2000], 400, key=f"{KEY}.net_steps", format_func=_),
+                        batch_size=c[3].select_slider(_("batch size"), [8, 32, 128, 512], 32, key=f"{KEY}.net_batch", format_func=_))
     if not net_opts:
-        st.warning("Pick at least one optimizer.", icon="🧠")
+        st.warning(_("Pick at least one optimizer."), icon="🧠")
     else:
         live_run(f"{KEY}_net", get_demo("optimizers-network"), net_cfg, current_device(), draw_net, stage=net_stage)

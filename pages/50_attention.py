@@ -12,12 +12,13 @@ from dlviz.figures.common import metric_curves
 from dlviz.models.attention import compare_scoring, positional_encoding, softmax_sharpness
 from dlviz.ui import config_form, current_device, explain, global_seed, live_run, show
 from dlviz.ui.topics import require_app
+from dlviz.i18n import N_, _
 
 require_app(__file__)
 
 KEY = "attn"
-PARTS = {"kernel": "1 · Kernel regression", "scoring": "2 · Scoring functions",
-         "position": "3 · Positional encoding", "transformer": "4 · Transformer heads"}
+PARTS = {"kernel": N_("1 · Kernel regression"), "scoring": N_("2 · Scoring functions"),
+         "position": N_("3 · Positional encoding"), "transformer": N_("4 · Transformer heads")}
 ss = st.session_state
 if f"{KEY}.part" not in ss:  # a shared link names its part
     ss[f"{KEY}.part"] = st.query_params.get("part", "kernel") if st.query_params.get("part") in PARTS else "kernel"
@@ -28,8 +29,8 @@ def _new_part():
     st.query_params.clear()
 
 
-st.title("Attention: from kernel regression to a Transformer's heads")
-part = st.radio("Part", list(PARTS), format_func=PARTS.get, horizontal=True, key=f"{KEY}.part",
+st.title(_("Attention: from kernel regression to a Transformer's heads"))
+part = st.radio(_("Part"), list(PARTS), format_func=lambda k: _(PARTS[k]), horizontal=True, key=f"{KEY}.part",
                 on_change=_new_part, label_visibility="collapsed")
 
 
@@ -38,15 +39,15 @@ def kernel_part() -> None:
     stage = st.container()  # figure first: buttons and the live view above the controls
     config = config_form(demo, f"{KEY}.kr")
     explain(
-        "Nadaraya-Watson regression predicts at a query x a **weighted average of the training targets**, "
+        _("Nadaraya-Watson regression predicts at a query x a **weighted average of the training targets**, "
         "with weights from a softmax over how close x is to each training input: the query is x, the keys are "
         "the training inputs, the values their targets. With w fixed at 1 this is a classic (non-parametric) "
         "Gaussian kernel; learning w by gradient descent makes it *parametric attention*. Each training point "
-        "predicts its own target from the **other** points (leave one out).",
+        "predicts its own target from the **other** points (leave one out)."),
         r"f(x) = \sum_{i=1}^{n} \operatorname{softmax}_i\!\Big(-\tfrac{1}{2}\big((x - x_i)\,w\big)^2\Big)\, y_i",
-        claim="As w is learned the attention weights concentrate on the nearest training points: the heatmap's "
+        claim=_("As w is learned the attention weights concentrate on the nearest training points: the heatmap's "
               "band narrows and the test error falls below the over-smoothed w = 1 kernel's. Without leave-one-out "
-              "a point can copy its own target, so w grows without bound and the curve chases the noise.")
+              "a point can copy its own target, so w grows without bound and the curve chases the noise."))
     live_run(f"{KEY}.kr", demo, config, current_device(), draw_kernel, stage=stage)
 
 
@@ -57,14 +58,14 @@ def draw_kernel(runner) -> None:
     m, a = snap.metrics, snap.arrays
     c = st.columns(4)
     c[0].metric("w", f"{m['w']:.3f}")
-    c[1].metric("test MSE, fixed w = 1", f"{m['mse_nonparametric']:.3f}")
-    c[2].metric("test MSE, learned w", f"{m['mse_learned']:.3f}")
-    c[3].metric("training loss", f"{m['train_loss']:.4f}")
+    c[1].metric(_("test MSE, fixed w = 1"), f"{m['mse_nonparametric']:.3f}")
+    c[2].metric(_("test MSE, learned w"), f"{m['mse_learned']:.3f}")
+    c[3].metric(_("training loss"), f"{m['train_loss']:.4f}")
     left, right = st.columns([1, 1])
     with left:
         show(figs.kernel_fit_figure(a, m["w"]), key=f"{KEY}.kr.fit")
     with right:
-        show(metric_curves(runner.history, [("w", ["w"]), ("test MSE against the truth",
+        show(metric_curves(runner.history, [("w", ["w"]), (_("test MSE against the truth"),
                                                              ["mse_nonparametric", "mse_learned"])], height=380),
              key=f"{KEY}.kr.curves")
     show(figs.kernel_attention_figure(a, m["w"]), key=f"{KEY}.kr.attn")
@@ -72,19 +73,19 @@ def draw_kernel(runner) -> None:
 
 def scoring_part() -> None:
     explain(
-        "An **attention scoring function** a(q, k) rates how well a key matches a query; a softmax turns the "
+        _("An **attention scoring function** a(q, k) rates how well a key matches a query; a softmax turns the "
         "scores into weights. Additive attention learns a small MLP and works for queries and keys of different "
         "sizes; scaled dot product needs equal sizes and no parameters. The **masked softmax** gives zero "
-        "weight to keys past an example's valid length (padding).",
+        "weight to keys past an example's valid length (padding)."),
         r"a_{\text{add}}(\mathbf q, \mathbf k) = \mathbf w_v^\top \tanh(\mathbf W_q \mathbf q + \mathbf W_k \mathbf k),"
         r"\qquad a_{\text{dot}}(\mathbf q, \mathbf k) = \frac{\mathbf q^\top \mathbf k}{\sqrt d}",
-        claim="For random q, k with unit-variance entries, q·k has variance d. Without the 1/√d the softmax "
-              "becomes nearly one-hot as d grows (entropy falls to 0); with it the sharpness stays the same.")
+        claim=_("For random q, k with unit-variance entries, q·k has variance d. Without the 1/√d the softmax "
+              "becomes nearly one-hot as d grows (entropy falls to 0); with it the sharpness stays the same."))
     c = st.columns(4)
-    d = c[0].select_slider("dimension d of q and k", [2, 4, 8, 16, 64, 256, 1024], 16, key=f"{KEY}.sc.d")
-    n_keys = c[1].slider("keys", 2, 12, 8, key=f"{KEY}.sc.keys")
-    v1 = c[2].slider("valid length, example 1", 1, n_keys, min(3, n_keys), key=f"{KEY}.sc.v1")
-    v2 = c[3].slider("valid length, example 2", 1, n_keys, n_keys, key=f"{KEY}.sc.v2")
+    d = c[0].select_slider(_("dimension d of q and k"), [2, 4, 8, 16, 64, 256, 1024], 16, key=f"{KEY}.sc.d", format_func=_)
+    n_keys = c[1].slider(_("keys"), 2, 12, 8, key=f"{KEY}.sc.keys")
+    v1 = c[2].slider(_("valid length, example 1"), 1, n_keys, min(3, n_keys), key=f"{KEY}.sc.v1")
+    v2 = c[3].slider(_("valid length, example 2"), 1, n_keys, n_keys, key=f"{KEY}.sc.v2")
     weights = compare_scoring(d, n_keys, (v1, v2), seed=global_seed())
     show(figs.scoring_figure(weights, (v1, v2)), key=f"{KEY}.sc.weights")
     dims = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
@@ -98,17 +99,17 @@ def _sharpness(dims: tuple, n_keys: int, seed: int) -> dict:
 
 def position_part() -> None:
     explain(
-        "Self-attention treats its input as a **set**: permuting the tokens permutes the outputs the same way. "
+        _("Self-attention treats its input as a **set**: permuting the tokens permutes the outputs the same way. "
         "To know where a token sits, the Transformer adds a positional encoding to each embedding: sines and "
-        "cosines whose frequency falls with the column index, like the bits of a binary counter.",
+        "cosines whose frequency falls with the column index, like the bits of a binary counter."),
         r"P_{i,2j} = \sin\!\Big(\frac{i}{10000^{2j/d}}\Big),\qquad P_{i,2j+1} = \cos\!\Big(\frac{i}{10000^{2j/d}}\Big)",
-        claim="Each (sin, cos) pair of $P_{i+\\delta}$ is that pair of $P_i$ rotated by an angle that depends "
+        claim=_("Each (sin, cos) pair of $P_{i+\\delta}$ is that pair of $P_i$ rotated by an angle that depends "
               "only on $\\delta$, so $P_i \\cdot P_j$ depends only on the offset $i - j$: the similarity matrix "
-              "is constant along its diagonals.")
+              "is constant along its diagonals."))
     c = st.columns(3)
-    n = c[0].slider("positions", 8, 120, 60, key=f"{KEY}.pe.n")
-    d = c[1].select_slider("encoding dimension d", [8, 16, 32, 64, 128], 32, key=f"{KEY}.pe.d")
-    cols = c[2].multiselect("columns to plot", list(range(d)), [c_ for c_ in (6, 7, 8, 9) if c_ < d],
+    n = c[0].slider(_("positions"), 8, 120, 60, key=f"{KEY}.pe.n")
+    d = c[1].select_slider(_("encoding dimension d"), [8, 16, 32, 64, 128], 32, key=f"{KEY}.pe.d", format_func=_)
+    cols = c[2].multiselect(_("columns to plot"), list(range(d)), [c_ for c_ in (6, 7, 8, 9) if c_ < d],
                             key=f"{KEY}.pe.cols")
     P = positional_encoding(n, d).numpy()
     left, right = st.columns(2)
@@ -119,11 +120,11 @@ def position_part() -> None:
     if cols:
         show(figs.pe_columns(P, cols), key=f"{KEY}.pe.cols_fig")
     else:
-        st.info("Pick at least one column to plot its curve.")
+        st.info(_("Pick at least one column to plot its curve."))
 
 
-MAP_NAMES = {"enc_self": "encoder self-attention", "dec_self": "decoder self-attention (masked)",
-             "cross": "cross-attention (decoder → encoder)"}
+MAP_NAMES = {"enc_self": N_("encoder self-attention"), "dec_self": N_("decoder self-attention (masked)"),
+             "cross": N_("cross-attention (decoder → encoder)")}
 
 
 def transformer_part() -> None:
@@ -131,16 +132,16 @@ def transformer_part() -> None:
     stage = st.container()  # figure first: buttons and the live view above the controls
     config = config_form(demo, f"{KEY}.tf")
     explain(
-        "A tiny Transformer learns a sequence task from random examples. Every block has multi-head attention: "
+        _("A tiny Transformer learns a sequence task from random examples. Every block has multi-head attention: "
         "each head projects the tokens to its own queries, keys and values and attends on its own, and the "
         "heads' outputs are concatenated. The decoder's self-attention is **masked** (a position sees only "
         "earlier ones); its **cross-attention** reads the encoder. Token accuracy is measured by greedy "
-        "decoding of 256 held-out sequences; the maps below are the teacher-forced pass.",
+        "decoding of 256 held-out sequences; the maps below are the teacher-forced pass."),
         r"\operatorname{head}_i = \operatorname{softmax}\!\Big(\frac{(Q W_i^Q)(K W_i^K)^\top}{\sqrt{d/h}}\Big)"
         r"\, V W_i^V,"
         r"\qquad \operatorname{MultiHead} = [\operatorname{head}_1, \dots, \operatorname{head}_h]\, W^O",
-        claim="On reverse, output i must copy input L-1-i: the last cross-attention layer turns into the "
-              "anti-diagonal. Without positional encoding it cannot, and accuracy stays low.")
+        claim=_("On reverse, output i must copy input L-1-i: the last cross-attention layer turns into the "
+              "anti-diagonal. Without positional encoding it cannot, and accuracy stays low."))
     live_run(f"{KEY}.tf", demo, config, current_device(), draw_transformer, stage=stage)
 
 
@@ -150,33 +151,37 @@ def draw_transformer(runner) -> None:
         return
     m, a = snap.metrics, snap.arrays
     c = st.columns(4)
-    c[0].metric("token accuracy", f"{m['token_acc']:.1%}")
-    c[1].metric("sequence accuracy", f"{m['seq_acc']:.1%}")
-    c[2].metric("mass on source position", f"{m['diag_mass']:.0%}",
-                help="Best head of the last cross-attention layer (encoder self-attention if encoder-only): "
+    c[0].metric(_("token accuracy"), f"{m['token_acc']:.1%}")
+    c[1].metric(_("sequence accuracy"), f"{m['seq_acc']:.1%}")
+    c[2].metric(_("mass on source position"), f"{m['diag_mass']:.0%}",
+                help=_("Best head of the last cross-attention layer (encoder self-attention if encoder-only): "
                      "mean weight on the input position each output copies (the anti-diagonal for reverse; for "
                      "sort, every position holding the output's digit counts, since equal digits are "
-                     "interchangeable).")
-    c[3].metric("training loss", f"{m['train_loss']:.3f}")
-    show(metric_curves(runner.history, [("training loss (cross-entropy)", ["train_loss"]),
-                                        ("held-out accuracy and alignment", ["token_acc", "seq_acc", "diag_mass"])]),
+                     "interchangeable)."))
+    c[3].metric(_("training loss"), f"{m['train_loss']:.3f}")
+    show(metric_curves(runner.history, [(_("training loss (cross-entropy)"), ["train_loss"]),
+                                        (_("held-out accuracy and alignment"), ["token_acc", "seq_acc", "diag_mass"])]),
          key=f"{KEY}.tf.curves")
-    ex = st.slider("Example (held-out sequence)", 0, len(a["src"]) - 1, 0, key=f"{KEY}.tf.example")
+    ex = st.slider(_("Example (held-out sequence)"), 0, len(a["src"]) - 1, 0, key=f"{KEY}.tf.example")
     src, tgt, pred = a["src"][ex], a["tgt"][ex], a["pred"][ex]
-    st.markdown(f"input `{' '.join(map(str, src))}` → target `{' '.join(map(str, tgt))}` → "
-                f"model `{' '.join(map(str, pred))}` ({(pred == tgt).mean():.0%} of tokens right)")
+    st.markdown(_("input `{join}` → target `{join2}` → model `{join3}` ({mean:.0%} of tokens right)").format(
+                    join=' '.join(map(str, src)),
+                    join2=' '.join(map(str, tgt)),
+                    join3=' '.join(map(str, pred)),
+                    mean=(pred == tgt).mean()))
     kinds = [k for k in MAP_NAMES if k in a]
     cols = st.columns(len(kinds))
     for col, kind in zip(cols, kinds):
         with col:
-            show(figs.attention_grid(a[kind][ex], f"{MAP_NAMES[kind]}: layer × head"), key=f"{KEY}.tf.grid.{kind}")
+            show(figs.attention_grid(a[kind][ex], _("{name}: layer × head").format(name=_(MAP_NAMES[kind]))), key=f"{KEY}.tf.grid.{kind}")
     for name, n in (("layer", cfg.layers), ("head", cfg.heads)):  # a smaller model since the last draw
         if ss.get(f"{KEY}.tf.{name}", 1) > n:
             ss[f"{KEY}.tf.{name}"] = n
     c = st.columns(3)
-    kind = c[0].selectbox("Enlarge", kinds, index=len(kinds) - 1, format_func=MAP_NAMES.get, key=f"{KEY}.tf.kind")
-    layer = c[1].selectbox("layer", range(1, cfg.layers + 1), index=cfg.layers - 1, key=f"{KEY}.tf.layer")
-    head = c[2].selectbox("head", range(1, cfg.heads + 1), key=f"{KEY}.tf.head")
+    kind = c[0].selectbox(_("Enlarge"), kinds, index=len(kinds) - 1, format_func=lambda k: _(MAP_NAMES[k]),
+                        key=f"{KEY}.tf.kind")
+    layer = c[1].selectbox(_("layer"), range(1, cfg.layers + 1), index=cfg.layers - 1, key=f"{KEY}.tf.layer")
+    head = c[2].selectbox(_("head"), range(1, cfg.heads + 1), key=f"{KEY}.tf.head")
     src_labels = [f"{t}·{i}" for i, t in enumerate(src)]
     dec_labels = ["BOS"] + [f"{t}·{i}" for i, t in enumerate(tgt[:-1])]
     q_labels = src_labels if kind == "enc_self" else dec_labels
@@ -184,7 +189,8 @@ def draw_transformer(runner) -> None:
     aligned = "cross" if "cross" in a else "enc_self"
     source = _source_positions(cfg.task, src) if kind == aligned else None
     show(figs.attention_map(a[kind][ex, layer - 1, head - 1], q_labels, k_labels,
-                            f"{MAP_NAMES[kind]}, layer {layer}, head {head} (token·position)", source),
+                            _("{name}, layer {layer}, head {head} (token·position)").format(
+                                name=_(MAP_NAMES[kind]), layer=layer, head=head), source),
          key=f"{KEY}.tf.big")
 
 

@@ -18,35 +18,36 @@ from dlviz.ui import config_form, current_device, explain, live_run, plain, show
 from dlviz.ui.compute import queued
 from dlviz.ui.feature_sources import FeatureSource, publish
 from dlviz.ui.topics import require_app
+from dlviz.i18n import N_, _
 
 require_app(__file__)
 
 KEY = "dino"
 demo = get_demo("dino")
-st.title("DINO: a ViT learns where the object is, without labels")
+st.title(_("DINO: a ViT learns where the object is, without labels"))
 stage = st.container()  # figure first: buttons and the live view above the controls
 explain(
-    "**DINO** (Caron et al., 2021) trains a *student* ViT to predict the output of a *teacher* ViT on another "
+    _("**DINO** (Caron et al., 2021) trains a *student* ViT to predict the output of a *teacher* ViT on another "
     "crop of the same image. The teacher is not trained by gradients: it is an exponential moving average of "
     "the student. Both end in a softmax over $K$ dimensions; the loss is the cross-entropy between them, "
     "summed over pairs of different views (the teacher sees the 2 global crops; the student also sees small "
-    "local crops when *local crops* is above 0, off by default here):",
+    "local crops when *local crops* is above 0, off by default here):"),
     r"\mathcal{L} = \sum_{t \in \{g_1, g_2\}} \sum_{s \neq t} -\,P_t(x)^\top \log P_s(x), \qquad "
     r"P_s = \mathrm{softmax}\!\left(\frac{g_s(x)}{\tau_s}\right),\quad "
     r"P_t = \mathrm{softmax}\!\left(\frac{g_t(x) - c}{\tau_t}\right)",
     r"c \leftarrow m\, c + (1 - m)\,\frac{1}{B}\sum_i g_t(x_i) \quad (m = 0.9)",
     r"\theta_t \leftarrow \lambda\,\theta_t + (1 - \lambda)\,\theta_s \quad (\lambda: \lambda_0 \to 1,\ \text{cosine};"
     r"\ \lambda_0 = 0.996 \text{ in the paper, } 0.9 \text{ here for a short run})",
-    claim="The temperature divides the logits: a low teacher temperature (0.04 < 0.1 of the student) is the "
+    claim=_("The temperature divides the logits: a low teacher temperature (0.04 < 0.1 of the student) is the "
           "*sharpening*, which pushes each image to one dimension; *centering* subtracts the running mean, "
           "which stops one dimension from winning for every image. Each alone collapses (watch the entropies): "
           "together, the student can only match the teacher by finding what is shared between crops: the object. "
           "Measured on 256 held-out images: the IoU of each head's 60%-mass mask with the object (DINO's "
           "figure), against a random ViT and a map of plain brightness. The best head is picked on 256 other "
-          "held-out images: picked on the images it is scored on, it would be flattered by their noise.",
+          "held-out images: picked on the images it is scored on, it would be flattered by their noise."),
 )
 config = config_form(demo, KEY)
-with st.expander("Departures from the paper (what this code does)"):
+with st.expander(_("Departures from the paper (what this code does)")):
     st.markdown("\n".join(f"- {line}" for line in DEPARTURES))
 
 
@@ -62,28 +63,33 @@ def draw(runner) -> None:
     m = snap.metrics
     c = st.columns(6)
     # Short labels and deltas: six columns at 1280 px in lecture mode; the long form is in each help.
-    c[0].metric("best head IoU", f"{m['attn_iou_best']:.2f}",
-                f"{m['attn_iou_best'] - m['attn_iou_random_init']:+.2f} vs init",
-                help=f"The teacher's last layer. Head {m.get('best_head', 0) + 1:.0f}, the best on 256 other held-out images; the highest IoU "
-                     f"of any head on these images is {m.get('attn_iou_max', m['attn_iou_best']):.2f}.")
-    c[1].metric("mean IoU", f"{m['attn_iou_mean']:.2f}", help="The mean over the last layer's heads.")
-    c[2].metric("random ViT", f"{m['attn_iou_random_init']:.2f}", help="The best head of the same ViT, untrained.")
-    c[3].metric("brightness", f"{m['brightness_iou']:.2f}",
-                help="The brightness baseline. The mask kept from a map that is just each patch's brightness: what intensity alone explains.")
-    c[4].metric("on object", f"{m['attn_mass_best']:.0%}",
-                f"object {m['object_share']:.0%}", delta_color="off",
-                help=f"Attention on the object; the object is {m['object_share']:.0%} of the patches. The best head's share of CLS attention that lands on object patches. The IoU also asks the "
-                     "60% mask to cover the whole object; a head focused on part of it scores high here, not there.")
-    c[5].metric("entropy", f"{m['teacher_entropy']:.2f}", f"log K {m['log_k']:.2f}", delta_color="off",
-                help="The entropy of the teacher's mean output (nats); log K is uniform over the K dimensions.")
-    st.caption(f"Attention maps and IoUs are measured every {runner.config.eval_every} steps (last: step "
-               f"{m['eval_step']:.0f}); the loss and entropies move with every step.")
+    c[0].metric(_("best head IoU"), f"{m['attn_iou_best']:.2f}",
+                _("{delta:+.2f} vs init").format(delta=m['attn_iou_best'] - m['attn_iou_random_init']),
+                help=_("The teacher's last layer. Head {value:.0f}, the best on 256 other held-out images; the highest IoU "
+                       "of any head on these images is {get:.2f}.").format(
+                         value=m.get('best_head', 0) + 1,
+                         get=m.get('attn_iou_max', m['attn_iou_best'])))
+    c[1].metric(_("mean IoU"), f"{m['attn_iou_mean']:.2f}", help=_("The mean over the last layer's heads."))
+    c[2].metric(_("random ViT"), f"{m['attn_iou_random_init']:.2f}", help=_("The best head of the same ViT, untrained."))
+    c[3].metric(_("brightness"), f"{m['brightness_iou']:.2f}",
+                help=_("The brightness baseline. The mask kept from a map that is just each patch's brightness: what intensity alone explains."))
+    c[4].metric(_("on object"), f"{m['attn_mass_best']:.0%}",
+                _("object {share:.0%}").format(share=m['object_share']), delta_color="off",
+                help=_("Attention on the object; the object is {object_share:.0%} of the patches. The best head's share of "
+                       "CLS attention that lands on object patches. The IoU also asks the 60% mask to cover the whole "
+                       "object; a head focused on part of it scores high here, not there.").format(object_share=m['object_share']))
+    c[5].metric(_("entropy"), f"{m['teacher_entropy']:.2f}", f"log K {m['log_k']:.2f}", delta_color="off",
+                help=_("The entropy of the teacher's mean output (nats); log K is uniform over the K dimensions."))
+    st.caption(_("Attention maps and IoUs are measured every {eval_every} steps (last: step {eval_step:.0f}); the "
+                 "loss and entropies move with every step.").format(
+                   eval_every=runner.config.eval_every,
+                   eval_step=m['eval_step']))
     show(iou_curves(runner.history), key=f"{KEY}.ioucurves")
-    bars = {"DINO best head": m["attn_iou_best"], "DINO mean": m["attn_iou_mean"],
-            "random init": m["attn_iou_random_init"], "brightness": m["brightness_iou"]}
+    bars = {_("DINO best head"): m["attn_iou_best"], _("DINO mean"): m["attn_iou_mean"],
+            _("random init"): m["attn_iou_random_init"], _("brightness"): m["brightness_iou"]}
     sup = st.session_state.get(f"{KEY}.supervised")
     if sup is not None and sup[0] == runner.config:
-        bars["labels (best head)"] = sup[1]["iou_best"]
+        bars[_("labels (best head)")] = sup[1]["iou_best"]
     left, right = st.columns(2)
     with left:
         show(entropy_figure(runner.history, m["log_k"]), key=f"{KEY}.entropy")
@@ -99,26 +105,30 @@ def draw_maps(runner) -> None:
     arr = snap.arrays
     depth = arr["teacher_maps"].shape[1]
     v = st.columns([1, 2, 2])
-    who = v[0].radio("Network", ["teacher", "student"], horizontal=True, key=f"{KEY}.who")
-    layer = v[1].slider("Layer", 1, depth, depth, key=f"{KEY}.layer",
-                        help="DINO's figure shows the last layer; earlier layers attend more locally.")
-    keep = v[2].slider("Attention mass kept", 0.1, 0.9, 0.6, 0.05, key=f"{KEY}.keep",
-                       help="Each mask keeps the fewest patches holding this fraction of the head's attention.")
+    who = v[0].radio(_("Network"), [N_("teacher"), N_("student")], horizontal=True, key=f"{KEY}.who", format_func=_)
+    layer = v[1].slider(_("Layer"), 1, depth, depth, key=f"{KEY}.layer",
+                        help=_("DINO's figure shows the last layer; earlier layers attend more locally."))
+    keep = v[2].slider(_("Attention mass kept"), 0.1, 0.9, 0.6, 0.05, key=f"{KEY}.keep",
+                       help=_("Each mask keeps the fewest patches holding this fraction of the head's attention."))
     maps = arr[f"{who}_maps"][:, layer - 1]
     kept = _kept(maps, keep)
     obj = patch_masks(torch.from_numpy(arr["masks"]), 4).numpy()
     per_head = iou(torch.from_numpy(kept), torch.from_numpy(obj)[:, None]).mean(0).numpy()
     at = int(snap.metrics["eval_step"])
     show(attention_figure(arr["images"][:4], maps[:4], kept[:4], arr["masks"][:4],
-                          title=f"{who.capitalize()}, layer {layer}: CLS attention per head and the mask keeping "
-                                f"{keep:.0%} of it (step {at})"), key=f"{KEY}.att")
-    st.caption(f"On these {N_SHOW} images, IoU per head at {keep:.0%}: "
-               + ", ".join(f"head {i + 1}: {x:.2f}" for i, x in enumerate(per_head))
-               + ". The held-out IoU metrics above use 256 images, the teacher's last layer and 60%.")
-    if st.toggle("Compare with the same images before training", key=f"{KEY}.before"):
+                          title=_("{capitalize}, layer {layer}: CLS attention per head and the mask keeping {keep:.0%} of it (step "
+                                  "{at})").format(
+                                    capitalize=who.capitalize(),
+                                    layer=layer,
+                                    keep=keep,
+                                    at=at)), key=f"{KEY}.att")
+    st.caption(_("On these {N_SHOW} images, IoU per head at {keep:.0%}: ").format(N_SHOW=N_SHOW, keep=keep)
+               + ", ".join(_("head {i}: {iou:.2f}").format(i=i + 1, iou=x) for i, x in enumerate(per_head))
+               + _(". The held-out IoU metrics above use 256 images, the teacher's last layer and 60%."))
+    if st.toggle(_("Compare with the same images before training"), key=f"{KEY}.before"):
         m0 = first.arrays[f"{who}_maps"][:4, layer - 1]
         show(attention_figure(first.arrays["images"][:4], m0, _kept(m0, keep), first.arrays["masks"][:4],
-                              title=f"{who.capitalize()}, layer {layer}, step 0 (random initialization)"),
+                              title=_("{capitalize}, layer {layer}, step 0 (random initialization)").format(capitalize=who.capitalize(), layer=layer)),
              key=f"{KEY}.att0")
     publish(FeatureSource(name=f"DINO ViT ({runner.config.embed_dim}-d teacher CLS token)", page=KEY,
                           step=at, config={"out_dim": runner.config.out_dim}, features=arr["features"],
@@ -128,77 +138,84 @@ def draw_maps(runner) -> None:
 
 runner = live_run(KEY, demo, config, current_device(), draw, draw_slow=draw_maps, stage=stage, views=st.container())
 
-st.subheader("Baseline: the same ViT trained with labels")
-st.caption(f"Cross-entropy on the digit class, same images, {SUPERVISED_STEPS:,} steps (about 90 s on 2 CPU "
-           "cores; a ViT from scratch needs ~500 steps before it leaves chance). Does supervision find the object "
-           "as well as DINO does?")
+st.subheader(_("Baseline: the same ViT trained with labels"))
+st.caption(_("Cross-entropy on the digit class, same images, {SUPERVISED_STEPS:,} steps (about 90 s on 2 CPU "
+             "cores; a ViT from scratch needs ~500 steps before it leaves chance). Does supervision find the "
+             "object as well as DINO does?").format(SUPERVISED_STEPS=SUPERVISED_STEPS))
 # The baseline of the run on screen (its settings and held-out images), even if the controls changed since.
-if st.button("Train the labelled ViT", key=f"{KEY}.sup_go"):
-    st.session_state[f"{KEY}.supervised"] = (runner.config, queued("Training a ViT with labels", train_supervised,
+if st.button(_("Train the labelled ViT"), key=f"{KEY}.sup_go"):
+    st.session_state[f"{KEY}.supervised"] = (runner.config, queued(_("Training a ViT with labels"), train_supervised,
                                                                    runner.config, runner.device))
 sup = st.session_state.get(f"{KEY}.supervised")
 if sup is not None and sup[0] == runner.config:
     res = sup[1]
-    st.write(f"Labelled ViT: best head IoU **{res['iou_best']:.2f}**, mean over heads {res['iou_mean']:.2f}, "
-             f"test accuracy {res['test_acc']:.0%}.")
+    st.write(_("Labelled ViT: best head IoU **{iou_best:.2f}**, mean over heads {iou_mean:.2f}, test accuracy "
+               "{test_acc:.0%}.").format(
+                 iou_best=res['iou_best'],
+                 iou_mean=res['iou_mean'],
+                 test_acc=res['test_acc']))
     maps = res["maps"][:, -1]
     if runner.latest is not None:
         a = runner.latest.arrays
         show(attention_figure(a["images"][:4], maps[:4], _kept(maps[:4], 0.6), a["masks"][:4],
-                              title="Labelled ViT, last layer, 60% mass"), key=f"{KEY}.supatt")
+                              title=_("Labelled ViT, last layer, 60% mass")), key=f"{KEY}.supatt")
 
-st.subheader("Pretrained DINO on photos")
-st.caption("Official DINO ViT-S/16, ViT-S/8 or ViT-B/16 backbones (e.g. `dino_deitsmall16_pretrain.pth` from the "
+st.subheader(_("Pretrained DINO on photos"))
+st.caption(_("Official DINO ViT-S/16, ViT-S/8 or ViT-B/16 backbones (e.g. `dino_deitsmall16_pretrain.pth` from the "
            "DINO repository), read only from the weights folder, with `torch.load(..., weights_only=True)` into the "
-           "same class.")
+           "same class."))
 folder = weights_dir()
 files = {p.name: p for p in list_checkpoints(folder)}
 
 
-@st.cache_resource(show_spinner="Loading the checkpoint...", max_entries=2)
+@st.cache_resource(show_spinner=_("Loading the checkpoint..."), max_entries=2)
 def _load(p: str, mtime: float, size: int):
     return load_dino_checkpoint(p)  # read-only afterwards: only forward passes in eval mode
 
 
 vit = None
 if not files:
-    st.info("No checkpoint yet: put official DINO `.pth` files in this folder (or set `DLVIZ_WEIGHTS` to another "
-            "one) and reload the page to see their attention on two sample photos and on an image you upload.")
+    st.info(_("No checkpoint yet: put official DINO `.pth` files in this folder (or set `DLVIZ_WEIGHTS` to another "
+            "one) and reload the page to see their attention on two sample photos and on an image you upload."))
     st.code(str(folder.resolve()), language=None)
 else:
-    name = st.selectbox("Checkpoint", list(files), index=None, placeholder="Choose a checkpoint", key=f"{KEY}.ckpt",
-                        help="The *.pth and *.pt files in the weights folder ($DLVIZ_WEIGHTS, default data/weights).")
+    name = st.selectbox(_("Checkpoint"), list(files), index=None, placeholder=_("Choose a checkpoint"), key=f"{KEY}.ckpt",
+                        help=_("The *.pth and *.pt files in the weights folder ($DLVIZ_WEIGHTS, default data/weights)."))
     chosen = files.get(name) if name else None
     if chosen is not None:
         try:
             stat = chosen.stat()
             vit = _load(str(chosen), stat.st_mtime, stat.st_size)
         except CheckpointError as exc:
-            st.error(plain(f"{exc} Choose another file."), icon="📂")
+            st.error(plain(_("{exc} Choose another file.").format(exc=exc)), icon="📂")
         except Exception as exc:  # the file vanished, out of memory, ...
-            st.error(plain(f"Could not load {chosen.name} ({type(exc).__name__}). Choose another file."), icon="📂")
+            st.error(plain(_("Could not load {name} ({name2}). Choose another file.").format(name=chosen.name, name2=type(exc).__name__)), icon="📂")
 if vit is not None:
-    st.caption(f"Loaded a ViT with width {vit.embed_dim}, {len(vit.blocks)} blocks, {vit.num_heads} heads, "
-               f"patch {vit.patch_size}.")
+    st.caption(_("Loaded a ViT with width {embed_dim}, {len} blocks, {num_heads} heads, patch {patch_size}.").format(
+                   embed_dim=vit.embed_dim,
+                   len=len(vit.blocks),
+                   num_heads=vit.num_heads,
+                   patch_size=vit.patch_size))
     photos = [(name, img) for name, img in sample_photos()]
-    up = st.file_uploader("Your image (PNG or JPEG)", type=["png", "jpg", "jpeg"], key=f"{KEY}.upload",
-                          help=f"At most {MAX_UPLOAD_MB} MB and {MAX_PIXELS / 1e6:.0f} megapixels. Larger images "
-                               f"are shrunk to {MAX_SIDE} px on the longer side; images longer than 2:1 are "
-                               "center-cropped.")
+    up = st.file_uploader(_("Your image (PNG or JPEG)"), type=["png", "jpg", "jpeg"], key=f"{KEY}.upload",
+                          help=_("At most {MAX_UPLOAD_MB} MB and {value:.0f} megapixels. Larger images are shrunk to {MAX_SIDE} px on "
+                                 "the longer side; images longer than 2:1 are center-cropped.").format(
+                                   MAX_UPLOAD_MB=MAX_UPLOAD_MB,
+                                   value=MAX_PIXELS / 1e6,
+                                   MAX_SIDE=MAX_SIDE))
     if up is not None:
         try:
             photos.append(("upload", read_user_image(up.getvalue())))
         except ImageRejected as exc:
             st.error(plain(exc), icon="🖼️")
-    side = st.select_slider("Short side (px)", [112, 224, 320], 224, key=f"{KEY}.side")
+    side = st.select_slider(_("Short side (px)"), [112, 224, 320], 224, key=f"{KEY}.side", format_func=_)
     for name, img in photos:
         try:
             image, maps, kept = photo_attention(vit, img, side)
         except Exception as exc:  # a checkpoint whose shapes load but do not run, out of memory, ...
-            st.error(plain(f"Could not compute the attention on {name} ({type(exc).__name__}): try a smaller short "
-                           "side or another checkpoint."), icon="🖼️")
+            st.error(plain(_("Could not compute the attention on {name} ({name2}): try a smaller short side or another checkpoint.").format(name=name, name2=type(exc).__name__)), icon="🖼️")
             continue
         heads = min(6, len(maps))
         show(attention_figure(image[None], maps[None, :heads], kept[None, :heads], tile_px=160,
-                              title=f"{name}: last-layer CLS attention per head and 60% masks"),
+                              title=_("{name}: last-layer CLS attention per head and 60% masks").format(name=name)),
              key=f"{KEY}.photo.{name}")

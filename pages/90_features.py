@@ -20,6 +20,7 @@ from dlviz.ui import config_form, current_device, explain, global_seed, live_run
 from dlviz.ui.compute import queued
 from dlviz.ui.feature_sources import sources
 from dlviz.ui.topics import require_app
+from dlviz.i18n import N_, _
 
 require_app(__file__)
 
@@ -27,35 +28,37 @@ KEY = "features"
 GRID_POINTS = 600  # the perplexity small multiples embed a seeded subset: four t-SNE runs stay quick
 ss = st.session_state
 demo = get_demo("tsne")
-st.title("Feature explorer: what did the models learn?")
+st.title(_("Feature explorer: what did the models learn?"))
 explain(
-    "**PCA** rotates the centered features onto the directions of largest variance (an SVD) and keeps the top "
+    _("**PCA** rotates the centered features onto the directions of largest variance (an SVD) and keeps the top "
     "ones: linear, instant, and distances along the kept axes are real. **t-SNE** (van der Maaten & Hinton, 2008) "
     "turns distances into neighbour probabilities, with a bandwidth per point chosen so each point has "
     "*perplexity* effective neighbours, then moves 2-D/3-D points until a heavy-tailed Student-t similarity "
-    "matches them, by gradient descent on the KL divergence:",
+    "matches them, by gradient descent on the KL divergence:"),
     r"X_c = U S V^\top,\quad Y_{\mathrm{PCA}} = X_c V_k,\quad \text{explained}_i = s_i^2 / \textstyle\sum_j s_j^2",
     r"p_{j|i} = \frac{e^{-\|x_i-x_j\|^2/2\sigma_i^2}}{\sum_{k\ne i} e^{-\|x_i-x_k\|^2/2\sigma_i^2}},\ "
     r"2^{H(P_i)} = \text{perplexity},\quad p_{ij} = \frac{p_{j|i} + p_{i|j}}{2N},",
     r"q_{ij} = \frac{(1+\|y_i-y_j\|^2)^{-1}}{\sum_{k\ne l}(1+\|y_k-y_l\|^2)^{-1}},"
     r"\quad \min_Y \mathrm{KL}(P\,\|\,Q)",
-    claim="t-SNE keeps who is next to whom (trustworthiness near 1) but not sizes or distances between clusters; "
+    claim=_("t-SNE keeps who is next to whom (trustworthiness near 1) but not sizes or distances between clusters; "
           "judge features by k-NN accuracy in their own space, and compare raw pixels, a random network and a "
-          "trained one.",
+          "trained one."),
 )
 
 # -- sources: built-in sets and whatever the other pages published in this session ----------------------------
 published = sources()
-options = {"pixels": "Raw pixels (64-d)", "random": "Random-initialized LeNet (84-d, never trained)"}
-options.update({f"session:{name}": f"{name} · step {s.step}" for name, s in published.items()})
-choice = st.selectbox("Features", list(options), format_func=options.get, key=f"{KEY}.source",
-                      help="Models trained on other pages in this browser session are listed here.")
+options = {"pixels": N_("Raw pixels (64-d)"), "random": N_("Random-initialized LeNet (84-d, never trained)")}
+# Published names are the other pages' own (marked N_() there): shown translated when the catalogue has them.
+options.update({f"session:{name}": _("{name} · step {step}").format(name=_(name), step=s.step)
+                for name, s in published.items()})
+choice = st.selectbox(_("Features"), list(options), format_func=lambda k: _(options[k]), key=f"{KEY}.source",
+                      help=_("Models trained on other pages in this browser session are listed here."))
 if not published:
-    st.caption("Train a model on another page (the CNN page publishes its 84-d penultimate features) and it "
-               "appears in this list.")
+    st.caption(_("Train a model on another page (the CNN page publishes its 84-d penultimate features) and it "
+               "appears in this list."))
 
 
-@st.cache_data(show_spinner="Computing the features...", max_entries=8)
+@st.cache_data(show_spinner=_("Computing the features..."), max_entries=8)
 def builtin_features(name: str, seed: int) -> FeatureSet:
     return load_builtin(name, seed)  # a pure function of (name, seed): safe to share between users
 
@@ -70,12 +73,16 @@ bad = problem(fs)
 if bad:
     st.error(bad, icon="🛑")
     st.stop()
-st.caption(f"**{fs.name}**: {len(fs.labels):,} examples × {fs.features.shape[1]} dimensions; {fs.description}.")
+st.caption(_("**{name}**: {len:,} examples × {value} dimensions; {description}.").format(
+               name=fs.name,
+               len=len(fs.labels),
+               value=fs.features.shape[1],
+               description=fs.description))
 
 if f"{KEY}.method" not in ss:  # the link names the method (?method=t-SNE)
     ss[f"{KEY}.method"] = st.query_params.get("method") if st.query_params.get("method") in ("PCA", "t-SNE") else "PCA"
-method = st.radio("Method", ["PCA", "t-SNE"], horizontal=True, key=f"{KEY}.method",
-                  help="PCA is instant. t-SNE optimizes for a few seconds; openTSNE shows it forming.")
+method = st.radio(_("Method"), [N_("PCA"), N_("t-SNE")], horizontal=True, key=f"{KEY}.method",
+                  help=_("PCA is instant. t-SNE optimizes for a few seconds; openTSNE shows it forming."), format_func=_)
 st.query_params["method"] = method
 config = config_form(demo, KEY)  # t-SNE settings; PCA reads only the dimensions
 cache = ss.setdefault(f"{KEY}._cache", {})
@@ -102,18 +109,18 @@ def view(fs: FeatureSet, tag: str, coords: np.ndarray, title: str, final: bool) 
     """Metrics, the embedding with the inspector, and the CSV export, for coordinates of ``fs`` (named ``tag``)."""
     c = st.columns(3)
     knn_orig = cached((tag, "knn"), lambda: knn_accuracy_loo(fs.features, fs.labels))
-    c[0].metric("5-NN accuracy, original space", f"{knn_orig:.1%}",
-                help="Leave-one-out: each example is classified by a vote of its 5 nearest others.")
+    c[0].metric(_("5-NN accuracy, original space"), f"{knn_orig:.1%}",
+                help=_("Leave-one-out: each example is classified by a vote of its 5 nearest others."))
     if final:
         key = (tag, method, coords.shape[1], float(np.abs(coords).sum()))
         knn_emb = cached(key + ("knn",), lambda: knn_accuracy_loo(coords, fs.labels))
         trust = cached(key + ("trust",), lambda: trustworthiness(fs.features, coords))
-        c[1].metric("5-NN accuracy, embedding", f"{knn_emb:.1%}")
-        c[2].metric("trustworthiness (k=5)", f"{trust:.3f}",
-                    help="1 when every embedding neighbour is also a near neighbour in the original space.")
+        c[1].metric(_("5-NN accuracy, embedding"), f"{knn_emb:.1%}")
+        c[2].metric(_("trustworthiness (k=5)"), f"{trust:.3f}",
+                    help=_("1 when every embedding neighbour is also a near neighbour in the original space."))
     else:
-        c[1].metric("5-NN accuracy, embedding", "…")
-        c[2].metric("trustworthiness (k=5)", "…")
+        c[1].metric(_("5-NN accuracy, embedding"), "…")
+        c[2].metric(_("trustworthiness (k=5)"), "…")
     n = len(fs.labels)
     if int(ss.get(f"{KEY}.point", 0)) > n - 1:  # a smaller source than the last one
         ss[f"{KEY}.point"] = n - 1
@@ -126,11 +133,15 @@ def view(fs: FeatureSet, tag: str, coords: np.ndarray, title: str, final: bool) 
     with left:
         show(fig, key=f"{KEY}.emb", on_select=pick_point, selection_mode="points")
     with right:
-        st.number_input("Inspect example #", 0, n - 1, key=f"{KEY}.point",
-                        help="Or click a point in the 2-D plot.")
+        st.number_input(_("Inspect example #"), 0, n - 1, key=f"{KEY}.point",
+                        help=_("Or click a point in the 2-D plot."))
         same = int((fs.labels[nbrs] == fs.labels[point]).sum())
-        st.markdown(f"Example **#{point}** (label **{fs.class_names[int(fs.labels[point])]}**): **{same} of "
-                    f"{len(nbrs)}** nearest neighbours *in the original space* share its label (ringed in the plot).")
+        st.markdown(_("Example **#{point}** (label **{value}**): **{same} of {len}** nearest neighbours *in the original "
+                      "space* share its label (ringed in the plot).").format(
+                        point=point,
+                        value=fs.class_names[int(fs.labels[point])],
+                        same=same,
+                        len=len(nbrs)))
         ids = [point, *nbrs.tolist()]
         names = ["selected"] + [f"#{i}: {fs.class_names[int(fs.labels[i])]}" for i in nbrs]
         if fs.images is not None:
@@ -141,21 +152,22 @@ def view(fs: FeatureSet, tag: str, coords: np.ndarray, title: str, final: bool) 
     frame.insert(0, "label", [fs.class_names[int(v)] for v in fs.labels])
     frame.insert(0, "example", np.arange(n))
     fname = f"{method.lower()}_{tag.rsplit('@', 1)[0].split(':')[-1][:30]}.csv"
-    st.download_button("Download coordinates (CSV)", frame.to_csv(index=False), fname, "text/csv", key=f"{KEY}.csv")
+    st.download_button(_("Download coordinates (CSV)"), frame.to_csv(index=False), fname, "text/csv", key=f"{KEY}.csv")
 
 
 if method == "PCA":
-    coords, _ = pca(fs.features, config.n_components)
+    coords, _unused = pca(fs.features, config.n_components)
     ratio = explained_variance(fs.features, 20)
-    view(fs, tag, coords, f"PCA of {fs.name}: PC1 {ratio[0]:.0%}, PC2 {ratio[1]:.0%} of the variance", True)
+    view(fs, tag, coords, _("PCA of {name}: PC1 {pc1:.0%}, PC2 {pc2:.0%} of the variance").format(
+        name=_(fs.name), pc1=ratio[0], pc2=ratio[1]), True)
     show(explained_variance_figure(ratio), key=f"{KEY}.var")
 else:
     if config.engine == "openTSNE" and not HAVE_OPENTSNE:
-        st.warning("openTSNE is not installed (`pip install openTSNE`), so scikit-learn computes the embedding in "
-                   "one call: you see the start and the result, not the optimization.", icon="📦")
-    st.caption("Engine: openTSNE is used for the live view because, measured on the 1,797 digits, it costs about "
+        st.warning(_("openTSNE is not installed (`pip install openTSNE`), so scikit-learn computes the embedding in "
+                   "one call: you see the start and the result, not the optimization."), icon="📦")
+    st.caption(_("Engine: openTSNE is used for the live view because, measured on the 1,797 digits, it costs about "
                "the same time per iteration as scikit-learn's Barnes-Hut t-SNE and keeps its optimizer state "
-               "between chunks, so the embedding can be drawn as it forms. scikit-learn is the fallback.")
+               "between chunks, so the embedding can be drawn as it forms. scikit-learn is the fallback."))
     live_demo = dataclasses.replace(demo, run=lambda cfg, device, fs=fs: run_on(fs, cfg))
     tsne_config = dataclasses.replace(config, source=tag, n_points=len(fs.labels))
     # The features each run embeds, by its source tag: a run keeps going when another source is picked (its
@@ -173,16 +185,19 @@ else:
         final = bool(snap.arrays.get("final"))
         m, run_fs = snap.metrics, run_sets.get(runner.config.source)
         if run_fs is None or len(run_fs.labels) != len(snap.arrays["coords"]):
-            st.info("This run's features are gone (another source was picked): press Reset.")
+            st.info(_("This run's features are gone (another source was picked): press Reset."))
             return
-        st.caption(f"iteration {snap.step} of {runner.config.iterations} · {m['seconds']:.1f} s of t-SNE"
-                   + (f" · KL divergence {m['kl_divergence']:.3f}" if np.isfinite(m["kl_divergence"]) else "")
-                   + ("" if final or snap.step else " · press **Start** to optimize"))
+        st.caption(_("iteration {step} of {iterations} · {seconds:.1f} s of t-SNE").format(
+                       step=snap.step,
+                       iterations=runner.config.iterations,
+                       seconds=m['seconds'])
+                   + (_(" · KL divergence {kl_divergence:.3f}").format(kl_divergence=m['kl_divergence']) if np.isfinite(m["kl_divergence"]) else "")
+                   + ("" if final or snap.step else _(" · press **Start** to optimize")))
         view(run_fs, runner.config.source, snap.arrays["coords"],
-             f"t-SNE at iteration {snap.step}" + (" (final)" if final else ""), final)
+             _("t-SNE at iteration {step}").format(step=snap.step) + (_(" (final)") if final else ""), final)
         rows = [r for r in runner.history if np.isfinite(r.get("kl_divergence", np.nan))]
         if len(rows) > 2:
-            show(metric_curves(rows, [("KL(P‖Q) as t-SNE optimizes", ["kl_divergence"])], x="iteration",
+            show(metric_curves(rows, [(_("KL(P‖Q) as t-SNE optimizes"), ["kl_divergence"])], x="iteration",
                                height=250), key=f"{KEY}.kl")
 
     # A slower refresh than training pages: each redraw sends 1,797 points; on a busy machine the browser needed
@@ -190,22 +205,22 @@ else:
     live_run(KEY, live_demo, tsne_config, current_device(), draw, every_s=1.2)
 
 # -- small multiples over perplexity --------------------------------------------------------------------------
-st.subheader("The same data at perplexity 5, 30, 50 and 100")
+st.subheader(_("The same data at perplexity 5, 30, 50 and 100"))
 grid_key = (tag, "grid", config.seed)
-if st.button(f"Compute four t-SNE embeddings ({min(GRID_POINTS, len(fs.labels))} examples)", key=f"{KEY}.grid_go"):
+if st.button(_("Compute four t-SNE embeddings ({min} examples)").format(min=min(GRID_POINTS, len(fs.labels))), key=f"{KEY}.grid_go"):
     part = subsample(fs, GRID_POINTS, config.seed)
-    ss[f"{KEY}._grid"] = (grid_key, part.labels, queued("Four t-SNE runs (scikit-learn)", lambda: [
+    ss[f"{KEY}._grid"] = (grid_key, part.labels, queued(_("Four t-SNE runs (scikit-learn)"), lambda: [
         tsne(part.features, 2, p, config.seed, max_iter=500) for p in PERPLEXITY_GRID]))
 left, right = st.columns([4, 1])
 grid = ss.get(f"{KEY}._grid")
 with left:
     if grid is not None and grid[0] == grid_key:
-        show(small_multiples(grid[2], grid[1], [f"perplexity {p}" for p in PERPLEXITY_GRID], fs.class_names),
+        show(small_multiples(grid[2], grid[1], [_("perplexity {p}").format(p=p) for p in PERPLEXITY_GRID], fs.class_names),
              key=f"{KEY}.grid")
     else:
-        st.info("Press the button to embed a subset of these features at four perplexities.")
+        st.info(_("Press the button to embed a subset of these features at four perplexities."))
 with right:
-    st.markdown("**t-SNE can mislead.** Low perplexity breaks classes into clumps that mean nothing; high "
+    st.markdown(_("**t-SNE can mislead.** Low perplexity breaks classes into clumps that mean nothing; high "
                 "perplexity merges them. Cluster **sizes** say nothing about spread (t-SNE evens out density) and "
                 "**distances between clusters** mean little. Trust who is next to whom; check anything else "
-                "in the original space (the k-NN accuracy above).")
+                "in the original space (the k-NN accuracy above)."))

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .common import PALETTE, heatmap, montage
+from ..i18n import N_, _
 
 MARGIN = dict(l=50, r=10, t=50, b=40)
 
@@ -16,22 +17,22 @@ MARGIN = dict(l=50, r=10, t=50, b=40)
 def kernel_fit_figure(a: dict, w: float) -> go.Figure:
     """Training points, the truth and both Nadaraya-Watson predictions over the test grid."""
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=a["x_train"], y=a["y_train"], mode="markers", name="training data",
+    fig.add_trace(go.Scatter(x=a["x_train"], y=a["y_train"], mode="markers", name=_("training data"),
                              marker=dict(color="#999", size=6)))
-    fig.add_trace(go.Scatter(x=a["x_test"], y=a["y_true"], mode="lines", name="truth 2 sin x + x^0.8",
+    fig.add_trace(go.Scatter(x=a["x_test"], y=a["y_true"], mode="lines", name=_("truth 2 sin x + x^0.8"),
                              line=dict(color="black", dash="dot", width=2)))
-    fig.add_trace(go.Scatter(x=a["x_test"], y=a["pred_fixed"], mode="lines", name="fixed kernel (w = 1)",
+    fig.add_trace(go.Scatter(x=a["x_test"], y=a["pred_fixed"], mode="lines", name=_("fixed kernel (w = 1)"),
                              line=dict(color=PALETTE[0], width=3)))
-    fig.add_trace(go.Scatter(x=a["x_test"], y=a["pred_learned"], mode="lines", name=f"learned w = {w:.2f}",
+    fig.add_trace(go.Scatter(x=a["x_test"], y=a["pred_learned"], mode="lines", name=_("learned w = {w:.2f}").format(w=w),
                              line=dict(color=PALETTE[1], width=3)))
-    fig.update_layout(title="Predictions on the test grid", xaxis_title="x", yaxis_title="y", height=380,
+    fig.update_layout(title=_("Predictions on the test grid"), xaxis_title="x", yaxis_title="y", height=380,
                       margin=MARGIN, legend=dict(orientation="h", y=-0.2))
     return fig
 
 
 def kernel_attention_figure(a: dict, w: float) -> go.Figure:
     """Attention of every test point (rows) over the sorted training points (columns), fixed vs learned."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["fixed kernel (w = 1)", f"learned (w = {w:.2f})"],
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[_("fixed kernel (w = 1)"), _("learned (w = {w:.2f})").format(w=w)],
                         horizontal_spacing=0.08)
     zmax = float(max(a["attn_fixed"].max(), a["attn_learned"].max()))
     for col, key in ((1, "attn_fixed"), (2, "attn_learned")):
@@ -39,9 +40,9 @@ def kernel_attention_figure(a: dict, w: float) -> go.Figure:
                                  colorscale="Reds", zmin=0, zmax=zmax, showscale=col == 2,
                                  hovertemplate="test x %{y}<br>train x %{x}<br>weight %{z:.3f}<extra></extra>"),
                       row=1, col=col)
-        fig.update_xaxes(title_text="training x (sorted)", row=1, col=col)
-        fig.update_yaxes(title_text="test x" if col == 1 else "", autorange="reversed", row=1, col=col)
-    fig.update_layout(title="Attention weights: a test point's weight on each training point", height=400,
+        fig.update_xaxes(title_text=_("training x (sorted)"), row=1, col=col)
+        fig.update_yaxes(title_text=_("test x") if col == 1 else "", autorange="reversed", row=1, col=col)
+    fig.update_layout(title=_("Attention weights: a test point's weight on each training point"), height=400,
                       margin=MARGIN)
     return fig
 
@@ -59,34 +60,34 @@ def scoring_figure(weights: dict[str, np.ndarray], valid_lens: Sequence[int]) ->
                                  hovertemplate="%{y}, %{x}: %{z:.3f}<extra></extra>"), row=1, col=col)
         fig.update_yaxes(autorange="reversed", row=1, col=col, showticklabels=col == 1)
     fig.update_layout(height=120 + 40 * z.shape[0], margin=dict(l=150, r=10, t=50, b=40),
-                      title="Attention weights (masked keys get exactly 0)")
+                      title=_("Attention weights (masked keys get exactly 0)"))
     return fig
 
 
 def sharpness_figure(dims: Sequence[int], stats: dict[str, np.ndarray], n_keys: int) -> go.Figure:
     """Softmax entropy with and without 1/sqrt(d), and the spread of q.k, as d grows."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["entropy of the attention weights (nats)",
-                                                        "standard deviation of q·k"])
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[_("entropy of the attention weights (nats)"),
+                                                        _("standard deviation of q·k")])
     d = list(dims)
     for i, (key, name) in enumerate((("entropy_scaled", "q·k / √d"), ("entropy_unscaled", "q·k (unscaled)"))):
         fig.add_trace(go.Scatter(x=d, y=stats[key], name=name, mode="lines+markers", line=dict(color=PALETTE[i])),
                       row=1, col=1)
-    fig.add_trace(go.Scatter(x=[d[0], d[-1]], y=[np.log(n_keys)] * 2, name=f"uniform (ln {n_keys})", mode="lines",
+    fig.add_trace(go.Scatter(x=[d[0], d[-1]], y=[np.log(n_keys)] * 2, name=_("uniform (ln {n_keys})").format(n_keys=n_keys), mode="lines",
                              line=dict(color="gray", dash="dot")), row=1, col=1)
-    fig.add_trace(go.Scatter(x=d, y=stats["score_std"], name="std of q·k", mode="lines+markers",
+    fig.add_trace(go.Scatter(x=d, y=stats["score_std"], name=_("std of q·k"), mode="lines+markers",
                              line=dict(color=PALETTE[2])), row=1, col=2)
     fig.add_trace(go.Scatter(x=d, y=np.sqrt(d), name="√d", mode="lines", line=dict(color="gray", dash="dot")),
                   row=1, col=2)
     for col in (1, 2):
-        fig.update_xaxes(type="log", title_text="dimension d", row=1, col=col)
+        fig.update_xaxes(type="log", title_text=_("dimension d"), row=1, col=col)
     fig.update_yaxes(type="log", row=1, col=2)
     fig.update_layout(height=340, margin=MARGIN, legend=dict(orientation="h", y=-0.3))
     return fig
 
 
 def pe_heatmap(P: np.ndarray) -> go.Figure:
-    fig = heatmap(P, title="Positional encoding P (rows: positions, columns: dimensions)", x_title="dimension",
-                  y_title="position", colorscale="RdBu_r", zmid=0, height=380)
+    fig = heatmap(P, title=_("Positional encoding P (rows: positions, columns: dimensions)"), x_title=_("dimension"),
+                  y_title=_("position"), colorscale="RdBu_r", zmid=0, height=380)
     fig.update_traces(zmin=-1, zmax=1)
     return fig
 
@@ -94,16 +95,16 @@ def pe_heatmap(P: np.ndarray) -> go.Figure:
 def pe_columns(P: np.ndarray, cols: Sequence[int]) -> go.Figure:
     fig = go.Figure()
     for i, c in enumerate(cols):
-        fig.add_trace(go.Scatter(y=P[:, c], mode="lines", name=f"column {c}", line=dict(color=PALETTE[i % 10])))
-    fig.update_layout(title="Selected columns: lower columns oscillate faster", xaxis_title="position",
+        fig.add_trace(go.Scatter(y=P[:, c], mode="lines", name=_("column {c}").format(c=c), line=dict(color=PALETTE[i % 10])))
+    fig.update_layout(title=_("Selected columns: lower columns oscillate faster"), xaxis_title=_("position"),
                       height=340, margin=MARGIN, legend=dict(orientation="h", y=-0.25))
     return fig
 
 
 def pe_similarity(P: np.ndarray) -> go.Figure:
     sim = P @ P.T
-    return heatmap(sim, title="Similarity P Pᵀ: depends on the offset i - j only", x_title="position j",
-                   y_title="position i", colorscale="Viridis", height=380)
+    return heatmap(sim, title=_("Similarity P Pᵀ: depends on the offset i - j only"), x_title=_("position j"),
+                   y_title=_("position i"), colorscale="Viridis", height=380)
 
 
 def attention_grid(maps: np.ndarray, title: str, tile_px: int = 70) -> go.Figure:
@@ -130,12 +131,12 @@ def attention_map(weights: np.ndarray, q_labels: Sequence[str], k_labels: Sequen
     fig = go.Figure(go.Heatmap(z=weights, colorscale="Blues", zmin=0, zmax=1, texttemplate="%{z:.2f}",
                                hovertemplate="query %{y}, key %{x}: %{z:.3f}<extra></extra>"))
     if target is not None:
-        fig.add_trace(go.Scatter(x=list(target), y=list(range(q)), mode="markers", name="source position",
+        fig.add_trace(go.Scatter(x=list(target), y=list(range(q)), mode="markers", name=_("source position"),
                                  marker=dict(symbol="square-open", size=max(10, 220 // max(q, 1)), color="#d62728",
                                              line=dict(width=2))))
     fig.update_xaxes(tickvals=list(range(k)), ticktext=list(k_labels), side="top")
-    fig.update_yaxes(tickvals=list(range(q)), ticktext=list(q_labels), title_text="query", autorange="reversed")
-    fig.update_layout(title=dict(text=f"{title}<br><sup>rows: queries · columns: keys attended to</sup>"),
+    fig.update_yaxes(tickvals=list(range(q)), ticktext=list(q_labels), title_text=_("query"), autorange="reversed")
+    fig.update_layout(title=dict(text=_("{title}<br><sup>rows: queries · columns: keys attended to</sup>").format(title=title)),
                       height=max(320, 40 * q + 150), margin=dict(l=60, r=10, t=100, b=10),
                       showlegend=target is not None, legend=dict(orientation="h", y=-0.05))
     return fig

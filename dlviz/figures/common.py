@@ -34,7 +34,7 @@ def metric_curves(history: Sequence[dict], panels: Sequence[tuple[str, Sequence[
     """One panel per (title, metric keys) with a line per key over ``x``; rows lacking a key are skipped."""
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[t for t, _ in panels])
     n = 0  # one colour per series across the panels: the shared legend names each line once, unambiguously
-    for col, (_, keys) in enumerate(panels, start=1):
+    for col, (_title, keys) in enumerate(panels, start=1):
         for k in keys:
             rows = [r for r in history if k in r]
             fig.add_trace(go.Scatter(x=[r[x] for r in rows], y=[r[k] for r in rows], mode="lines",

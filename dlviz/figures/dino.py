@@ -8,6 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .common import PALETTE, metric_curves
+from ..i18n import N_, _
 
 # Viridis anchors (what the DINO visualization and most papers use for attention).
 _VIRIDIS = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float32)
@@ -114,8 +115,8 @@ def entropy_figure(history: Sequence[dict], log_k: float, height: int = 320) -> 
                   annotation_position="bottom right")
     fig.add_hline(y=0, line_dash="dash", line_color="gray", annotation_text="0: one dimension",
                   annotation_position="top right")
-    fig.update_layout(title="Collapse monitor: the teacher's output entropy (nats)", height=height,
-                      xaxis_title="step", yaxis=dict(range=[-0.2, log_k * 1.08]),
+    fig.update_layout(title=_("Collapse monitor: the teacher's output entropy (nats)"), height=height,
+                      xaxis_title=_("step"), yaxis=dict(range=[-0.2, log_k * 1.08]),
                       margin=dict(l=40, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.25))
     return fig
 
@@ -124,22 +125,22 @@ def iou_curves(history: Sequence[dict]) -> go.Figure:
     """IoU with the object over training (teacher best head / mean over heads, student, the two baselines), the
     best head's share of attention on the object against the object's share of the patches, and the loss."""
     history = [h for h in history if h.get("eval_step", h.get("step")) == h.get("step")]  # measured rows only
-    return metric_curves(history, [("IoU with the object (60% mask)",
+    return metric_curves(history, [(_("IoU with the object (60% mask)"),
                                     ["attn_iou_best", "attn_iou_mean", "student_iou_best",
                                      "attn_iou_random_init", "brightness_iou"]),
-                                   ("Attention on the object (best head)", ["attn_mass_best", "object_share"]),
-                                   ("DINO loss", ["loss"])])
+                                   (_("Attention on the object (best head)"), ["attn_mass_best", "object_share"]),
+                                   (_("DINO loss"), ["loss"])])
 
 
 def iou_bars(values: dict[str, float], head_iou: Sequence[float] | None = None) -> go.Figure:
     """Bars comparing IoUs (DINO vs baselines), and the IoU of each teacher head."""
     names, vals = list(values), [values[k] for k in values]
     fig = go.Figure(go.Bar(x=names, y=vals, marker_color=[PALETTE[i % 10] for i in range(len(names))],
-                           text=[f"{v:.2f}" for v in vals], textposition="outside", name="IoU"))
+                           text=[f"{v:.2f}" for v in vals], textposition="outside", name=_("IoU")))
     if head_iou is not None:
         fig.add_trace(go.Bar(x=[f"head {i + 1}" for i in range(len(head_iou))], y=list(head_iou),
                              marker_color="#bbbbbb", text=[f"{v:.2f}" for v in head_iou], textposition="outside",
-                             name="per head (teacher)"))
-    fig.update_layout(title="IoU with the object mask (mean over held-out images)", height=340, showlegend=False,
-                      yaxis=dict(range=[0, 1.05], title="IoU"), margin=dict(l=40, r=10, t=40, b=40))
+                             name=_("per head (teacher)")))
+    fig.update_layout(title=_("IoU with the object mask (mean over held-out images)"), height=340, showlegend=False,
+                      yaxis=dict(range=[0, 1.05], title=_("IoU")), margin=dict(l=40, r=10, t=40, b=40))
     return fig

@@ -10,17 +10,18 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .common import PALETTE
+from ..i18n import N_, _
 
 
 def explained_variance_figure(ratio: np.ndarray, height: int = 300) -> go.Figure:
     """Bars: variance explained by each principal component; line: the cumulative share. ``ratio`` (k,)."""
     ratio = np.asarray(ratio, dtype=float)
     pcs = [f"PC{i + 1}" for i in range(len(ratio))]
-    fig = go.Figure([go.Bar(x=pcs, y=ratio, name="per component", marker_color=PALETTE[0]),
-                     go.Scatter(x=pcs, y=np.cumsum(ratio), name="cumulative", mode="lines+markers",
+    fig = go.Figure([go.Bar(x=pcs, y=ratio, name=_("per component"), marker_color=PALETTE[0]),
+                     go.Scatter(x=pcs, y=np.cumsum(ratio), name=_("cumulative"), mode="lines+markers",
                                 line=dict(color=PALETTE[1]))])
-    fig.update_layout(title="Explained variance per principal component", height=height,
-                      margin=dict(l=40, r=10, t=40, b=40), yaxis=dict(title="share of variance", range=[0, 1.02],
+    fig.update_layout(title=_("Explained variance per principal component"), height=height,
+                      margin=dict(l=40, r=10, t=40, b=40), yaxis=dict(title=_("share of variance"), range=[0, 1.02],
                                                                      tickformat=".0%"),
                       legend=dict(orientation="h", y=1.12, x=1, xanchor="right"))
     return fig
@@ -61,6 +62,6 @@ def small_multiples(embeddings: Sequence[np.ndarray], labels: np.ndarray, titles
                           row=1, col=col)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    fig.update_layout(height=height, margin=dict(l=5, r=5, t=40, b=5), legend_title="class",
+    fig.update_layout(height=height, margin=dict(l=5, r=5, t=40, b=5), legend_title=_("class"),
                       legend=dict(itemsizing="constant"))
     return fig

@@ -6,6 +6,7 @@ from typing import Collection
 
 import numpy as np
 import plotly.graph_objects as go
+from ..i18n import N_, _
 
 # GAN Lab's colors: green = real, purple = fake; the discriminator field greys out at 1/2.
 REAL, FAKE = "#1b9e4b", "#7b3294"
@@ -39,24 +40,24 @@ def gan_plane_figure(a: dict, probability: bool = True, layers: Collection[str] 
             x=a["grid_x"], y=a["grid_y"], z=z, colorscale=D_SCALE, zsmooth="best",
             zmin=0.0 if probability else None, zmax=1.0 if probability else None,
             zmid=None if probability else float(np.median(z)), name="D(x)",
-            colorbar=dict(title="D(x)" if probability else "critic f(x)", len=0.8, thickness=12),
+            colorbar=dict(title="D(x)" if probability else _("critic f(x)"), len=0.8, thickness=12),
             hovertemplate="x=%{x:.2f}, y=%{y:.2f}<br>" + ("D" if probability else "f") + "=%{z:.3f}<extra></extra>"))
     if a.get("modes") is not None:
         t = np.linspace(0, 2 * np.pi, 25)
         r = 3 * a["mode_std"]
-        xs = np.concatenate([np.r_[cx + r * np.cos(t), np.nan] for cx, _ in a["modes"]])
-        ys = np.concatenate([np.r_[cy + r * np.sin(t), np.nan] for _, cy in a["modes"]])
+        xs = np.concatenate([np.r_[cx + r * np.cos(t), np.nan] for cx, _unused in a["modes"]])
+        ys = np.concatenate([np.r_[cy + r * np.sin(t), np.nan] for _unused, cy in a["modes"]])
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#444", width=1, dash="dot"),
-                                 name="mode ± 3σ", hoverinfo="skip"))
+                                 name=_("mode ± 3σ"), hoverinfo="skip"))
     if "manifold" in layers:
         m = a["manifold"]
         fig.add_trace(go.Scatter(x=m[:, 0], y=m[:, 1], mode="lines", line=dict(color=FAKE, width=1),
-                                 opacity=0.45, name="G(noise grid)", hoverinfo="skip", connectgaps=False))
+                                 opacity=0.45, name=_("G(noise grid)"), hoverinfo="skip", connectgaps=False))
     if "real" in layers:
-        fig.add_trace(go.Scatter(x=a["real"][:, 0], y=a["real"][:, 1], mode="markers", name="real",
+        fig.add_trace(go.Scatter(x=a["real"][:, 0], y=a["real"][:, 1], mode="markers", name=_("real"),
                                  marker=dict(color=REAL, size=4, opacity=0.7)))
     if "generated" in layers:
-        fig.add_trace(go.Scatter(x=a["fake"][:, 0], y=a["fake"][:, 1], mode="markers", name="generated",
+        fig.add_trace(go.Scatter(x=a["fake"][:, 0], y=a["fake"][:, 1], mode="markers", name=_("generated"),
                                  marker=dict(color=FAKE, size=4, opacity=0.8)))
     if "gradients" in layers:
         vec = np.asarray(a["arrow_vec"], dtype=np.float64)
@@ -66,7 +67,7 @@ def gan_plane_figure(a: dict, probability: bool = True, layers: Collection[str] 
         end = start + scale * vec
         xs, ys = _segments(start, end)
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#e66101", width=1.5),
-                                 name="G's gradient", hoverinfo="skip"))
+                                 name=_("G's gradient"), hoverinfo="skip"))
         fig.add_trace(go.Scatter(x=end[:, 0], y=end[:, 1], mode="markers", showlegend=False, hoverinfo="skip",
                                  marker=dict(color="#e66101", size=4, symbol="circle")))
     fig.update_xaxes(range=[x0, x1], constrain="domain", title_text="x₁")
@@ -81,9 +82,9 @@ def gan_1d_figure(a: dict, data_mean: float, title: str = "", height: int = 440)
     dashed, right axis) and, below, how G maps a uniform z line onto x."""
     x = a["x"]
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=x, y=a["data_pdf"], mode="lines", name="data density p_data(x)",
+    fig.add_trace(go.Scatter(x=x, y=a["data_pdf"], mode="lines", name=_("data density p_data(x)"),
                              line=dict(color="black", width=3, dash="dot")))
-    fig.add_trace(go.Scatter(x=x, y=a["gen_pdf"], mode="lines", name="generator density p_g(x)",
+    fig.add_trace(go.Scatter(x=x, y=a["gen_pdf"], mode="lines", name=_("generator density p_g(x)"),
                              line=dict(color=REAL, width=2.5)))
     fig.add_trace(go.Scatter(x=x, y=a["d_x"], mode="lines", name="D(x)", yaxis="y2",
                              line=dict(color="#1f5fbf", width=2.5, dash="dash")))
@@ -99,7 +100,7 @@ def gan_1d_figure(a: dict, data_mean: float, title: str = "", height: int = 440)
     fig.add_annotation(x=1.05, y=z_row, text="z ~ U(-1, 1)", showarrow=False, xanchor="left")
     fig.update_layout(title=title, height=height, margin=dict(l=50, r=50, t=40 if title else 10, b=40),
                       xaxis=dict(title="x", range=[float(x[0]), float(x[-1])]),
-                      yaxis=dict(title="density", range=[z_row * 1.15, top]),
+                      yaxis=dict(title=_("density"), range=[z_row * 1.15, top]),
                       yaxis2=dict(title="D(x)", overlaying="y", side="right", range=[-0.35 * 1.15, 1.0],
                                   showgrid=False, tickvals=[0, 0.5, 1]),
                       legend=dict(orientation="h", y=-0.18), plot_bgcolor="white")
@@ -112,8 +113,7 @@ def class_histogram_figure(hist: np.ndarray, entropy: float, height: int = 300) 
     fig = go.Figure(go.Bar(x=[str(i) for i in range(len(hist))], y=hist, marker_color=FAKE,
                            hovertemplate="class %{x}: %{y:.1%}<extra></extra>"))
     fig.add_hline(y=1 / len(hist), line=dict(color="#444", dash="dot"))
-    fig.update_layout(title=f"Predicted classes · entropy of the mean prediction {entropy:.2f} "
-                            f"(max {np.log(len(hist)):.2f})",
-                      height=height, margin=dict(l=40, r=10, t=40, b=40), xaxis_title="predicted class",
-                      yaxis=dict(title="share", tickformat=".0%", range=[0, max(0.5, float(hist.max()) * 1.1)]))
+    fig.update_layout(title=_("Predicted classes · entropy of the mean prediction {entropy:.2f} (max {log:.2f})").format(entropy=entropy, log=np.log(len(hist))),
+                      height=height, margin=dict(l=40, r=10, t=40, b=40), xaxis_title=_("predicted class"),
+                      yaxis=dict(title=_("share"), tickformat=".0%", range=[0, max(0.5, float(hist.max()) * 1.1)]))
     return fig

@@ -11,6 +11,7 @@ from plotly.subplots import make_subplots
 
 from ..analysis.trajectories import OPTIMIZERS
 from .common import PALETTE
+from ..i18n import N_, _
 
 
 def color_of(name: str) -> str:
@@ -70,11 +71,11 @@ def race_figure(X: np.ndarray, Y: np.ndarray, Z: np.ndarray, paths: Mapping[str,
                                  marker=dict(size=13, color=c, line=dict(color="white", width=2))))
     first = next(iter(paths.values()), None)
     if first is not None and len(first):
-        fig.add_trace(go.Scatter(x=[first[0, 0]], y=[first[0, 1]], mode="markers", name="start",
+        fig.add_trace(go.Scatter(x=[first[0, 0]], y=[first[0, 1]], mode="markers", name=_("start"),
                                  marker=dict(symbol="x", size=12, color="black")))
     if len(minima):
         m = np.asarray(minima)
-        fig.add_trace(go.Scatter(x=m[:, 0], y=m[:, 1], mode="markers", name="minimum",
+        fig.add_trace(go.Scatter(x=m[:, 0], y=m[:, 1], mode="markers", name=_("minimum"),
                                  marker=dict(symbol="star", size=14, color="gold", line=dict(color="black", width=1))))
     x0, x1, y0, y1 = view or (X.min(), X.max(), Y.min(), Y.max())
     fig.update_xaxes(range=[x0, x1], title_text=axis_titles[0], constrain="domain")
@@ -101,7 +102,7 @@ def curves_figure(losses: Mapping[str, np.ndarray], dists: Mapping[str, np.ndarr
             fig.add_trace(go.Scatter(x=np.arange(len(d)), y=d, mode=mode, name=label_of(name), legendgroup=name,
                                      showlegend=False, line=dict(color=color_of(name), width=2)), row=1, col=2)
     for col in range(1, len(panels) + 1):
-        fig.update_xaxes(title_text="step", row=1, col=col)
+        fig.update_xaxes(title_text=_("step"), row=1, col=col)
         if col == 2 or f_min is not None:
             fig.update_yaxes(type="log", exponentformat="power", dtick=1, row=1, col=col)
     fig.update_layout(height=height, margin=dict(l=50, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.25))
@@ -114,8 +115,8 @@ def schedule_figure(lrs: Mapping[str, np.ndarray], schedule: str, height: int = 
     for name, lr in lrs.items():
         fig.add_trace(go.Scatter(x=np.arange(len(lr)), y=lr, mode="lines", name=label_of(name),
                                  line=dict(color=color_of(name), width=2, shape="hv")))
-    fig.update_layout(title=f"Learning rate per step ({schedule} schedule)", height=height, xaxis_title="step",
-                      yaxis_title="lr", margin=dict(l=50, r=10, t=40, b=40), showlegend=False)
+    fig.update_layout(title=_("Learning rate per step ({schedule} schedule)").format(schedule=schedule), height=height, xaxis_title=_("step"),
+                      yaxis_title=_("lr"), margin=dict(l=50, r=10, t=40, b=40), showlegend=False)
     return fig
 
 
@@ -123,18 +124,18 @@ def rate_map_figure(lrs: np.ndarray, betas: np.ndarray, rate: np.ndarray, best: 
                     height: int = 420) -> go.Figure:
     """Heatmap of the convergence rate over (lr, β) (rate ≥ 1: diverges), with the best GD and momentum marked."""
     fig = go.Figure(go.Heatmap(x=lrs, y=betas, z=np.minimum(rate, 1.0), colorscale="Viridis", zmin=0, zmax=1,
-                               colorbar=dict(title="rate", thickness=12),
+                               colorbar=dict(title=_("rate"), thickness=12),
                                hovertemplate="lr %{x:.3g}, β %{y:.2f}: rate %{z:.4f}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=[best["gd_lr"]], y=[0.0], mode="markers+text", name="best gradient descent",
+    fig.add_trace(go.Scatter(x=[best["gd_lr"]], y=[0.0], mode="markers+text", name=_("best gradient descent"),
                              text=[f"GD: {best['gd_rate']:.3f}"], textposition="top right",
                              marker=dict(symbol="circle", size=14, color=color_of("sgd"), line=dict(color="white", width=2))))
     fig.add_trace(go.Scatter(x=[best["momentum_lr"]], y=[best["momentum_beta"]], mode="markers+text",
-                             name="best momentum", text=[f"momentum: {best['momentum_rate']:.3f}"],
+                             name=_("best momentum"), text=[f"momentum: {best['momentum_rate']:.3f}"],
                              textposition="top right", textfont=dict(color="white"),
                              marker=dict(symbol="star", size=16, color=color_of("momentum"),
                                          line=dict(color="white", width=2))))
-    fig.update_layout(title="Rate per step over (η, β); yellow: no convergence", height=height,
-                      xaxis_title="learning rate η", yaxis_title="momentum β", margin=dict(l=50, r=10, t=40, b=40),
+    fig.update_layout(title=_("Rate per step over (η, β); yellow: no convergence"), height=height,
+                      xaxis_title=_("learning rate η"), yaxis_title=_("momentum β"), margin=dict(l=50, r=10, t=40, b=40),
                       legend=dict(orientation="h", y=-0.2))
     return fig
 
@@ -146,7 +147,7 @@ def error_curves_figure(errors: Mapping[str, np.ndarray], height: int = 320) -> 
         key = "momentum" if "momentum" in name else "sgd"
         fig.add_trace(go.Scatter(x=np.arange(len(e)), y=np.maximum(e, 1e-16), mode="lines", name=name,
                                  line=dict(color=color_of(key), width=2)))
-    fig.update_layout(title="Distance to the minimum", height=height, xaxis_title="step", yaxis_type="log",
+    fig.update_layout(title=_("Distance to the minimum"), height=height, xaxis_title=_("step"), yaxis_type="log",
                       yaxis_exponentformat="power", margin=dict(l=50, r=10, t=40, b=40),
                       legend=dict(orientation="h", y=-0.3))
     return fig
@@ -155,19 +156,19 @@ def error_curves_figure(errors: Mapping[str, np.ndarray], height: int = 320) -> 
 def batch_paths_figure(runs: Mapping[int, Mapping[str, np.ndarray]], true_w: tuple[float, float],
                        height: int = 420) -> go.Figure:
     """Left: (w1, w2) paths of mini-batch SGD per batch size; right: full-data loss per step (log scale)."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["paths in the (w₁, w₂) plane", "loss on all 1,000 points"])
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[_("paths in the (w₁, w₂) plane"), _("loss on all 1,000 points")])
     for i, (bs, r) in enumerate(runs.items()):
         c = PALETTE[(i + 3) % 10]
-        fig.add_trace(go.Scatter(x=r["w"][:, 0], y=r["w"][:, 1], mode="lines", name=f"batch {bs}", legendgroup=str(bs),
+        fig.add_trace(go.Scatter(x=r["w"][:, 0], y=r["w"][:, 1], mode="lines", name=_("batch {bs}").format(bs=bs), legendgroup=str(bs),
                                  line=dict(color=c, width=1.5 if bs == 1 else 2.5)), row=1, col=1)
         fig.add_trace(go.Scatter(x=np.arange(len(r["loss"])), y=r["loss"], mode="lines", showlegend=False,
                                  legendgroup=str(bs), line=dict(color=c, width=2)), row=1, col=2)
-    fig.add_trace(go.Scatter(x=[true_w[0]], y=[true_w[1]], mode="markers", name="true w",
+    fig.add_trace(go.Scatter(x=[true_w[0]], y=[true_w[1]], mode="markers", name=_("true w"),
                              marker=dict(symbol="star", size=15, color="gold", line=dict(color="black", width=1))),
                   row=1, col=1)
     fig.update_xaxes(title_text="w₁", row=1, col=1)
     fig.update_yaxes(title_text="w₂", row=1, col=1)
-    fig.update_xaxes(title_text="step", row=1, col=2)
+    fig.update_xaxes(title_text=_("step"), row=1, col=2)
     fig.update_yaxes(type="log", exponentformat="power", row=1, col=2)
     fig.update_layout(height=height, margin=dict(l=50, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.2))
     return fig
@@ -175,7 +176,7 @@ def batch_paths_figure(runs: Mapping[int, Mapping[str, np.ndarray]], true_w: tup
 
 def network_curves_figure(history: Sequence[Mapping[str, float]], names: Sequence[str], height: int = 320) -> go.Figure:
     """Full-data loss (log scale) and accuracy per optimizer over steps, colored like the race."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["loss on all points (log scale)", "accuracy"])
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[_("loss on all points (log scale)"), _("accuracy")])
     steps = [r["step"] for r in history]
     for name in names:
         for col, key in ((1, f"loss_{name}"), (2, f"acc_{name}")):
@@ -183,6 +184,6 @@ def network_curves_figure(history: Sequence[Mapping[str, float]], names: Sequenc
                                      legendgroup=name, showlegend=col == 1,
                                      line=dict(color=color_of(name), width=2)), row=1, col=col)
     fig.update_yaxes(type="log", exponentformat="power", row=1, col=1)
-    fig.update_xaxes(title_text="step")
+    fig.update_xaxes(title_text=_("step"))
     fig.update_layout(height=height, margin=dict(l=50, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.25))
     return fig

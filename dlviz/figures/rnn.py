@@ -8,6 +8,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+from ..i18n import N_, _
 
 CELL_COLORS = {"rnn": "#d62728", "gru": "#1f77b4", "lstm": "#2ca02c"}
 CELL_LABELS = {"rnn": "plain RNN", "gru": "GRU", "lstm": "LSTM"}
@@ -32,28 +33,28 @@ def training_curves(history: Sequence[dict], cells: Sequence[str], classify: boo
     fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles)
     for c in cells:
         color, name = CELL_COLORS[c], CELL_LABELS[c]
-        fig.add_trace(_line(history, f"test_loss_{c}", name=f"{name} test", legendgroup=c,
+        fig.add_trace(_line(history, f"test_loss_{c}", name=_("{name} test").format(name=name), legendgroup=c,
                             line=dict(color=color, width=2.5)), row=1, col=1)
-        fig.add_trace(_line(history, f"train_loss_{c}", name=f"{name} train", legendgroup=c,
+        fig.add_trace(_line(history, f"train_loss_{c}", name=_("{name} train").format(name=name), legendgroup=c,
                             line=dict(color=color, width=1, dash="dot")), row=1, col=1)
         if classify:
-            fig.add_trace(_line(history, f"test_acc_{c}", name=f"{name} accuracy", legendgroup=c, showlegend=False,
+            fig.add_trace(_line(history, f"test_acc_{c}", name=_("{name} accuracy").format(name=name), legendgroup=c, showlegend=False,
                                 line=dict(color=color, width=2.5)), row=1, col=2)
-        fig.add_trace(_line(history, f"grad_norm_{c}", name=f"{name} gradient norm", legendgroup=c,
+        fig.add_trace(_line(history, f"grad_norm_{c}", name=_("{name} gradient norm").format(name=name), legendgroup=c,
                             showlegend=False, line=dict(color=color, width=1.5)), row=1, col=len(titles))
     # Reference levels as legend entries (hline annotations land in the wrong place on log axes).
     steps = [history[0]["step"], history[-1]["step"]] if history else [0, 1]
     if baseline is not None:
-        fig.add_trace(go.Scatter(x=steps, y=[baseline] * 2, mode="lines", name="trivial answer",
+        fig.add_trace(go.Scatter(x=steps, y=[baseline] * 2, mode="lines", name=_("trivial answer"),
                                  line=dict(color="gray", dash="dash", width=1.5)), row=1, col=1)
     if clip > 0:
-        fig.add_trace(go.Scatter(x=steps, y=[clip] * 2, mode="lines", name=f"clipping threshold {clip:g}",
+        fig.add_trace(go.Scatter(x=steps, y=[clip] * 2, mode="lines", name=_("clipping threshold {clip:g}").format(clip=clip),
                                  line=dict(color="black", dash="dash", width=1.5)), row=1, col=len(titles))
     fig.update_yaxes(type="log", exponentformat="power", row=1, col=1)
     fig.update_yaxes(type="log", exponentformat="power", row=1, col=len(titles))
     if classify:
         fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
-    fig.update_xaxes(title_text="step")
+    fig.update_xaxes(title_text=_("step"))
     fig.update_layout(height=height, margin=_MARGIN, legend=dict(orientation="h", y=-0.22))
     return fig
 
@@ -70,12 +71,12 @@ def gate_heatmaps(gates: Mapping[str, np.ndarray], cell: str, marks: Sequence[in
     for i, n in enumerate(names, start=1):
         z = np.asarray(gates[n]).T  # (H, T)
         fig.add_trace(go.Heatmap(z=z, x=np.arange(z.shape[1]), zmin=0, zmax=1, colorscale="Viridis",
-                                 showscale=i == len(names), colorbar=dict(title="gate", len=0.9),
+                                 showscale=i == len(names), colorbar=dict(title=_("gate"), len=0.9),
                                  hovertemplate=f"{n} gate<br>step %{{x}}<br>unit %{{y}}<br>%{{z:.2f}}<extra></extra>"),
                       row=1, col=i)
-        fig.update_xaxes(title_text="time step t", row=1, col=i)
+        fig.update_xaxes(title_text=_("time step t"), row=1, col=i)
         fig.update_yaxes(autorange="reversed", showticklabels=i == 1, row=1, col=i)
-    fig.update_yaxes(title_text="hidden unit", row=1, col=1)
+    fig.update_yaxes(title_text=_("hidden unit"), row=1, col=1)
     # One batch of shapes: add_vline per subplot costs milliseconds each.
     fig.layout.shapes = [dict(type="line", x0=t, x1=t, y0=0, y1=1, xref=f"x{i if i > 1 else ''}",
                               yref=f"y{i if i > 1 else ''} domain", line=dict(color="white", width=1.5, dash="dot"))
@@ -107,8 +108,8 @@ def hidden_paths(paths: Mapping[str, np.ndarray], ratios: Mapping[str, np.ndarra
             fig.add_trace(go.Scatter(x=p[m, 0], y=p[m, 1], mode="markers", showlegend=False,
                                      marker=dict(size=15, color="rgba(0,0,0,0)", line=dict(color="black", width=2)),
                                      hovertemplate="marked step<extra></extra>"), row=1, col=i)
-        fig.update_xaxes(title_text="PC 1", row=1, col=i)
-        fig.update_yaxes(title_text="PC 2" if i == 1 else None, row=1, col=i)
+        fig.update_xaxes(title_text=_("PC 1"), row=1, col=i)
+        fig.update_yaxes(title_text=_("PC 2") if i == 1 else None, row=1, col=i)
     fig.update_layout(height=height, margin=_MARGIN)
     return fig
 
@@ -123,8 +124,8 @@ def input_gradient_figure(grads: Mapping[str, np.ndarray], marks: Sequence[int] 
                                  line=dict(color=CELL_COLORS[c], width=2), marker=dict(size=4)))
     for t in marks:
         fig.add_vline(x=t, line=dict(color="gray", dash="dot"))
-    fig.update_layout(title="Gradient of the loss with respect to each input step", height=height, margin=_MARGIN,
-                      xaxis_title="input step t", yaxis_title="mean ‖∂ℓ/∂x_t‖", yaxis_type="log",
+    fig.update_layout(title=_("Gradient of the loss with respect to each input step"), height=height, margin=_MARGIN,
+                      xaxis_title=_("input step t"), yaxis_title=_("mean ‖∂ℓ/∂x_t‖"), yaxis_type="log",
                       yaxis_exponentformat="power",
                       legend=dict(orientation="h", y=-0.25))
     return fig
@@ -154,7 +155,7 @@ def sequence_figure(x: np.ndarray, task: str, marks: Sequence[int] = (), height:
     else:
         fig = go.Figure(go.Scatter(x=t, y=x[:, 0], mode="lines+markers"))
         title, ytitle = "Input window", "x"
-    fig.update_layout(title=title, height=height, margin=dict(l=50, r=10, t=40, b=30), xaxis_title="time step t",
+    fig.update_layout(title=title, height=height, margin=dict(l=50, r=10, t=40, b=30), xaxis_title=_("time step t"),
                       yaxis_title=ytitle)
     return fig
 
@@ -162,15 +163,15 @@ def sequence_figure(x: np.ndarray, task: str, marks: Sequence[int] = (), height:
 def kstep_figure(time: np.ndarray, series: np.ndarray, table: np.ndarray, tau: int, ks: Sequence[int],
                  n_train: int, cell: str, height: int = 360) -> go.Figure:
     """The noisy sine and the k-step-ahead predictions of one cell (d2l figure 9.1), train/test boundary dashed."""
-    fig = go.Figure(go.Scatter(x=time, y=series, mode="lines", name="data", line=dict(color="#cccccc", width=1)))
+    fig = go.Figure(go.Scatter(x=time, y=series, mode="lines", name=_("data"), line=dict(color="#cccccc", width=1)))
     rows = np.arange(len(table))
     for i, k in enumerate(ks):
         idx = rows + tau + k - 1
-        fig.add_trace(go.Scatter(x=time[idx], y=table[:, tau + k - 1], mode="lines", name=f"{k}-step",
+        fig.add_trace(go.Scatter(x=time[idx], y=table[:, tau + k - 1], mode="lines", name=_("{k}-step").format(k=k),
                                  line=dict(color=K_COLORS[i % len(K_COLORS)], width=1.8)))
     fig.add_vline(x=time[n_train + tau - 1], line=dict(color="gray", dash="dash"), annotation_text="test →")
-    fig.update_layout(title=f"{CELL_LABELS[cell]}: k-step-ahead predictions fed with their own outputs",
-                      height=height, margin=_MARGIN, xaxis_title="time t", yaxis_title="x",
+    fig.update_layout(title=_("{value}: k-step-ahead predictions fed with their own outputs").format(value=CELL_LABELS[cell]),
+                      height=height, margin=_MARGIN, xaxis_title=_("time t"), yaxis_title="x",
                       legend=dict(orientation="h", y=-0.2))
     return fig
 
@@ -185,9 +186,9 @@ def kstep_error_figure(mse: Mapping[str, Mapping[int, float]], noise_var: float 
                                  line=dict(color=CELL_COLORS[c], width=2.5), marker=dict(size=9)))
     if noise_var is not None:  # a trace, not add_hline: its annotation lands in the wrong place on log axes
         all_k = sorted({k for per_k in mse.values() for k in per_k}) or [1]
-        fig.add_trace(go.Scatter(x=[all_k[0], all_k[-1]], y=[noise_var] * 2, mode="lines", name="noise variance (best possible)",
+        fig.add_trace(go.Scatter(x=[all_k[0], all_k[-1]], y=[noise_var] * 2, mode="lines", name=_("noise variance (best possible)"),
                                  line=dict(color="gray", dash="dash", width=1.5)))
-    fig.update_layout(title="Error grows with the prediction horizon", height=height, margin=_MARGIN,
-                      xaxis=dict(title="steps ahead k", type="log", tickvals=[1, 4, 16, 64, 256]),
-                      yaxis=dict(title="test MSE", type="log"), legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(title=_("Error grows with the prediction horizon"), height=height, margin=_MARGIN,
+                      xaxis=dict(title=_("steps ahead k"), type="log", tickvals=[1, 4, 16, 64, 256]),
+                      yaxis=dict(title=_("test MSE"), type="log"), legend=dict(orientation="h", y=-0.25))
     return fig

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .common import PALETTE
+from ..i18n import N_, _
 
 KIND_STYLE = {"minimum": ("#2ca02c", "circle"), "maximum": ("#d62728", "triangle-up"),
               "saddle": ("#ff7f0e", "x"), "degenerate": ("#7f7f7f", "diamond")}
@@ -62,7 +63,7 @@ def surface_figure(X: np.ndarray, Y: np.ndarray, Z: np.ndarray, critical: Sequen
             segs_x += [a, a + du, None]
             segs_y += [b, b + dv, None]
         fig.add_trace(go.Scatter(x=segs_x, y=segs_y, mode="lines", line=dict(color="white", width=1.2),
-                                 name="-gradient", hoverinfo="skip"), row=1, col=2)
+                                 name=_("-gradient"), hoverinfo="skip"), row=1, col=2)
         fig.add_trace(go.Scatter(x=(fx + u).ravel(), y=(fy + v).ravel(), mode="markers", showlegend=False,
                                  marker=dict(color="white", size=3), hoverinfo="skip"), row=1, col=2)
     for i, (name, path) in enumerate((paths or {}).items()):
@@ -70,7 +71,7 @@ def surface_figure(X: np.ndarray, Y: np.ndarray, Z: np.ndarray, critical: Sequen
         fig.add_trace(go.Scatter(x=path[:, 0], y=path[:, 1], mode="lines+markers", name=name,
                                  line=dict(color=color, width=2), marker=dict(size=3)), row=1, col=2)
     if probe is not None:
-        fig.add_trace(go.Scatter(x=[probe[0]], y=[probe[1]], mode="markers", name="probe point",
+        fig.add_trace(go.Scatter(x=[probe[0]], y=[probe[1]], mode="markers", name=_("probe point"),
                                  marker=dict(color="#e377c2", size=13, symbol="star", line=dict(color="black", width=1))),
                       row=1, col=2)
     fig.update_xaxes(title_text="x", range=[x[0], x[-1]], row=1, col=2)
@@ -84,7 +85,7 @@ def surface_figure(X: np.ndarray, Y: np.ndarray, Z: np.ndarray, critical: Sequen
 
 def descent_curves(history: Sequence[dict], height: int = 300) -> go.Figure:
     """Loss (left) and gradient norm on a log axis (right) of the descent and the escape step over steps."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["loss f(x_t)", "gradient norm (log scale)"])
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[_("loss f(x_t)"), _("gradient norm (log scale)")])
     for i, (key, name) in enumerate([("", "a hair off the saddle"), ("escape_", "escape step")]):
         rows = [r for r in history if f"{key}loss" in r]
         if not rows:
@@ -96,7 +97,7 @@ def descent_curves(history: Sequence[dict], height: int = 300) -> go.Figure:
         fig.add_trace(go.Scatter(x=steps, y=[max(r[f"{key}grad_norm"], 1e-16) for r in rows], name=name, line=style,
                                  showlegend=False, legendgroup=name), row=1, col=2)
     fig.update_yaxes(type="log", exponentformat="power", row=1, col=2)
-    fig.update_xaxes(title_text="step")
+    fig.update_xaxes(title_text=_("step"))
     fig.update_layout(height=height, margin=dict(l=40, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.3))
     return fig
 
@@ -105,7 +106,7 @@ def curves_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray, Sequence[t
                   height: int = 280) -> go.Figure:
     """1-D curves side by side: (title, xs, ys, critical points as (x, kind, f''))."""
     fig = make_subplots(rows=1, cols=len(curves), subplot_titles=[c[0] for c in curves])
-    for col, (_, xs, ys, crit) in enumerate(curves, start=1):
+    for col, (_unused, xs, ys, crit) in enumerate(curves, start=1):
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=PALETTE[0], width=2), showlegend=False),
                       row=1, col=col)
         for x0, kind, h in crit:
@@ -135,7 +136,7 @@ def loss_pair_figure(surfaces: dict[str, tuple[np.ndarray, np.ndarray, np.ndarra
             fig.add_trace(go.Scatter3d(x=p[:, 0], y=p[:, 1], z=p[:, 2], mode="lines+markers", showlegend=False,
                                        line=dict(color="#d62728", width=5), marker=dict(size=2, color="#d62728")),
                           row=1, col=col)
-    scene = dict(xaxis_title="w1", yaxis_title="w2", zaxis_title="loss", aspectmode="cube",
+    scene = dict(xaxis_title="w1", yaxis_title="w2", zaxis_title=_("loss"), aspectmode="cube",
                  camera=dict(eye=dict(x=1.6, y=-1.4, z=0.9)))
     fig.update_layout(height=height, margin=dict(l=0, r=0, t=40, b=0), scene=scene, scene2=scene, uirevision="pair")
     return fig
@@ -143,14 +144,14 @@ def loss_pair_figure(surfaces: dict[str, tuple[np.ndarray, np.ndarray, np.ndarra
 
 def loss_steps_figure(losses: dict[str, np.ndarray], grad_norms: dict[str, np.ndarray], height: int = 280) -> go.Figure:
     """Loss and gradient norm over steps, one line per loss function."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["loss", "gradient norm (log scale)"])
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[_("loss"), _("gradient norm (log scale)")])
     for i, name in enumerate(losses):
         style = dict(color=PALETTE[i % 10], width=2)
         fig.add_trace(go.Scatter(y=losses[name], name=name, line=style, legendgroup=name), row=1, col=1)
         fig.add_trace(go.Scatter(y=np.maximum(grad_norms[name], 1e-16), name=name, line=style, showlegend=False,
                                  legendgroup=name), row=1, col=2)
     fig.update_yaxes(type="log", exponentformat="power", row=1, col=2)
-    fig.update_xaxes(title_text="step")
+    fig.update_xaxes(title_text=_("step"))
     fig.update_layout(height=height, margin=dict(l=40, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.3))
     return fig
 
@@ -174,7 +175,7 @@ def contour_paths_figure(X: np.ndarray, Y: np.ndarray, Z: np.ndarray, critical: 
         for v, lam, dash in zip(eigenvectors, eigenvalues, ("solid", "dot")):
             fig.add_trace(go.Scatter(x=[pivot[0] - L * v[0], pivot[0] + L * v[0]],
                                      y=[pivot[1] - L * v[1], pivot[1] + L * v[1]], mode="lines",
-                                     line=dict(color="white", width=3, dash=dash), name=f"eigenvector, λ = {lam:.3g}"))
+                                     line=dict(color="white", width=3, dash=dash), name=_("eigenvector, λ = {lam:.3g}").format(lam=lam)))
     for i, (name, path) in enumerate(paths.items()):
         fig.add_trace(go.Scatter(x=path[:, 0], y=path[:, 1], mode="lines+markers", name=name,
                                  line=dict(color=PALETTE[(i + 3) % 10], width=2), marker=dict(size=3)))
