@@ -1,0 +1,40 @@
+"""AppTest of the multiple-instance learning page: renders, starts, redraws while training, presets switch."""
+
+from conftest import open_page, refresh_until_trained, wait_for
+
+MIL = "pages/87_mil.py"
+
+
+def _no_exception(at):
+    assert not at.exception, [e.message for e in at.exception]
+
+
+def test_mil_page_start_refresh_and_bag_view():
+    at = open_page(MIL)
+    _no_exception(at)
+    assert at.selectbox(key="mil.preset") is not None
+    at.selectbox(key="mil.poolings").set_value("attention-vs-gated").run()
+    at.slider(key="mil.bag_size").set_value(5).run()
+    at.slider(key="mil.eval_every").set_value(5).run()
+    at.button(key="mil.play").click().run()
+    refresh_until_trained(at, "mil", pause=False)
+    for _ in range(2):  # redraws while it trains
+        at.run()
+        _no_exception(at)
+    runner = wait_for(at, "mil", lambda r: r.latest is not None and r.latest.step >= 10)
+    _no_exception(at)
+    assert runner.latest.step > 0 and "attention_acc" in runner.history[-1]
+    assert len(at.dataframe) >= 1 and len(at.dataframe[0].value) == 2  # one row per pooling
+    at.selectbox(key="mil.bag").set_value(9).run()  # a negative bag
+    _no_exception(at)
+    assert any("MIL (gated attention)" in name for name in at.session_state["dlviz.feature_sources"])
+
+
+def test_mil_presets_and_clutter_render():
+    at = open_page(MIL)
+    at.selectbox(key="mil.preset").set_value("mean-drowns-rare-positive").run()
+    _no_exception(at)
+    assert at.session_state["mil._runner"].config.bag_size == 50
+    at.selectbox(key="mil.instances").set_value("clutter").run()
+    at.selectbox(key="mil.poolings").set_value("all").run()
+    _no_exception(at)
