@@ -84,7 +84,10 @@ def language(lang: str) -> Iterator[None]:
 
 
 def _(message: str) -> str:
-    """``message`` in the current language (itself when the catalogue lacks it, or for English)."""
+    """``message`` in the current language (itself when the catalogue lacks it, or for English). Usable as a
+    widget's ``format_func``: a number or other value comes back as ``str(value)``."""
+    if not isinstance(message, str):
+        return str(message)
     if not message:  # gettext("") is the catalogue's header
         return message
     return catalogue(current_language()).gettext(message)

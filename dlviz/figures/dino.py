@@ -106,8 +106,8 @@ def attention_figure(images: np.ndarray, maps: np.ndarray, keep_masks: np.ndarra
 def entropy_figure(history: Sequence[dict], log_k: float, height: int = 320) -> go.Figure:
     """Teacher entropies over training with the two collapse levels: 0 (one dimension) and log K (uniform)."""
     fig = go.Figure()
-    for i, (key, name) in enumerate((("teacher_entropy", "entropy of the mean output"),
-                                     ("teacher_sample_entropy", "mean per-image entropy"))):
+    for i, (key, name) in enumerate((("teacher_entropy", _("entropy of the mean output")),
+                                     ("teacher_sample_entropy", _("mean per-image entropy")))):
         rows = [r for r in history if key in r]
         fig.add_trace(go.Scatter(x=[r["step"] for r in rows], y=[r[key] for r in rows], mode="lines", name=name,
                                  line=dict(color=PALETTE[i], width=2)))

@@ -34,9 +34,9 @@ def mark_selection(fig: go.Figure, coords: np.ndarray, point: int | None, neighb
     coords = np.asarray(coords)
     idx = np.asarray(list(neighbours), dtype=int)
     three = coords.shape[1] >= 3
-    for ids, name, marker in ((idx, "original-space neighbours", dict(size=13, symbol="circle-open",
+    for ids, name, marker in ((idx, _("original-space neighbours"), dict(size=13, symbol="circle-open",
                                                                       color="black", line=dict(width=2))),
-                              (np.array([point]), f"selected #{point}", dict(size=16, symbol="x", color="black"))):
+                              (np.array([point]), _("selected #{point}").format(point=point), dict(size=16, symbol="x", color="black"))):
         if not len(ids):
             continue
         common = dict(mode="markers", name=name, marker=marker, customdata=ids, hoverinfo="skip")

@@ -28,8 +28,8 @@ def training_curves(history: Sequence[dict], cells: Sequence[str], classify: boo
 
     ``baseline``: the loss of the trivial answer (dashed line); ``clip``: the clipping threshold (0 = off).
     """
-    titles = ["loss (cross-entropy)" if classify else "loss (MSE)"] + (["test accuracy"] if classify else []) + \
-        ["gradient norm before clipping (max per snapshot)"]
+    titles = [_("loss (cross-entropy)") if classify else _("loss (MSE)")] + ([_("test accuracy")] if classify else []) \
+        + [_("gradient norm before clipping (max per snapshot)")]
     fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles)
     for c in cells:
         color, name = CELL_COLORS[c], CELL_LABELS[c]
@@ -145,7 +145,7 @@ def sequence_figure(x: np.ndarray, task: str, marks: Sequence[int] = (), height:
                                                                           color="#d62728"), showlegend=False,
                                  hovertemplate="marked: t %{x}<extra></extra>"))
         fig.update_yaxes(range=[0, 1.25])
-        title, ytitle = "Input: numbers, the two marked ones in red (▼)", "value"
+        title, ytitle = _("Input: numbers, the two marked ones in red (▼)"), _("value")
     elif task == "recall":
         sym = x[:, :-1].argmax(1).astype(float)
         sym[x[:, -1] > 0] = np.nan

@@ -86,7 +86,7 @@ def surface_figure(X: np.ndarray, Y: np.ndarray, Z: np.ndarray, critical: Sequen
 def descent_curves(history: Sequence[dict], height: int = 300) -> go.Figure:
     """Loss (left) and gradient norm on a log axis (right) of the descent and the escape step over steps."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=[_("loss f(x_t)"), _("gradient norm (log scale)")])
-    for i, (key, name) in enumerate([("", "a hair off the saddle"), ("escape_", "escape step")]):
+    for i, (key, name) in enumerate([("", _("a hair off the saddle")), ("escape_", _("escape step"))]):
         rows = [r for r in history if f"{key}loss" in r]
         if not rows:
             continue
