@@ -1,6 +1,6 @@
 """Self-supervised learning: collapse or not
 icon: 🪞
-SimSiam, BYOL and SimCLR train live on digits: watch the output collapse to a point, or spread into classes.
+SimSiam, BYOL, SimCLR, MoCo and InstDisc train live on digits: collapse or not, and where negatives come from.
 """
 
 import dataclasses
@@ -13,9 +13,10 @@ from dlviz.analysis.embedding import tsne
 from dlviz.data import DatasetMissing
 from dlviz.data.augment import two_views
 from dlviz.demos import get_demo
-from dlviz.demos.ssl import load_data, run_label, variant
+from dlviz.demos.ssl import CONTRASTIVE, load_data, queue_sweep, run_label, variant
 from dlviz.figures.common import embedding_scatter
-from dlviz.figures.ssl import pairs_figure, pca_figure, spectrum_figure, ssl_curves
+from dlviz.figures.ssl import (negatives_figure, pairs_figure, pca_figure, queue_sweep_figure, spectrum_figure,
+                               ssl_curves)
 from dlviz.ui import config_form, current_device, explain, live_run, plain, show
 from dlviz.ui.compute import queued
 from dlviz.ui.feature_sources import FeatureSource, publish
@@ -41,9 +42,15 @@ def run_labels(cfg) -> list[str]:
     return [run_label(cfg)] + ([run_label(variant(cfg))] if cfg.compare != "none" else [])
 
 
-if config.method == "simclr" and config.compare in ("stop_grad", "predictor", "ema"):
-    st.warning(f"SimCLR has no {config.compare.replace('_', '-')}: both runs are the same. "
+_NAMES = {"simclr": "SimCLR", "moco": "MoCo", "instdisc": "InstDisc", "simsiam": "SimSiam", "byol": "BYOL"}
+_NO_EFFECT = {"simclr": ("stop_grad", "predictor", "ema", "moco_v2"), "moco": ("stop_grad", "predictor"),
+              "instdisc": ("stop_grad", "predictor", "ema", "moco_v2"),
+              "simsiam": ("moco_v2", "temperature"), "byol": ("moco_v2", "temperature")}
+if config.compare in _NO_EFFECT.get(config.method, ()) and config.method != "byol":
+    st.warning(f"{_NAMES[config.method]} has no {config.compare.replace('_', '-')}: both runs are the same. "
                "Pick another 'compare with' setting.", icon="⚖️")
+elif config.method == "byol" and config.compare in ("moco_v2", "temperature"):
+    st.warning(f"BYOL has no {config.compare.replace('_', '-')}: both runs are the same.", icon="⚖️")
 elif config.method == "byol" and config.compare == "stop_grad":
     st.warning("BYOL's target never receives gradients, so the stop-gradient switch changes nothing: "
                "compare 'ema' or 'head_bn' instead.", icon="⚖️")
@@ -55,7 +62,16 @@ explain(
     "**stop-gradient** on one branch plus a **predictor** $h$; BYOL with a predictor and a slowly moving "
     "**momentum (EMA) target**. As in their code, SimSiam and BYOL pass each view through the network as its "
     "own batch (BatchNorm statistics per view), while SimCLR encodes both views as one batch of 2N. SimSiam's "
-    "loss is the negative cosine similarity (best value $-1$):",
+    "loss is the negative cosine similarity (best value $-1$). "
+    "**MoCo** keeps the negatives in a FIFO **queue** of the last $K$ keys, made by a **key encoder** that "
+    "follows the query encoder by momentum $m$, so the queue's keys stay consistent with each other; **InstDisc** "
+    "keeps one feature per training image in a **memory bank**, refreshed only when that image comes round again "
+    "(each step draws $K$ bank entries, shared by the batch, as negatives of an InfoNCE loss; the paper's NCE "
+    "approximation is not used). MoCo's Shuffle BN is reproduced on 4 virtual devices: without it the query "
+    "batch and its keys share BatchNorm statistics, and the network matches that batch signature instead of the "
+    "image. MoCo v2 adds an MLP head (v1: linear), stronger jitter and random blur. The stored negatives' "
+    "*consistency* is the cosine between a stored key (or bank entry) and what the network that made it gives now "
+    "for the same view:",
     r"\mathcal{D}(p, z) = -\frac{p}{\lVert p\rVert_2}\cdot\frac{z}{\lVert z\rVert_2},\qquad "
     r"\mathcal{L}_{\text{SimSiam}} = \tfrac12\,\mathcal{D}\big(p_1, \operatorname{sg}(z_2)\big) "
     r"+ \tfrac12\,\mathcal{D}\big(p_2, \operatorname{sg}(z_1)\big)",
@@ -67,6 +83,13 @@ explain(
     r"{\sum_{k \ne i} \exp(\cos(z_i, z_k)/\tau)}",
     r"(2N \text{ views: one positive and } 2(N-1) \text{ negatives each; the temperature } \tau "
     r"\text{ divides the logits})",
+    r"\text{MoCo: } \ell = -\log\frac{\exp(q\cdot k_+/\tau)}{\exp(q\cdot k_+/\tau) + \sum_{j=1}^{K}"
+    r"\exp(q\cdot n_j/\tau)},\quad \theta_k \leftarrow m\,\theta_k + (1-m)\,\theta_q",
+    r"(q = f_q(\text{view}_1),\ k_+ = f_k(\text{view}_2) \text{ without gradient, } n_j \text{: the queue of the "
+    r"last } K \text{ keys; enqueue } k_+\text{, dequeue the oldest})",
+    r"\text{InstDisc: } \ell = -\log\frac{\exp(f_i\cdot v_i/\tau)}{\exp(f_i\cdot v_i/\tau) + "
+    r"\sum_{j \in S} \exp(f_i\cdot v_j/\tau)} + \lambda\lVert f_i - v_i\rVert^2,\quad "
+    r"v_i \leftarrow \frac{m v_i + (1-m) f_i}{\lVert m v_i + (1-m) f_i\rVert}",
     r"\text{collapse metric: } \operatorname{std}\Big(\frac{z}{\lVert z\rVert_2}\Big) \approx "
     r"\frac{1}{\sqrt d} \text{ (spread out)}\quad\text{vs.}\quad 0 \text{ (collapsed)}",
     claim="Without the stop-gradient SimSiam collapses within about a hundred steps: the loss reaches -1 while "
@@ -122,9 +145,17 @@ def draw(runner) -> None:
         metric_row(m, pre, label, cfg.out_dim)
     st.caption(f"Baselines on the same test set (weighted cosine kNN, k=20): random-initialized encoder "
                f"**{m['knn_acc_random_encoder']:.1%}**, raw pixels **{m['knn_acc_pixels']:.1%}**."
-               + (f" SimCLR: {int(m['negatives'])} negatives per view." if cfg.method == "simclr" else ""))
+               + (f" {run_label(cfg).split(',')[0]}: {int(m['negatives'])} negatives per query."
+                  if cfg.method in CONTRASTIVE else ""))
     show(ssl_curves(runner.history, labels, m["output_std_ref"], m["knn_acc_random_encoder"],
                     m["knn_acc_pixels"]), key=f"{KEY}.curves")
+    if "neg_age" in m or "b_neg_age" in m:
+        show(negatives_figure(runner.history, labels), key=f"{KEY}.negatives")
+        parts = [f"{lab}: negatives {m[p + 'neg_age']:.1f} steps old on average (oldest {m[p + 'neg_age_max']:.0f}), "
+                 f"consistency {m[p + 'neg_consistency']:.2f}" for p, lab in zip(pres, labels) if p + "neg_age" in m]
+        st.caption("; ".join(parts) + ". A queue of K keys at batch N spans K/N steps; a bank entry waits a whole "
+                   f"epoch ({len(data.x_train) / cfg.batch_size:.0f} steps here; on ImageNet about 5,000) for its "
+                   "image to come round again, and its encoder has moved since.")
     y = data.y_test.numpy()
     cols = st.columns(2)
     if len(labels) == 2:
@@ -149,6 +180,26 @@ def draw(runner) -> None:
                               config=dataclasses.asdict(runner.config), features=snap.arrays[pre + "embedding"],
                               labels=y, images=data.x_test[:, 0].numpy(), class_names=data.classes))
     draw_tsne(runner, snap, pres, labels, data)
+    if cfg.method == "moco":
+        draw_queue_sweep(cfg, m)
+
+
+def draw_queue_sweep(cfg, m) -> None:
+    if not st.toggle("Queue size sweep: kNN accuracy against K (on request)", key=f"{KEY}.sweep_on",
+                     help="Trains short MoCo runs (this run's settings, 150 steps) at several K; about a minute."):
+        return
+    ss = st.session_state
+    if st.button("Run the sweep (K = 64, 256, 1024, 4096; 150 steps each)", key=f"{KEY}.sweep_go"):
+        ss[f"{KEY}.sweep"] = (cfg, queued("MoCo queue-size sweep", queue_sweep, cfg, (64, 256, 1024, 4096), 150,
+                                          (cfg.seed,)))
+    cache = ss.get(f"{KEY}.sweep")
+    if cache is None:
+        st.info("Press the button to train the sweep. The benchmark (python -m dlviz bench) runs it over 5 seeds.")
+        return
+    show(queue_sweep_figure(cache[1], m["knn_acc_random_encoder"]), key=f"{KEY}.sweep_fig")
+    st.caption(f"Settings of the run at the time of the sweep ({run_label(cache[0])}), 150 steps per K. "
+               "The training set has only about 1,300 images: at K = 4096 every image has several older keys of "
+               "its own in the queue (false negatives).")
 
 
 def draw_tsne(runner, snap, pres, labels, data) -> None:

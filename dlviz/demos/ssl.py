@@ -1,4 +1,5 @@
-"""Self-supervised learning, live: SimSiam, BYOL and SimCLR on digits; collapse versus non-collapse.
+"""Self-supervised learning, live: SimSiam, BYOL, SimCLR, MoCo (v1/v2) and InstDisc on digits; collapse versus
+non-collapse, and where the negatives of a contrastive method come from (the batch, a queue, a memory bank).
 
 One generator trains one run, or two runs side by side (``compare``: the second run flips one setting) on the
 same data order and the same augmented views, so their curves share one step axis.
@@ -17,29 +18,39 @@ from ..analysis.collapse import (effective_rank, knn_accuracy_cosine, output_std
                                  spread_rank)
 from ..analysis.embedding import pca
 from ..config import param
-from ..data.augment import Augment, digits_in_clutter, two_views
+from ..data.augment import Augment, digits_in_clutter, random_view, two_views
 from ..data.digits import ImageData, load_image_dataset
 from ..device import run_generator, seeded
-from ..models.ssl import EMATarget, SSLNet, info_nce_loss, negative_cosine, simsiam_loss
-from .base import Claim, Demo, Pacer, Preset, Snapshot, check_finite, finish
+from ..models.ssl import (EMATarget, KeyQueue, MemoryBank, SSLNet, info_nce_loss, info_nce_queue, key_drift, mlp,
+                          negative_cosine, simsiam_loss)
+from .base import Claim, Demo, Pacer, Preset, Snapshot, check_finite, finish, snapshots
 
-METHODS = ("simsiam", "byol", "simclr")
+METHODS = ("simsiam", "byol", "simclr", "moco", "instdisc")
+CONTRASTIVE = ("simclr", "moco", "instdisc")  # methods with negatives (a temperature)
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 # compare=<field>: the second run flips that boolean, or takes the value below.
-COMPARE = ("none", "stop_grad", "predictor", "head_bn", "out_bn", "encoder_bn", "ema", "temperature")
-EMA_CHOICES = (0.0, 0.5, 0.9, 0.99, 0.996, 1.0)
+COMPARE = ("none", "stop_grad", "predictor", "head_bn", "out_bn", "encoder_bn", "ema", "temperature", "moco_v2",
+           "method")
+EMA_CHOICES = (0.0, 0.5, 0.9, 0.99, 0.996, 0.999, 1.0)
+QUEUE_SIZES = (64, 128, 256, 512, 1024, 2048, 4096)
+BANK_MOMENTA = (0.0, 0.5, 0.9)
+PROXIMAL = (0.0, 0.1, 0.3, 1.0, 3.0)
 TEMPERATURES = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 OPTIMIZERS = {
     "sgd": lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=1e-4),
     "adam": lambda params, lr: torch.optim.Adam(params, lr=lr, weight_decay=1e-4),
 }
-KNN_K, KNN_T = 20, 0.1  # weighted kNN: 20 neighbours, weights exp(cos / 0.1)
+DATASETS = ("digits", "digits-clutter", "digits-clutter-views", "mnist", "fashion-mnist")
+KNN_K, KNN_T = 20, 0.1
+BN_GROUPS = 4  # MoCo's Shuffle BN: the batch is split over this many "devices", each with its own BN statistics  # weighted kNN: 20 neighbours, weights exp(cos / 0.1)
 
 
 @dataclass(frozen=True)
 class Config:
     method: str = param("simsiam", "simsiam: positives only, stop-gradient + predictor; byol: + momentum "
-                        "(EMA) target; simclr: InfoNCE with the other images of the batch as negatives",
+                        "(EMA) target; simclr: InfoNCE with the other images of the batch as negatives; moco: "
+                        "InfoNCE against a queue of K keys from a momentum key encoder; instdisc: InfoNCE against "
+                        "K features sampled from a memory bank of one feature per training image",
                         choices=METHODS)
     stop_grad: bool = param(True, "SimSiam: no gradient through the target branch z (BYOL's target never gets "
                             "one; SimCLR has none)", label="stop-gradient")
@@ -51,10 +62,20 @@ class Config:
                          "it pins each dimension's batch variance, which slows collapse and hides it in "
                          "batch statistics", label="BN at projector output")
     encoder_bn: bool = param(True, "BatchNorm in the conv encoder", label="BN in encoder")
-    ema: float = param(0.99, "BYOL: target <- m*target + (1-m)*online; m=0 is SimSiam with a copy, m=1 a "
-                       "frozen random target", choices=EMA_CHOICES, label="EMA momentum m (BYOL)")
-    temperature: float = param(0.1, "SimCLR: the cosine similarities are divided by this before the softmax",
-                               choices=TEMPERATURES, label="temperature (SimCLR)")
+    ema: float = param(0.99, "BYOL's target / MoCo's key encoder: θk <- m θk + (1-m) θq; m=0 copies the online "
+                       "network every step, m=1 freezes a random one", choices=EMA_CHOICES,
+                       label="momentum m (BYOL, MoCo)")
+    temperature: float = param(0.1, "SimCLR, MoCo, InstDisc: the cosine similarities are divided by this before "
+                               "the softmax", choices=TEMPERATURES, label="temperature τ")
+    queue_size: int = param(1024, "MoCo: keys in the FIFO queue; InstDisc: negatives sampled from the bank per step",
+                            choices=QUEUE_SIZES, label="negatives K (MoCo, InstDisc)")
+    moco_v2: bool = param(True, "MoCo v2: MLP projection head (BatchNorm in its hidden layer if 'BN in "
+                          "projector' is on) and stronger augmentation (jitter at least 0.4, random blur); off: MoCo "
+                          "v1's linear head and the augmentation below", label="MoCo v2")
+    bank_momentum: float = param(0.5, "InstDisc: v_i <- normalize(m v_i + (1-m) f_i) when image i is seen (the "
+                                 "paper: 0.5)", choices=BANK_MOMENTA, label="bank momentum (InstDisc)")
+    proximal: float = param(0.0, "InstDisc: proximal term λ ||f_i - v_i||² that keeps a feature near its bank "
+                            "entry (0: off)", choices=PROXIMAL, label="proximal λ (InstDisc)")
     batch_size: int = param(128, "images per step; SimCLR sees 2(N-1) negatives per view",
                             choices=(16, 32, 64, 128, 256), label="batch size N")
     out_dim: int = param(64, "projector output dimension d", choices=(16, 32, 64, 128), label="output dim d")
@@ -68,8 +89,10 @@ class Config:
                             label="steps per snapshot")
     dataset: str = param("digits", "digits: sklearn 8x8 digits upsampled; digits-clutter: the same digits at "
                          "random places on a cluttered canvas (raw pixels fail there; both views share the "
-                         "clutter, so it is a shortcut the network may match instead of the digit); mnist / "
-                         "fashion-mnist from $DLVIZ_DATA", choices=("digits", "digits-clutter", "mnist", "fashion-mnist"))
+                         "clutter, so it is a shortcut the network may match instead of the digit); "
+                         "digits-clutter-views: the same test images, but in training every view pastes the digit "
+                         "at a new place on its own fresh clutter, so only the digit is shared; mnist / "
+                         "fashion-mnist from $DLVIZ_DATA", choices=DATASETS)
     input_size: int = param(16, "image side in pixels", choices=(12, 16, 20, 28), label="input size (px)")
     crop_min: float = param(0.6, "random resized crop: smallest area kept", lo=0.2, hi=1.0, step=0.05,
                             label="crop: min area")
@@ -81,13 +104,24 @@ class Config:
                           lo=0.0, hi=0.6, step=0.05)
     jitter: float = param(0.2, "intensity jitter (contrast and brightness)", lo=0.0, hi=0.8, step=0.05)
     compare: str = param("none", "run a second model beside this one that differs in one setting (boolean "
-                         "flipped; ema -> 0.0/0.99; temperature -> 1.0/0.1), same data and views",
+                         "flipped; ema -> 0.0/0.99; temperature -> 1.0/0.1; method: MoCo <-> InstDisc, others "
+                         "-> MoCo), same data and views",
                          choices=COMPARE, label="compare with")
     seed: int = param(0, "seed for initialization, data order and augmentations", lo=0, hi=2**31 - 1, widget=False)
 
     @property
     def augment(self) -> Augment:
         return Augment(self.crop_min, self.shift, self.rotation, self.jitter, self.noise, self.cutout)
+
+    @property
+    def strong(self) -> bool:
+        """MoCo v2's stronger augmentation (jitter at least 0.4, random blur)."""
+        return self.method == "moco" and self.moco_v2
+
+    @property
+    def train_augment(self) -> Augment:
+        a = self.augment
+        return replace(a, jitter=max(a.jitter, 0.4)) if self.strong else a
 
 
 def _std_ratio(s: dict, run: str = "") -> float:
@@ -148,7 +182,50 @@ PRESETS = {
               lambda s: min(s["knn_acc"], s["compare"]["knn_acc"]) > s["knn_acc_random_encoder"]
               and s["effective_rank"] >= 1.3 * s["compare"]["effective_rank"],
               ("knn_acc", "effective_rank", "compare", "steps"), max_steps=150)),
+    "moco": Preset(
+        "MoCo v2: a queue of keys from a momentum encoder", Config(method="moco"),
+        "InfoNCE against a queue of 1024 keys; watch kNN rise above the random encoder and the stored keys stay "
+        "consistent (cosine near 1) while the key encoder trails the query encoder.",
+        Claim("by step 400 MoCo's kNN accuracy is at least 2 points above the random encoder's",
+              lambda s: s["knn_acc"] >= s["knn_acc_random_encoder"] + 0.02,
+              ("knn_acc", "knn_acc_random_encoder", "neg_consistency", "steps"), max_steps=400)),
+    "moco-momentum": Preset(
+        "MoCo: momentum 0.99 versus 0 (the paper's ablation)", Config(method="moco", compare="ema"),
+        "Dashed/right run: m = 0, the key encoder is a copy of the query encoder at every step, so the queue holds "
+        "keys from 8 different encoders. The paper's run fails to train; at this toy scale it trains, but slower.",
+        Claim("by step 300 the run with m = 0.99 has a lower loss (by at least 0.3) and a higher kNN accuracy than "
+              "the run with m = 0",
+              lambda s: s["loss"] <= s["compare"]["loss"] - 0.3 and s["knn_acc"] > s["compare"]["knn_acc"],
+              ("loss", "knn_acc", "compare", "steps"), max_steps=300)),
+    "instdisc-vs-moco": Preset(
+        "Memory bank (InstDisc) versus queue (MoCo): stale versus consistent negatives",
+        Config(method="moco", compare="method"),
+        "Dashed/right run: InstDisc's memory bank. Its entries are an epoch old and were written by many past "
+        "encoders; MoCo's queued keys are at most K/N steps old and come from a slowly moving key encoder.",
+        Claim("by step 200 the bank's negatives are older on average than the queue's and less consistent "
+              "(cosine with the current network's output for the same view) than MoCo's keys",
+              lambda s: s["compare"]["neg_age"] > s["neg_age"]
+              and s["compare"]["neg_consistency"] < s["neg_consistency"],
+              ("neg_age", "neg_consistency", "knn_acc", "compare", "steps"), max_steps=200)),
 }
+
+
+def queue_sweep(config: Config, sizes=(64, 256, 1024, 4096), steps: int = 150, seeds=(0,),
+                device: torch.device | str = "cpu") -> list[dict]:
+    """MoCo's kNN accuracy at each queue size K: one short run per (K, seed) with ``config``'s other settings.
+    Returns rows {queue_size, seed, knn_acc, knn_acc_random_encoder, loss}."""
+    rows = []
+    for seed in seeds:
+        for k in sizes:
+            cfg = replace(config, method="moco", queue_size=k, steps=steps, eval_every=steps, compare="none",
+                          seed=seed)
+            last = None
+            for last in snapshots(run(cfg, torch.device(device))):
+                if last.step == 0:
+                    random_knn = last.metrics["knn_acc"]
+            rows.append({"queue_size": k, "seed": seed, "knn_acc": last.metrics["knn_acc"],
+                         "knn_acc_random_encoder": random_knn, "loss": last.metrics["loss"]})
+    return rows
 
 
 def variant(config: Config) -> Config:
@@ -158,15 +235,29 @@ def variant(config: Config) -> Config:
         return replace(config, ema=0.0 if config.ema != 0.0 else 0.99, compare="none")
     if field == "temperature":
         return replace(config, temperature=1.0 if config.temperature < 1.0 else 0.1, compare="none")
+    if field == "method":
+        return replace(config, method="instdisc" if config.method == "moco" else "moco", compare="none")
     return replace(config, **{field: not getattr(config, field)}, compare="none")
+
+
+NAMES = {"simsiam": "SimSiam", "byol": "BYOL", "simclr": "SimCLR", "moco": "MoCo", "instdisc": "InstDisc"}
 
 
 def run_label(config: Config) -> str:
     """A short name of one run for legends: method plus what differs from the method's defaults."""
     base = Config(method=config.method)
-    parts = [config.method.replace("simsiam", "SimSiam").replace("byol", "BYOL").replace("simclr", "SimCLR")]
+    parts = [NAMES[config.method]]
+    if config.method == "moco":
+        parts = ["MoCo v2" if config.moco_v2 else "MoCo v1", f"m={config.ema:g}", f"K={config.queue_size}",
+                 f"τ={config.temperature:g}"]
+    if config.method == "instdisc":
+        parts += [f"bank m={config.bank_momentum:g}", f"K={config.queue_size}", f"τ={config.temperature:g}"]
+        if config.proximal:
+            parts.append(f"λ={config.proximal:g}")
     for f in ("stop_grad", "predictor", "head_bn", "out_bn", "encoder_bn"):
-        if config.method == "simclr" and f in ("stop_grad", "predictor"):
+        if config.method in CONTRASTIVE and f in ("stop_grad", "predictor"):
+            continue
+        if (config.method == "moco" and not config.moco_v2) and f == "head_bn":
             continue
         if config.method == "byol" and f == "stop_grad":
             continue
@@ -180,10 +271,15 @@ def run_label(config: Config) -> str:
     return ", ".join(parts)
 
 
+def _clutter_digits(size: int) -> ImageData:
+    """The digits at ~60% of the canvas side: what gets pasted on the clutter."""
+    return load_image_dataset("digits", max(8, round(size * 0.6)))
+
+
 @lru_cache(maxsize=4)
 def _clutter_data(size: int) -> ImageData:
     """Digits at random places on clutter: each digit is ~60% of the canvas side, the split is the digits' own."""
-    base = load_image_dataset("digits", max(8, round(size * 0.6)))
+    base = _clutter_digits(size)
     g = torch.Generator().manual_seed(1234)
     return ImageData("digits-clutter", digits_in_clutter(base.x_train, size, g), base.y_train,
                      digits_in_clutter(base.x_test, size, g), base.y_test, base.classes)
@@ -191,7 +287,7 @@ def _clutter_data(size: int) -> ImageData:
 
 def load_data(config: Config) -> ImageData:
     """The config's dataset (may raise DatasetMissing for the optional torchvision sets)."""
-    if config.dataset == "digits-clutter":
+    if config.dataset in ("digits-clutter", "digits-clutter-views"):
         return _clutter_data(config.input_size)
     return load_image_dataset(config.dataset, config.input_size, n_train=3000, n_test=1000)
 
@@ -204,27 +300,79 @@ class _Trainer:
         self.gen = run_generator(config.seed)
         c = config
         with seeded(config.seed):
-            self.net = SSLNet(c.width, c.out_dim, c.predictor and c.method != "simclr", c.head_bn, c.out_bn,
-                              c.encoder_bn).to(device)
-            self.target = EMATarget(self.net).to(device) if c.method == "byol" else None
+            self.net = SSLNet(c.width, c.out_dim, c.predictor and c.method not in CONTRASTIVE, c.head_bn, c.out_bn,
+                              c.encoder_bn)
+            if c.method == "moco" and not c.moco_v2:
+                self.net.projector = torch.nn.Linear(self.net.encoder.dim, c.out_dim)  # v1: linear
+            elif c.method in ("moco", "instdisc"):
+                self.net.projector = mlp(self.net.encoder.dim, self.net.encoder.dim, c.out_dim, bn=c.head_bn)  # v2
+            self.net.to(device)
+            self.target = EMATarget(self.net).to(device) if c.method in ("byol", "moco") else None
         self.opt = OPTIMIZERS[c.optimizer](self.net.parameters(), c.lr)
         self.xtr, self.ytr = data.x_train.to(device), data.y_train.to(device)
         self.xte, self.yte = data.x_test.to(device), data.y_test.to(device)
         self.n_classes = len(data.classes)
         self.order, self.pos = torch.randperm(len(self.xtr), generator=self.gen), 0
+        # digits-clutter-views: the bare digits (same order as the cluttered training set), pasted anew per view
+        self.bare = _clutter_digits(c.input_size).x_train if c.dataset == "digits-clutter-views" else None
+        self.steps_done = 0
+        self.queue = self.bank = None
+        if c.method == "moco":
+            self.queue = KeyQueue(c.queue_size, c.out_dim, device)
+            self.queue_views = torch.zeros(c.queue_size, *self.xtr.shape[1:], device=device)
+            self._fill_queue()
+        elif c.method == "instdisc":
+            self.bank = MemoryBank(len(self.xtr), c.out_dim, self.gen, device)
+            self.bank_views = self.xtr.clone()  # the view that last wrote each entry (for its consistency)
 
-    def _batch(self) -> torch.Tensor:
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images (B, 1, S, S), their indices in the training set (B,))."""
         b = self.config.batch_size
         if self.pos + b > len(self.order):
             self.order, self.pos = torch.randperm(len(self.xtr), generator=self.gen), 0
         idx = self.order[self.pos:self.pos + b].to(self.device)
         self.pos += b
-        return self.xtr[idx]
+        return self.xtr[idx], idx
+
+    @torch.no_grad()
+    def _fill_queue(self) -> None:
+        """Start the queue full of keys of the untrained key encoder (made "at step 0"). MoCo's code starts it
+        with random unit vectors; here that is a trap: the first K/N steps then see negatives unrelated to any
+        image, and pulling q toward k alone collapses the output before real keys arrive."""
+        c, nf = self.config, torch.nn.functional.normalize
+        left = c.queue_size
+        while left > 0:
+            idx = torch.randint(0, len(self.xtr), (min(c.batch_size, left),), generator=self.gen).to(self.device)
+            v = self._two_views(self.xtr[idx], idx, c.train_augment)[1]
+            if c.strong:
+                v = random_blur(v, self.gen)
+            slots = self.queue.enqueue(nf(self.target(v), dim=1), 0, idx)
+            self.queue_views[slots] = v
+            left -= len(idx)
+
+    def _two_views(self, x: torch.Tensor, idx: torch.Tensor, aug: Augment) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two augmented views of the batch; with fresh clutter, each view first pastes the bare digit at a new
+        place on its own clutter."""
+        if self.bare is None:
+            return two_views(x, aug, self.gen)
+        bare, size = self.bare[idx.cpu()], x.shape[-1]
+        b, s = len(bare), bare.shape[-1]
+        oy = torch.randint(0, size - s + 1, (b,), generator=self.gen)
+        ox = torch.randint(0, size - s + 1, (b,), generator=self.gen)
+        placed = torch.zeros(b, 1, size, size)
+        for i in range(b):  # one place per image, shared by both views (the crop and shift then move each view)
+            placed[i, 0, oy[i]:oy[i] + s, ox[i]:ox[i] + s] = bare[i, 0]
+        views = [torch.maximum(digits_in_clutter(torch.zeros_like(bare), size, self.gen), placed) for _ in range(2)]
+        return tuple(random_view(v.to(self.device), aug, self.gen) for v in views)
 
     def train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step; returns (loss, batch output std in train mode) as 0-d tensors (no sync)."""
         c = self.config
-        v1, v2 = two_views(self._batch(), c.augment, self.gen)
+        self.steps_done += 1
+        x, idx = self._batch()
+        if c.method in ("moco", "instdisc"):
+            return self._negatives_step(x, idx)
+        v1, v2 = self._two_views(x, idx, c.augment)
         if c.method == "simclr":  # SimCLR's code encodes both views as one batch: BatchNorm sees 2N images
             _, z, _ = self.net(torch.cat([v1, v2]))
             z1, z2 = z.chunk(2)
@@ -247,6 +395,74 @@ class _Trainer:
             std = torch.nn.functional.normalize(z1.detach(), dim=1).std(0).mean()
         return loss.detach(), std
 
+    def _negatives_step(self, x: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """MoCo: query q = f_q(view 1), key k = f_k(view 2) (no gradient), InfoNCE against the queue, then the
+        momentum update of f_k and enqueue k. InstDisc: one view; its feature f must pick its own bank entry
+        v_i among K sampled bank entries; then v_i <- normalize(m v_i + (1-m) f)."""
+        c, step = self.config, self.steps_done
+        nf = torch.nn.functional.normalize
+        if c.method == "moco":
+            v1, v2 = self._two_views(x, idx, c.train_augment)
+            if c.strong:
+                v1, v2 = random_blur(v1, self.gen), random_blur(v2, self.gen)
+            # Shuffle BN (MoCo Sec. 3.3) on BN_GROUPS virtual devices: queries in groups in batch order, keys in
+            # groups of a shuffled order, so q_i and k_i never share BatchNorm statistics.
+            q = nf(torch.cat([self.net(v)[1] for v in v1.chunk(BN_GROUPS)]), dim=1)
+            with torch.no_grad():
+                perm = torch.randperm(len(v2), generator=self.gen).to(self.device)
+                k = torch.empty_like(q)
+                k[perm] = nf(torch.cat([self.target(v) for v in v2[perm].chunk(BN_GROUPS)]), dim=1)
+            loss = info_nce_queue(q, k, self.queue.keys(), c.temperature)
+        else:
+            v1 = self._two_views(x, idx, c.augment)[0]
+            q = nf(self.net(v1)[1], dim=1)
+            neg_idx = self.bank.sample(c.queue_size, self.gen)
+            old = self.bank.bank[idx]
+            loss = info_nce_queue(q, old, self.bank.bank[neg_idx], c.temperature,
+                                  negative_mask=idx[:, None] == neg_idx[None, :])
+            if c.proximal:
+                loss = loss + c.proximal * (q - old).pow(2).sum(1).mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        if c.method == "moco":
+            self.target.update(self.net, c.ema)
+            slots = self.queue.enqueue(k, step, idx)
+            self.queue_views[slots] = v2[-c.queue_size:]
+        else:
+            self.bank.update(idx, q, c.bank_momentum, step)
+            self.bank_views[idx] = v1
+        with torch.no_grad():
+            std = q.detach().std(0).mean()
+        return loss.detach(), std
+
+    @torch.no_grad()
+    def negatives_view(self) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+        """Where the negatives come from: their age in steps, and their consistency, the mean cosine between up to
+        256 stored negatives and what the network that makes them (MoCo: the key encoder; InstDisc: the encoder
+        itself) outputs now for the same input (the stored view); MoCo also the key encoder's drift."""
+        nf = torch.nn.functional.normalize
+        step = self.steps_done
+        g = torch.Generator().manual_seed(12345)  # the same probe slots every time, outside the run's own stream
+        if self.queue is not None:
+            ages = self.queue.ages(step)
+            real = (self.queue.index >= 0).nonzero().flatten().cpu()
+            if len(real):
+                pick = real[torch.randperm(len(real), generator=g)[:256]].to(self.device)
+                now = nf(batch_stats_outputs(self.target, self.queue_views[pick]), dim=1)
+                cons = float((now * self.queue.buf[pick]).sum(1).mean())
+            else:
+                cons = float("nan")
+            drift = key_drift(torch.nn.ModuleList([self.net.encoder, self.net.projector]), self.target)
+            return ({"neg_age": float(ages.float().mean()), "neg_age_max": float(ages.max()), "neg_consistency": cons,
+                     "key_drift": drift}, {"neg_ages": ages.cpu().numpy()})
+        ages = step - self.bank.step
+        pick = torch.randperm(len(ages), generator=g)[:256].to(self.device)
+        now = nf(batch_stats_outputs(self.net, self.bank_views[pick]), dim=1)
+        cons = float((now * self.bank.bank[pick]).sum(1).mean())
+        return ({"neg_age": float(ages.float().mean()), "neg_age_max": float(ages.max()), "neg_consistency": cons},
+                {"neg_ages": ages.cpu().numpy()})
+
     @torch.no_grad()
     def evaluate(self) -> tuple[dict[str, float], dict[str, np.ndarray]]:
         """kNN of encoder features (eval mode: train set as memory, test set as queries); output std, spectrum
@@ -265,7 +481,26 @@ class _Trainer:
         metrics = {"knn_acc": knn, "output_std": output_std(z_te), "effective_rank": effective_rank(sv),
                    "spread_rank": spread_rank(sv), "feature_std": output_std(h_te)}
         arrays = {"sv": sv, "pca": pca(zn)[0], "features": h_te.cpu().numpy(), "embedding": zn}
+        if self.queue is not None or self.bank is not None:
+            m, a = self.negatives_view()
+            metrics.update(m)
+            arrays.update(a)
         return metrics, arrays
+
+
+def random_blur(x: torch.Tensor, gen: torch.Generator, p: float = 0.5) -> torch.Tensor:
+    """MoCo v2's random Gaussian blur, for small images: with probability ``p`` a 3x3 Gaussian of sigma in
+    [0.1, 1.0] pixels (each image draws its own)."""
+    b = len(x)
+    sigma = (0.1 + 0.9 * torch.rand(b, generator=gen)).to(x.device).view(b, 1, 1)
+    on = (torch.rand(b, generator=gen) < p).to(x.device)
+    r = torch.tensor([-1.0, 0.0, 1.0], device=x.device)
+    k1 = torch.exp(-r.view(1, 1, 3) ** 2 / (2 * sigma**2))  # (B, 1, 3)
+    k2 = k1.transpose(1, 2) * k1  # (B, 3, 3)
+    k2 = k2 / k2.sum((1, 2), keepdim=True)
+    blurred = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate")
+                                         .transpose(0, 1), k2.unsqueeze(1), groups=b).transpose(0, 1)
+    return torch.where(on.view(b, 1, 1, 1), blurred, x)
 
 
 @torch.no_grad()
@@ -279,7 +514,9 @@ def batch_stats_outputs(net: SSLNet, x: torch.Tensor) -> torch.Tensor:
         m.train()
         m.momentum = 0.0  # running <- running: nothing learned from the evaluation batch
     try:
-        head = net.projector[:-1] if isinstance(net.projector[-1], torch.nn.BatchNorm1d) else net.projector
+        proj = net.projector
+        head = proj[:-1] if isinstance(proj, torch.nn.Sequential) and isinstance(proj[-1], torch.nn.BatchNorm1d) \
+            else proj
         z = head(net.encoder(x))
     finally:
         for m, (tr, mom) in zip(bns, saved):
@@ -307,7 +544,8 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
     trainers = [_Trainer(c, data, device) for c in configs]
     prefixes = ["", "b_"][:len(trainers)]
     consts = {"output_std_ref": output_std_ref(config.out_dim), "knn_acc_pixels": pixel_knn(data),
-              "negatives": float(2 * (config.batch_size - 1)) if config.method == "simclr" else 0.0}
+              "negatives": {"simclr": float(2 * (config.batch_size - 1)), "moco": float(config.queue_size),
+                            "instdisc": float(config.queue_size)}.get(config.method, 0.0)}
 
     # Pause/Reset within a fraction of a second: at batch 256, width 32 and 28 px one evaluation (kNN over the
     # training set) takes ~1 s of a CPU core and one step a large part of it, so both run through the pacer.
@@ -353,7 +591,8 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
 
 
 _SUMMARY_KEYS = ("knn_acc", "knn_acc_random_encoder", "knn_acc_pixels", "output_std", "output_std_ref",
-                 "output_std_train", "loss", "effective_rank", "spread_rank", "feature_std")
+                 "output_std_train", "loss", "effective_rank", "spread_rank", "feature_std", "neg_age", "neg_age_max",
+                 "neg_consistency", "key_drift")
 
 
 def _summarize(snap: Snapshot, runner) -> dict:

@@ -84,3 +84,42 @@ def pairs_figure(originals: np.ndarray, view1: np.ndarray, view2: np.ndarray) ->
     titles = [f"#{i}" for i in range(n)] + ["view 1"] * n + ["view 2"] * n
     return image_grid(images, titles, ncols=n, tile_px=80,
                       title="Positive pairs: each column is one digit (top) and two random views of it")
+
+
+def negatives_figure(history: Sequence[dict], labels: Sequence[str], height: int = 300) -> go.Figure:
+    """Where a contrastive run's negatives come from (MoCo's queue, InstDisc's bank), per run over steps:
+    consistency (mean cosine of a stored negative with what the network that made it outputs now for the same
+    input), mean age in steps, and (MoCo) the key encoder's drift ||θk - θq|| / ||θq||."""
+    panels = [("consistency of stored negatives", "neg_consistency"), ("mean age of negatives (steps)", "neg_age"),
+              ("key encoder drift ‖θk−θq‖/‖θq‖", "key_drift")]
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for t, _ in panels], horizontal_spacing=0.08)
+    for col, (_, key) in enumerate(panels, start=1):
+        for i, label in enumerate(labels):
+            k = ("b_" if i else "") + key
+            rows = [r for r in history if k in r and np.isfinite(r[k])]
+            fig.add_trace(go.Scatter(x=[r["step"] for r in rows], y=[r[k] for r in rows], mode="lines", name=label,
+                                     line=dict(width=2.5, **RUN_STYLES[i]), legendgroup=label,
+                                     showlegend=col == 1), row=1, col=col)
+        fig.update_xaxes(title_text="step", row=1, col=col)
+    fig.update_yaxes(range=[-0.05, 1.05], row=1, col=1)
+    fig.update_layout(height=height, margin=dict(l=40, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.3))
+    return fig
+
+
+def queue_sweep_figure(rows: Sequence[dict], knn_random: float | None = None, height: int = 300) -> go.Figure:
+    """kNN accuracy against the number of negatives K (log axis), one marker per seed and the mean per K."""
+    fig = go.Figure()
+    ks = sorted({r["queue_size"] for r in rows})
+    fig.add_trace(go.Scatter(x=[r["queue_size"] for r in rows], y=[r["knn_acc"] for r in rows], mode="markers",
+                             name="one seed", marker=dict(size=7, color=PALETTE[0], opacity=0.45)))
+    means = [float(np.mean([r["knn_acc"] for r in rows if r["queue_size"] == k])) for k in ks]
+    fig.add_trace(go.Scatter(x=ks, y=means, mode="lines+markers", name="mean over seeds",
+                             line=dict(width=2.5, color=PALETTE[0]), marker=dict(size=9)))
+    if knn_random is not None and ks:
+        fig.add_trace(go.Scatter(x=[ks[0], ks[-1]], y=[knn_random, knn_random], mode="lines", line=BASELINE,
+                                 name="random encoder"))
+    fig.update_xaxes(type="log", title_text="queue size K", tickvals=ks, ticktext=[str(k) for k in ks])
+    fig.update_yaxes(title_text="kNN accuracy (test)", tickformat=".0%")
+    fig.update_layout(title="MoCo: kNN accuracy against the queue size K", height=height,
+                      margin=dict(l=50, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.3))
+    return fig

@@ -114,3 +114,95 @@ class EMATarget(nn.Module):
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.projector(self.encoder(x))
+
+
+def info_nce_queue(q: torch.Tensor, k: torch.Tensor, negatives: torch.Tensor, temperature: float,
+                   negative_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """MoCo's / InstDisc's InfoNCE: each query q_i picks its key k_i among 1 + K candidates.
+
+    ``q``, ``k`` (N, d) and ``negatives`` (K, d) are L2-normalized; logits (N, 1+K) = [q_i.k_i, q_i.n_1 .. q_i.n_K]
+    / temperature, label 0 (the positive is column 0). ``negative_mask`` (N, K) True drops that negative (InstDisc:
+    a sampled "negative" that is the query's own image).
+    """
+    pos = (q * k).sum(1, keepdim=True)  # (N, 1)
+    neg = q @ negatives.T  # (N, K)
+    if negative_mask is not None:
+        neg = neg.masked_fill(negative_mask, float("-inf"))
+    logits = torch.cat([pos, neg], 1) / temperature
+    return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
+
+
+class KeyQueue:
+    """MoCo's dictionary: a FIFO ring buffer of the K most recent keys (K, d), with the step each was made at and
+    the index of its training image (for the age and consistency views).
+
+    ``enqueue`` writes a batch over the oldest entries (the pointer wraps around), so the queue always holds the
+    last K keys; before K keys have arrived the unfilled slots are not returned by ``keys``.
+    """
+
+    def __init__(self, size: int, dim: int, device: torch.device | str = "cpu"):
+        self.size = size
+        self.buf = torch.zeros(size, dim, device=device)
+        self.step = torch.full((size,), -1, dtype=torch.long, device=device)  # -1: empty slot
+        self.index = torch.full((size,), -1, dtype=torch.long, device=device)
+        self.ptr = 0
+        self.count = 0  # keys ever enqueued
+
+    @torch.no_grad()
+    def enqueue(self, keys: torch.Tensor, step: int, index: torch.Tensor | None = None) -> torch.Tensor:
+        """Append (B, d) keys made at ``step``, overwriting the oldest; B may exceed K (then the last K stay).
+        Returns the slots written (for buffers kept beside the queue)."""
+        keys = keys[-self.size:]
+        idx = None if index is None else index[-self.size:]
+        b = len(keys)
+        slots = (self.ptr + torch.arange(b, device=self.buf.device)) % self.size
+        self.buf[slots] = keys.to(self.buf.dtype)
+        self.step[slots] = step
+        if idx is not None:
+            self.index[slots] = idx.to(self.index.device)
+        self.ptr = (self.ptr + b) % self.size
+        self.count += b
+        return slots
+
+    @property
+    def filled(self) -> int:
+        return min(self.count, self.size)
+
+    def keys(self) -> torch.Tensor:
+        """The stored keys, oldest first: (min(count, K), d)."""
+        if self.count < self.size:
+            return self.buf[:self.count]
+        return torch.cat([self.buf[self.ptr:], self.buf[:self.ptr]])
+
+    def ages(self, now: int) -> torch.Tensor:
+        """Steps since each stored key was made (oldest first)."""
+        st = self.step[:self.count] if self.count < self.size else torch.cat([self.step[self.ptr:], self.step[:self.ptr]])
+        return now - st
+
+
+class MemoryBank:
+    """InstDisc's memory bank: one L2-normalized feature per training image (N, d), and the step of its last
+    update. Entries start as random unit vectors (as in the paper); ``update`` sets
+    v_i <- normalize(m v_i + (1 - m) f_i) for the batch's images."""
+
+    def __init__(self, n: int, dim: int, gen: torch.Generator | None = None, device: torch.device | str = "cpu"):
+        self.bank = F.normalize(torch.randn(n, dim, generator=gen), dim=1).to(device)
+        self.step = torch.zeros(n, dtype=torch.long, device=device)
+
+    @torch.no_grad()
+    def update(self, index: torch.Tensor, f: torch.Tensor, momentum: float, step: int) -> None:
+        v = momentum * self.bank[index] + (1.0 - momentum) * F.normalize(f.detach(), dim=1)
+        self.bank[index] = F.normalize(v, dim=1)
+        self.step[index] = step
+
+    def sample(self, k: int, gen: torch.Generator | None = None) -> torch.Tensor:
+        """(k,) indices drawn uniformly with replacement: negatives shared by the whole batch (one (N, K) product
+        instead of the paper's K draws per query, which would gather an (N, K, d) tensor)."""
+        return torch.randint(0, len(self.bank), (k,), generator=gen).to(self.bank.device)
+
+
+def key_drift(query: nn.Module, key: nn.Module) -> float:
+    """Relative distance of the key encoder's weights from the query encoder's: ||θ_k - θ_q|| / ||θ_q||."""
+    num = sum(float((a.detach() - b.detach()).pow(2).sum()) for a, b in zip(key.parameters(), query.parameters()))
+    den = sum(float(b.detach().pow(2).sum()) for b in query.parameters())
+    return (num / max(den, 1e-12)) ** 0.5
