@@ -1,0 +1,111 @@
+"""CLIP: the symmetric loss against a hand computation, the tokenizer, the held-out split, a short training run."""
+
+import itertools
+import math
+import re
+from dataclasses import replace
+
+import torch
+import torch.nn.functional as F
+
+from dlviz.data.captions import (COLOUR_NAMES, HELD_OUT_COMBOS, PROMPT_TEMPLATES, RETRIEVAL_TEMPLATES, TRAIN_TEMPLATES, VOCAB,
+                                 decode, load_caption_data, prompts, tokenize)
+from dlviz.demos.base import snapshots
+from dlviz.demos.clip import PRESETS, loss_floor, ridge_probe, run
+from dlviz.models.clip import MAX_LOGIT_SCALE, TinyCLIP, clip_loss
+
+
+def test_symmetric_loss_by_hand_on_a_2x2_matrix():
+    img = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    txt = F.normalize(torch.tensor([[1.0, 1.0], [0.0, 1.0]]), dim=1)
+    s = 2.0
+    c = 1 / math.sqrt(2)  # cos(img0, txt0) = cos(img1, txt0) = 1/sqrt2; cos(img0, txt1) = 0; cos(img1, txt1) = 1
+    logits = [[s * c, 0.0], [s * c, s * 1.0]]  # rows: images, columns: texts
+    row = -(math.log(math.exp(logits[0][0]) / (math.exp(logits[0][0]) + math.exp(logits[0][1])))
+            + math.log(math.exp(logits[1][1]) / (math.exp(logits[1][0]) + math.exp(logits[1][1])))) / 2
+    col = -(math.log(math.exp(logits[0][0]) / (math.exp(logits[0][0]) + math.exp(logits[1][0])))
+            + math.log(math.exp(logits[1][1]) / (math.exp(logits[0][1]) + math.exp(logits[1][1])))) / 2
+    assert abs(float(clip_loss(img, txt, s)) - (row + col) / 2) < 1e-6
+    assert abs(row - col) > 0.05  # the two directions differ here: a one-sided loss would fail the check
+
+
+def test_symmetric_loss_matches_a_plain_loop():
+    g = torch.Generator().manual_seed(0)
+    img = F.normalize(torch.randn(6, 4, generator=g), dim=1)
+    txt = F.normalize(torch.randn(6, 4, generator=g), dim=1)
+    s = 7.0
+    total = 0.0
+    for i in range(6):
+        li = [s * float(img[i] @ txt[j]) for j in range(6)]
+        lt = [s * float(img[j] @ txt[i]) for j in range(6)]
+        total += -(li[i] - math.log(sum(map(math.exp, li)))) - (lt[i] - math.log(sum(map(math.exp, lt))))
+    assert abs(float(clip_loss(img, txt, s)) - total / 12) < 1e-5
+    assert float(clip_loss(img, img, 50.0)) < 0.01  # perfect pairs, high scale: near zero
+    # the floor: the positive at +s and every negative at -s
+    assert abs(loss_floor(128, 1.0) - math.log(1 + 127 * math.exp(-2))) < 1e-9
+
+
+def test_logit_scale_starts_at_paper_value_and_is_clipped():
+    m = TinyCLIP(len(VOCAB), 12)
+    assert abs(float(m.logit_scale.detach()) - 1 / 0.07) < 1e-4
+    with torch.no_grad():
+        m.log_scale.fill_(10.0)
+    m.clamp_scale()
+    assert abs(float(m.logit_scale.detach()) - MAX_LOGIT_SCALE) < 1e-3
+    fixed = TinyCLIP(len(VOCAB), 12, temperature=1.0, learn_temperature=False)
+    assert not fixed.log_scale.requires_grad and abs(float(fixed.logit_scale) - 1.0) < 1e-6
+
+
+def test_tokenizer_unknown_words_empty_text_and_long_text():
+    t = tokenize("A ZEBRA in the top-left!")
+    assert t.unknown == ("zebra",)
+    assert decode(t.ids) == "a <unk> in the top left"
+    empty = tokenize("")
+    assert empty.unknown == () and int(empty.ids.abs().sum()) == 0
+    long = tokenize("seven " * 20)
+    assert long.truncated == 8 and int((long.ids != 0).sum()) == 12
+    m = TinyCLIP(len(VOCAB), 12)
+    out = m.encode_text(torch.stack([empty.ids, t.ids]))
+    assert torch.isfinite(out).all()  # an empty caption embeds to a finite vector, never NaN
+
+
+def test_held_out_templates_and_combos_never_in_training():
+    data = load_caption_data(0)
+    train_rows = {tuple(r) for r in data.train_tokens.flatten(0, 1).tolist()}
+    train_words = set(data.train_tokens.unique().tolist())
+    held_out = [p for t in PROMPT_TEMPLATES for p in prompts(t)] + list(data.test_captions)
+    held_rows = {tuple(tokenize(t).ids.tolist()) for t in held_out}
+    assert len(held_rows) > 100 and not train_rows & held_rows
+    skeleton = lambda t: re.sub(r"\{\w+\}", "_", t)  # noqa: E731
+    assert not {skeleton(t) for t in TRAIN_TEMPLATES} & {skeleton(t) for t in PROMPT_TEMPLATES + RETRIEVAL_TEMPLATES}
+    for row in held_rows:  # every word of a held-out caption occurred in some training caption
+        assert set(row) <= train_words, decode(torch.tensor(row))
+    train_pairs = set(zip(data.digit_train.tolist(), [COLOUR_NAMES[c] for c in data.colour_train.tolist()]))
+    assert not train_pairs & HELD_OUT_COMBOS
+    assert 0 < float(data.unseen_combo_test.float().mean()) < 0.3  # the test images include them
+    assert data.x_train.shape[1:] == (3, 24, 24) and float(data.x_train.max()) <= 1.0
+
+
+def test_ridge_probe_separates_separable_features():
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(200) % 10
+    h = F.one_hot(y, 10).float() * 3 + 0.3 * torch.randn(200, 10, generator=g)
+    assert ridge_probe(h[:150], y[:150], h[150:], y[150:]) == 1.0
+    noise = torch.randn(200, 10, generator=g)
+    assert ridge_probe(noise[:150], y[:150], noise[150:], y[150:]) < 0.4
+
+
+def test_short_training_run_loss_falls_and_pairs_match():
+    # Zero-shot digits leave chance only after about 200-300 steps (the model first learns colour, size and
+    # position): too long for the suite's budget, so this checks the pairs' matching, which rises at once.
+    cfg = replace(PRESETS["zero-shot"].config, batch_size=64, steps=100, eval_every=50, seed=0)
+    snaps = list(snapshots(run(cfg, torch.device("cpu"))))
+    first, last = snaps[0].metrics, snaps[-1].metrics
+    assert snaps[-1].step == 100
+    assert last["loss"] < snaps[1].metrics["loss"] < first["loss_chance"]
+    assert last["r_at_5"] > first["r_at_5"] + 0.2  # held-out captions find their image
+    gap = lambda sim: sim.diagonal().mean() - (sim.sum() - sim.trace()) / 90  # noqa: E731
+    assert gap(snaps[-1].arrays["sim"]) > gap(snaps[0].arrays["sim"]) + 0.1  # the diagonal lights up
+    a = snaps[-1].arrays
+    assert a["sim"].shape == (10, 10) and a["gallery"].shape[0] == 720 and a["pca_txt"].shape == (10, 2)
+    assert any(k.startswith("text_encoder.") for k in a["text_state"])
