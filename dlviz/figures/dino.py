@@ -10,6 +10,10 @@ import plotly.graph_objects as go
 from .common import PALETTE, metric_curves
 from ..i18n import N_, _
 
+# Legend names of the metrics drawn by iou_curves (metric_curves shows a key with "_" as spaces, translated).
+METRIC_NAMES = (N_("attn iou best"), N_("attn iou mean"), N_("student iou best"), N_("attn iou random init"),
+                N_("brightness iou"), N_("attn mass best"), N_("object share"))
+
 # Viridis anchors (what the DINO visualization and most papers use for attention).
 _VIRIDIS = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float32)
 MASK_RGB = np.array([255, 80, 40], dtype=np.float32)  # kept patches are tinted orange

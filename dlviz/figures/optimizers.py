@@ -89,7 +89,7 @@ def race_figure(X: np.ndarray, Y: np.ndarray, Z: np.ndarray, paths: Mapping[str,
 def curves_figure(losses: Mapping[str, np.ndarray], dists: Mapping[str, np.ndarray] | None, upto: int | None = None,
                   f_min: float | None = None, height: int = 340) -> go.Figure:
     """Left: f − f* on a log scale (or f itself when no minimum is known); right: distance to the nearest minimum."""
-    panels = ["f − f* (log scale)" if f_min is not None else "f"] + (["distance to nearest minimum (log)"] if dists else [])
+    panels = [_("f − f* (log scale)") if f_min is not None else "f"] + ([_("distance to nearest minimum (log)")] if dists else [])
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=panels)
     for name, loss in losses.items():
         loss = np.asarray(loss)[: None if upto is None else upto + 1]
