@@ -239,16 +239,16 @@ DISTILL_PRESETS = {
     "kd-100-labels": Preset(
         "Distillation beats hard labels with 100 labels", DistillConfig(),
         "The distilled student (teacher's soft targets at T = 4 on 100 labelled digits plus the 1,337 others "
-        "unlabelled) climbs toward the teacher; its twin on the 100 hard labels stalls 5-13 points lower.",
+        "unlabelled) climbs toward the teacher; its twin on the 100 hard labels stalls 5-9 points lower (seeds 0-4).",
         Claim("with 100 labels, after 1,000 steps the distilled student's test accuracy is at least 3 points above "
               "the hard-label twin's (same initial weights, same labelled batches)",
               lambda s: s["gap"] >= 0.03, ("kd_acc", "hard_acc", "gap", "teacher_acc", "steps"), max_steps=1000)),
     "soft-targets-same-images": Preset(
-        "Soft targets at T=4 carry dark knowledge", DistillConfig(transfer=False),
-        "No transfer set: both students see the same 100 digits, one with the teacher's softened outputs, one "
-        "with the labels. The soft targets say more per image (which wrong classes it resembles) and regularize.",
-        Claim("on the same 100 labelled digits and nothing else, the student taught by the teacher's T = 4 soft "
-              "targets ends above the hard-label twin in test accuracy (measured gap +1 to +4 points)",
+        "Soft targets at T=4 carry dark knowledge", DistillConfig(n_labels=50, transfer=False),
+        "No transfer set: both students see the same 50 digits, one through the teacher's softened outputs, one "
+        "through the labels. The soft targets say more per image (which wrong classes it resembles).",
+        Claim("on the same 50 labelled digits and nothing else, the student taught by the teacher's T = 4 soft "
+              "targets ends above the hard-label twin in test accuracy (measured +1 to +14 points on seeds 0-4)",
               lambda s: s["gap"] > 0, ("kd_acc", "hard_acc", "gap", "steps"), max_steps=1000)),
 }
 
