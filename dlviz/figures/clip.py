@@ -63,28 +63,22 @@ def clip_curves(history: Sequence[dict], height: int = 340) -> go.Figure:
     return fig
 
 
-def similarity_figure(sim: np.ndarray, images: np.ndarray, captions: Sequence[str], scale: float,
-                      height: int = 380) -> go.Figure:
-    """The (n, n) cosine similarity of n images (columns, drawn on top) and their n captions (rows).
+def similarity_figure(sim: np.ndarray, image_labels: Sequence[str], captions: Sequence[str], scale: float,
+                      height: int = 360) -> go.Figure:
+    """The (n, n) cosine similarity of n images (columns, named by their attributes) and their n captions (rows).
 
     Training pushes the diagonal (each image with its own caption) up and the rest down; the loss sees these
     cosines times the logit scale.
     """
     n = len(sim)
-    h, w = images.shape[-2:]
-    gap = 2
-    strip = rgb_tiles(images, 1, gap)
-    fig = make_subplots(rows=2, cols=1, row_heights=[0.13, 0.87], vertical_spacing=0.02, shared_xaxes=True)
-    fig.add_trace(go.Image(z=strip, x0=0, dx=1, hoverinfo="skip"), row=1, col=1)
-    centres = [i * (w + gap) + (w - 1) / 2 for i in range(n)]
     short = [c if len(c) <= 34 else c[:33] + "…" for c in captions]
-    fig.add_trace(go.Heatmap(z=sim.T, x=centres, y=short, colorscale="Viridis", zmin=-0.2, zmax=1.0,
-                             colorbar=dict(title="cos", thickness=12, len=0.8, y=0.42),
-                             customdata=np.array(captions, dtype=object)[:, None].repeat(n, 1),
-                             hovertemplate="caption: %{customdata}<br>cos %{z:.2f}<extra></extra>"), row=2, col=1)
-    fig.update_xaxes(visible=False, range=[-0.5, n * (w + gap) - gap - 0.5])
-    fig.update_yaxes(visible=False, row=1, col=1)
-    fig.update_yaxes(autorange="reversed", tickfont=dict(size=11), row=2, col=1)
+    cols = [f"{lab} ({i})" for i, lab in enumerate(image_labels)]
+    fig = go.Figure(go.Heatmap(z=np.asarray(sim).T, x=cols, y=short, colorscale="Viridis", zmin=-0.2, zmax=1.0,
+                               colorbar=dict(title="cos", thickness=12),
+                               customdata=np.array(captions, dtype=object)[:, None].repeat(n, 1),
+                               hovertemplate="image %{x}<br>caption: %{customdata}<br>cos %{z:.2f}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", tickfont=dict(size=11))
+    fig.update_xaxes(tickfont=dict(size=11), tickangle=-45, title_text="test image")
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10),
                       title=dict(text=f"images × captions: cosine (logits = cos × {scale:.0f})", font=dict(size=14)))
     return fig
