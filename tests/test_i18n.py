@@ -122,10 +122,13 @@ def test_switching_language_mid_run_keeps_the_run():
     runner = wait_for(at, "cnn", lambda r: r.latest is not None and r.latest.step > 0, pause=False)
     step = runner.latest.step
     at.session_state["dlviz.lang"] = "zh"  # what the sidebar switch's callback does (AppTest runs the page alone)
-    at.run()
-    assert at.session_state["cnn._runner"] is runner and runner.status == "running"
-    assert any("▶" in b.label or "暂停" in b.label for b in at.button) and "暂停" in _texts(at)
-    assert any("训练中" in c.value for c in at.caption), [c.value for c in at.caption][:5]
-    runner = wait_for(at, "cnn", lambda r: r.latest.step > step)
+    # AppTest formats a selectbox's value in the test's thread when it reruns (a server does it in the session's
+    # script thread): the page's language there, or it looks for an English preset title among Chinese ones.
+    at.run()  # drawn in Chinese from here on
+    with language("zh"):
+        assert at.session_state["cnn._runner"] is runner and runner.status == "running"
+        assert any("▶" in b.label or "暂停" in b.label for b in at.button) and "暂停" in _texts(at)
+        assert any("训练中" in c.value for c in at.caption), [c.value for c in at.caption][:5]
+        runner = wait_for(at, "cnn", lambda r: r.latest.step > step)
     assert at.session_state["cnn._runner"] is runner and runner.latest.step > step and runner.status != "failed"
     assert not at.exception
