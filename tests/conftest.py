@@ -65,6 +65,17 @@ def refresh_until_trained(at, key: str, timeout_s: float = 90, pause: bool = Tru
                     timeout_s, pause)
 
 
+# Modules whose tests measure time (refresh rates, pacing, fairness, load) or drive a browser: tools/selftest.py
+# runs them alone, after the rest of the suite has run on two workers.
+SERIAL_MODULES = {"test_pacing", "test_scheduler", "test_runner_concurrency", "test_loadtest", "test_classroom_proxy"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("browser") or item.module.__name__.rsplit(".", 1)[-1] in SERIAL_MODULES:
+            item.add_marker(pytest.mark.serial)
+
+
 @pytest.fixture(autouse=True)
 def _no_run_outlives_its_test():
     """The scheduler trains in the background: a page test's run must not go on training into the next test."""

@@ -9,7 +9,9 @@ Standard library only, so it runs on a machine that has nothing installed yet. S
    ``apt-get install chromium libatomic1`` on Debian/Ubuntu (as root, or with sudo that needs no password), else
    ``python -m playwright install chromium`` (macOS, Windows, other Linux: needs the network);
 3. a two-second launch probe of that browser, so a broken one is one clear line, not a traceback per test;
-4. ``python -m pytest`` with ``CHROMIUM_PATH`` set, extra arguments passed through; its exit code is ours.
+4. ``python -m pytest`` with ``CHROMIUM_PATH`` set: without arguments the whole suite in two parts (the tests
+   marked ``serial``, browser and timing tests, alone; the rest on two pytest-xdist workers); with arguments one
+   run with exactly those arguments. The exit code is pytest's (the first failing part's).
 
 The browser tests are never skipped: when no browser can be had, this exits 3 with one line saying what to
 install. ``DLVIZ_NO_INSTALL=1`` skips every install step (use what is there; fail fast if the browser is missing).
@@ -134,8 +136,20 @@ def main(argv: list[str]) -> int:
     env = dict(os.environ)
     if path:
         env["CHROMIUM_PATH"] = path
-    say(f"browser: {path or 'Playwright chromium'}; running python -m pytest {' '.join(argv)}".rstrip())
-    return subprocess.run([sys.executable, "-m", "pytest", *argv], env=env).returncode
+    if argv or not has_xdist():  # a chosen subset: one plain pytest run, arguments as given
+        say(f"browser: {path or 'Playwright chromium'}; running python -m pytest {' '.join(argv)}".rstrip())
+        return subprocess.run([sys.executable, "-m", "pytest", *argv], env=env).returncode
+    # The whole suite in two parts: the tests that time things or drive a browser run alone (a second test
+    # beside them would make their timing the machine's load); the rest on two pytest-xdist workers.
+    say(f"browser: {path or 'Playwright chromium'}; running the suite: python -m pytest -n 2 -m 'not serial', "
+        "then python -m pytest -m serial")
+    parallel = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "-m", "not serial"], env=env).returncode
+    serial = subprocess.run([sys.executable, "-m", "pytest", "-m", "serial"], env=env).returncode
+    return parallel or serial
+
+
+def has_xdist() -> bool:
+    return subprocess.run([sys.executable, "-c", "import xdist"], capture_output=True).returncode == 0
 
 
 if __name__ == "__main__":
