@@ -40,7 +40,7 @@ explain(
     r"\text{gated: } a_k \propto \exp\{w^\top(\tanh(V h_k)\odot \operatorname{sigm}(U h_k))\},\qquad "
     r"\mathcal{L} = -y\log\hat y - (1-y)\log(1-\hat y)",
     claim="With bags of about 10 digits and one key instance, attention pooling classifies at least 90% of the "
-          "test bags within 1,000 steps, and its largest weight lands on the key digit in at least 80% of the "
+          "test bags within 800 steps, and its largest weight lands on the key digit in at least 80% of the "
           "positive test bags (chance: about 10%). The weights come for free: no instance label was used.",
 )
 
@@ -61,7 +61,7 @@ def draw(runner) -> None:
         rows.append({"pooling": POOL_LABELS[p], "bag accuracy": f"{m[p + '_acc']:.1%}", "AUC": f"{m[p + '_auc']:.3f}",
                      "top instance is a key one": f"{m[p + '_loc']:.0%}" if p + "_loc" in m else "— (all 1/n)",
                      "shuffled bag: max |Δ logit|": f"{m[p + '_perm_gap']:.1e}"})
-    st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     st.caption(f"Step {snap.step} · {m.get('steps_per_second', 0):.0f} steps/s · test bags: "
                f"{cfg.test_bags} ({m['test_positive_share']:.0%} positive) · chance of picking a key instance at "
                f"random in a positive bag: {m['loc_chance']:.0%}. The last column feeds 16 test bags with their "

@@ -149,3 +149,18 @@ def test_short_run_attention_loss_falls_and_snapshots_carry_the_views():
     torch.manual_seed(123)
     again = list(islice(snapshots(run(replace(cfg, steps=30), torch.device("cpu"))), 2))[1]
     assert again.metrics["attention_loss"] == mid.metrics["attention_loss"]
+
+
+def test_figures_by_structure():
+    from dlviz.figures.mil import bag_figure, mil_curves
+
+    rel = {"attention": np.full(6, 1 / 6), "max": np.eye(6)[2]}
+    fig = bag_figure(np.zeros((6, 8, 8)), np.array([0, 0, 1, 0, 0, 1], bool), rel, {"attention": "attention", "max": "max"})
+    bars = [t for t in fig.data if t.type == "bar"]
+    assert [t.name for t in bars] == ["attention", "max"] and all(len(t.y) == 6 for t in bars)
+    assert sum(s.type == "rect" for s in fig.layout.shapes) == 2  # one frame per key instance
+    hist = [{"step": s, "mean_loss": 0.7, "mean_acc": 0.5, "mean_auc": 0.5, "attention_loss": 0.6,
+             "attention_acc": 0.6, "attention_auc": 0.7, "attention_loc": 0.4} for s in (0, 10)]
+    curves = mil_curves(hist, ["mean", "attention"], {"mean": "mean", "attention": "attention"}, 0.1)
+    assert len(curves.data) == 3 * 2 + 1 + 1  # loss/acc/AUC per pooling, localization for attention, chance
+    assert [a.text for a in curves.layout.annotations][:2] == ["train bag loss (BCE)", "test bag accuracy"]

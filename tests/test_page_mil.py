@@ -9,10 +9,9 @@ def _no_exception(at):
     assert not at.exception, [e.message for e in at.exception]
 
 
-def test_mil_page_start_refresh_and_bag_view():
+def test_mil_page_start_refresh_bag_view_and_presets():
     at = open_page(MIL)
     _no_exception(at)
-    assert at.selectbox(key="mil.preset") is not None
     at.selectbox(key="mil.poolings").set_value("attention-vs-gated").run()
     at.slider(key="mil.bag_size").set_value(5).run()
     at.slider(key="mil.eval_every").set_value(5).run()
@@ -28,13 +27,10 @@ def test_mil_page_start_refresh_and_bag_view():
     at.selectbox(key="mil.bag").set_value(9).run()  # a negative bag
     _no_exception(at)
     assert any("MIL (gated attention)" in name for name in at.session_state["dlviz.feature_sources"])
-
-
-def test_mil_presets_and_clutter_render():
-    at = open_page(MIL)
+    # a preset, applied by Reset
     at.selectbox(key="mil.preset").set_value("mean-drowns-rare-positive").run()
     _no_exception(at)
-    assert at.session_state["mil._runner"].config.bag_size == 50
-    at.selectbox(key="mil.instances").set_value("clutter").run()
-    at.selectbox(key="mil.poolings").set_value("all").run()
+    assert at.slider(key="mil.bag_size").value == 50
+    at.button(key="mil.reset").click().run()
     _no_exception(at)
+    assert at.session_state["mil._runner"].config.bag_size == 50
