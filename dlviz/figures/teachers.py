@@ -34,6 +34,7 @@ def softened_figure(logits: np.ndarray, temperatures: Sequence[float], label: in
     fig.update_layout(barmode="group", height=height, margin=dict(l=40, r=10, t=50, b=40),
                       title=_("The teacher's softmax(z/T) for this digit"), xaxis_title=_("class"),
                       yaxis=dict(title=_("probability"), range=[0, 1.05]), legend=dict(orientation="h", y=-0.2))
+    fig.update_xaxes(type="category")
     return fig
 
 
@@ -46,10 +47,12 @@ def similarity_figure(matrix: np.ndarray, temperature: float, classes: Sequence[
                   title=_("Mean soft target at T = {t:g}, true class off").format(t=temperature),
                   x_title=_("class the teacher gives mass to"), y_title=_("true class"))
     fig.update_traces(hovertemplate="true %{y} → %{x}: %{z:.3f}<extra></extra>", hoverongaps=False)
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(type="category")
     return fig
 
 
-def distill_curves(history: Sequence[dict], teacher_acc: float, height: int = 330) -> go.Figure:
+def distill_curves(history: Sequence[dict], teacher_acc: float, height: int = 300) -> go.Figure:
     """Left: test accuracy of the distilled and the hard-label student (teacher as a dashed line); right: losses."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=[_("test accuracy"), _("training loss")])
     series = [("kd_acc", _("distilled student"), KD, 1), ("hard_acc", _("hard labels only"), HARD, 1),
@@ -91,7 +94,7 @@ def sweep_figure(rows: Sequence[dict], height: int = 300) -> go.Figure:
     return fig
 
 
-def ema_curves(history: Sequence[dict], height: int = 340) -> go.Figure:
+def ema_curves(history: Sequence[dict], height: int = 300) -> go.Figure:
     """Left: test accuracy of the student and its EMA, the last quarter of the steps shaded; right: test loss."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=[_("test accuracy"), _("test loss")])
     for key, name, color in (("raw", _("student (raw weights)"), HARD), ("ema", _("EMA of its weights"), EMA)):
@@ -106,6 +109,5 @@ def ema_curves(history: Sequence[dict], height: int = 340) -> go.Figure:
             fig.add_vrect(x0=0.75 * end, x1=end, fillcolor="#999999", opacity=0.15, line_width=0, row=1, col=col)
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(range=[_floor(history, ("raw_acc", "ema_acc"), 1.0), 1.0], row=1, col=1)
-    fig.update_yaxes(type="log", row=1, col=2)
     fig.update_layout(height=height, margin=dict(l=40, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.25))
     return fig
