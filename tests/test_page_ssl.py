@@ -56,3 +56,22 @@ def test_ssl_missing_dataset_and_high_lr(tmp_path, monkeypatch):
     at.selectbox(key="ssl.dataset").set_value("mnist").run()
     _no_exception(at)
     assert any("MNIST" in e.value for e in at.error)
+
+
+def test_ssl_page_moco_trains_and_shows_its_queue():
+    at = open_page(SSL)
+    at.selectbox(key="ssl.method").set_value("moco").run()
+    at.select_slider(key="ssl.batch_size").set_value(32).run()
+    at.select_slider(key="ssl.width").set_value(8).run()
+    at.select_slider(key="ssl.queue_size").set_value(128).run()
+    at.slider(key="ssl.eval_every").set_value(2).run()
+    at.button(key="ssl.play").click().run()
+    refresh_until_trained(at, "ssl")
+    _no_exception(at)
+    runner = at.session_state["ssl._runner"]
+    assert runner.config.method == "moco" and runner.latest.step > 0
+    assert "neg_consistency" in runner.history[-1] and "key_drift" in runner.history[-1]
+    assert any("steps old on average" in c.value for c in at.caption)
+    at.toggle(key="ssl.sweep_on").set_value(True).run()
+    _no_exception(at)
+    assert any("Press the button to train the sweep" in i.value for i in at.info)

@@ -1,6 +1,7 @@
 """Self-supervised learning: augmentations, losses against references, collapse metrics, and the demo's directions."""
 
 import itertools
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -10,9 +11,10 @@ import torch.nn.functional as F
 
 from dlviz.analysis.collapse import effective_rank, knn_accuracy_cosine, output_std, singular_values, spread_rank
 from dlviz.data.augment import Augment, digits_in_clutter, two_views, views_torchvision
-from dlviz.demos.ssl import DEMOS, PRESETS, Config, batch_stats_outputs, run, variant
+from dlviz.demos.ssl import DEMOS, PRESETS, Config, _Trainer, batch_stats_outputs, load_data, random_blur, run, variant
 from dlviz.demos.base import snapshots
-from dlviz.models.ssl import EMATarget, SSLNet, info_nce_loss, negative_cosine, simsiam_loss
+from dlviz.models.ssl import (EMATarget, KeyQueue, MemoryBank, SSLNet, info_nce_loss, info_nce_queue, key_drift,
+                              negative_cosine, simsiam_loss)
 from dlviz.runner import Runner
 
 TINY = Config(batch_size=64, width=8, out_dim=32, steps=40, eval_every=20)
@@ -169,3 +171,114 @@ def test_figures_structure():
     assert len(spectrum_figure([("a", np.ones(5)), ("b", np.ones(5))]).data) == 2
     pf = pca_figure(np.zeros((10, 2)), np.arange(10) % 3, "t")
     assert tuple(pf.layout.xaxis.range) == (-1.05, 1.05) and len(pf.data) == 3
+
+
+def test_info_nce_queue_matches_a_hand_computation():
+    """MoCo's logits [N, 1+K] with label 0, against a plain loop with math.exp (and a masked negative dropped)."""
+    g = torch.Generator().manual_seed(1)
+    q, k, negs = (F.normalize(torch.randn(n, 3, generator=g), dim=1) for n in (2, 2, 4))
+    tau = 0.2
+    total = 0.0
+    for i in range(2):
+        pos = math.exp(sum(q[i, d].item() * k[i, d].item() for d in range(3)) / tau)
+        neg = sum(math.exp(sum(q[i, d].item() * negs[j, d].item() for d in range(3)) / tau) for j in range(4))
+        total += -math.log(pos / (pos + neg))
+    assert info_nce_queue(q, k, negs, tau).item() == pytest.approx(total / 2, rel=1e-5)
+    mask = torch.zeros(2, 4, dtype=torch.bool)
+    mask[0, 1] = True  # query 0 does not see negative 1
+    pos0 = math.exp(float(q[0] @ k[0]) / tau)
+    neg0 = sum(math.exp(float(q[0] @ negs[j]) / tau) for j in (0, 2, 3))
+    pos1 = math.exp(float(q[1] @ k[1]) / tau)
+    neg1 = sum(math.exp(float(q[1] @ negs[j]) / tau) for j in range(4))
+    ref = -(math.log(pos0 / (pos0 + neg0)) + math.log(pos1 / (pos1 + neg1))) / 2
+    assert info_nce_queue(q, k, negs, tau, mask).item() == pytest.approx(ref, rel=1e-5)
+
+
+def test_key_queue_is_fifo_with_wrap_around():
+    qu = KeyQueue(5, 1)
+    qu.enqueue(torch.tensor([[1.0], [2.0], [3.0]]), step=1, index=torch.tensor([10, 11, 12]))
+    assert qu.filled == 3 and qu.keys().flatten().tolist() == [1, 2, 3]
+    slots = qu.enqueue(torch.tensor([[4.0], [5.0], [6.0]]), step=2)
+    assert slots.tolist() == [3, 4, 0] and qu.ptr == 1  # wrapped: 6 overwrote the oldest (1)
+    assert qu.filled == 5 and qu.keys().flatten().tolist() == [2, 3, 4, 5, 6]  # oldest first
+    assert qu.ages(4).tolist() == [3, 3, 2, 2, 2]
+    qu.enqueue(torch.arange(7.0, 14.0).view(7, 1), step=3)  # more than K at once: the last K stay
+    assert qu.keys().flatten().tolist() == [9, 10, 11, 12, 13] and qu.keys().shape == (5, 1)
+
+
+def test_momentum_update_half_averages():
+    torch.manual_seed(0)
+    net = SSLNet(8, 16)
+    key = EMATarget(net)
+    before = key.projector[0].weight.clone()
+    with torch.no_grad():
+        net.projector[0].weight.add_(2.0)
+    key.update(net, 0.5)
+    assert torch.allclose(key.projector[0].weight, 0.5 * before + 0.5 * net.projector[0].weight, atol=1e-6)
+    assert key_drift(torch.nn.ModuleList([net.encoder, net.projector]), key) > 0
+    key.update(net, 0.0)
+    assert key_drift(torch.nn.ModuleList([net.encoder, net.projector]), key) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_memory_bank_update():
+    g = torch.Generator().manual_seed(0)
+    bank = MemoryBank(6, 2, g)
+    assert torch.allclose(bank.bank.norm(dim=1), torch.ones(6))
+    old = bank.bank[2].clone()
+    f = torch.tensor([[3.0, 4.0]])
+    bank.update(torch.tensor([2]), f, 0.5, step=7)
+    ref = F.normalize(0.5 * old + 0.5 * torch.tensor([0.6, 0.8]), dim=0)
+    assert torch.allclose(bank.bank[2], ref, atol=1e-6) and bank.step[2] == 7 and bank.step[0] == 0
+    bank.update(torch.tensor([3]), f, 0.0, step=8)  # m = 0: the new feature, normalized
+    assert torch.allclose(bank.bank[3], torch.tensor([0.6, 0.8]))
+    assert bank.sample(9, g).shape == (9,)
+
+
+def test_moco_loss_falls_and_its_queue_holds_recent_keys():
+    cfg = Config(method="moco", batch_size=64, width=8, out_dim=32, queue_size=256, seed=3)
+    t = _Trainer(cfg, load_data(cfg), torch.device("cpu"))
+    losses = [float(t.train_step()[0]) for _ in range(30)]
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.3
+    m, a = t.negatives_view()
+    assert m["neg_age_max"] == 256 // 64 - 1 and len(a["neg_ages"]) == 256  # the last K/N = 4 steps
+    assert 0.5 < m["neg_consistency"] <= 1.0 and m["key_drift"] > 0
+
+
+def test_moco_and_instdisc_runs_and_summary():
+    for method in ("moco", "instdisc"):
+        r = Runner(DEMOS[0], replace(TINY, method=method, steps=10, eval_every=10, queue_size=128, proximal=0.3), "cpu")
+        r.run_to_end()
+        out = r.summary()
+        assert out["method"] == method and np.isfinite(out["loss"]) and out["neg_age"] > 0
+        assert 0 < out["neg_consistency"] <= 1.0 + 1e-6
+    assert "key_drift" not in out  # InstDisc has no key encoder
+
+
+def test_fresh_clutter_views_and_blur():
+    cfg = replace(TINY, dataset="digits-clutter-views")
+    t = _Trainer(cfg, load_data(cfg), torch.device("cpu"))
+    x, idx = t._batch()
+    v1, v2 = t._two_views(x, idx, Augment(1.0, 0, 0, 0, 0, 0))
+    assert v1.shape == x.shape and not torch.allclose(v1, v2)  # each view has its own clutter
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(random_blur(x, g, p=0.0), x)
+    b = random_blur(x, g, p=1.0)
+    assert b.shape == x.shape and b.min() >= 0 and b.max() <= 1 + 1e-6 and not torch.allclose(b, x)
+    assert torch.allclose(b.sum((1, 2, 3)), x.sum((1, 2, 3)), rtol=0.1)  # blur moves mass, keeps most of it
+
+
+def test_moco_variants_and_figures():
+    from dlviz.figures.ssl import negatives_figure, queue_sweep_figure
+
+    assert variant(Config(method="moco", compare="method")).method == "instdisc"
+    assert variant(Config(method="moco", compare="ema")).ema == 0.0
+    assert PRESETS["moco-momentum"].config.compare == "ema"
+    h = [{"step": 10, "neg_age": 3.5, "neg_consistency": 0.9, "key_drift": 0.2, "b_neg_age": 6.0,
+          "b_neg_consistency": 0.8}]
+    fig = negatives_figure(h, ["MoCo", "InstDisc"])
+    names = [t.name for t in fig.data]
+    assert names.count("MoCo") == 3 and names.count("InstDisc") == 3
+    rows = [{"queue_size": k, "seed": s, "knn_acc": 0.9 + k / 1e5} for k in (64, 256) for s in (0, 1)]
+    sf = queue_sweep_figure(rows, 0.85)
+    assert [t.name for t in sf.data] == ["one seed", "mean over seeds", "random encoder"]
+    assert list(sf.data[1].x) == [64, 256]
