@@ -31,9 +31,9 @@ def softened_figure(logits: np.ndarray, temperatures: Sequence[float], label: in
                              hovertemplate="class %{x}: %{y:.3f}<extra>" + f"T = {t:g}" + "</extra>"))
     fig.add_annotation(x=classes[label], y=1.0, yref="paper", text=_("true class"), showarrow=False,
                        yanchor="bottom", font=dict(size=12))
-    fig.update_layout(barmode="group", height=height, margin=dict(l=40, r=10, t=50, b=40),
+    fig.update_layout(barmode="group", height=height, margin=dict(l=40, r=10, t=50, b=60),
                       title=_("The teacher's softmax(z/T) for this digit"), xaxis_title=_("class"),
-                      yaxis=dict(title=_("probability"), range=[0, 1.05]), legend=dict(orientation="h", y=-0.2))
+                      yaxis=dict(title=_("probability"), range=[0, 1.05]), legend=dict(orientation="h", y=-0.3))
     fig.update_xaxes(type="category")
     return fig
 
@@ -68,7 +68,7 @@ def distill_curves(history: Sequence[dict], teacher_acc: float, height: int = 30
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(range=[_floor(history, ("kd_acc", "hard_acc"), teacher_acc), 1.0], row=1, col=1)
     fig.update_yaxes(type="log", row=1, col=2)
-    fig.update_layout(height=height, margin=dict(l=40, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(height=height, margin=dict(l=40, r=10, t=40, b=60), legend=dict(orientation="h", y=-0.33))
     return fig
 
 
@@ -90,7 +90,7 @@ def sweep_figure(rows: Sequence[dict], height: int = 300) -> go.Figure:
                                  name=_("hard labels only"), line=dict(color=HARD, dash="dash")))
     fig.update_layout(height=height, margin=dict(l=40, r=10, t=40, b=40), title=_("Temperature sweep"),
                       xaxis=dict(title="T", type="log", tickvals=t), yaxis_title=_("test accuracy"),
-                      legend=dict(orientation="h", y=-0.3))
+                      legend=dict(orientation="h", y=-0.35))
     return fig
 
 
@@ -109,5 +109,5 @@ def ema_curves(history: Sequence[dict], height: int = 300) -> go.Figure:
             fig.add_vrect(x0=0.75 * end, x1=end, fillcolor="#999999", opacity=0.15, line_width=0, row=1, col=col)
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(range=[_floor(history, ("raw_acc", "ema_acc"), 1.0), 1.0], row=1, col=1)
-    fig.update_layout(height=height, margin=dict(l=40, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(height=height, margin=dict(l=40, r=10, t=40, b=60), legend=dict(orientation="h", y=-0.33))
     return fig
