@@ -91,7 +91,7 @@ def draw(runner) -> None:
         show(clip_curves(runner.history), key=f"{KEY}.curves")
     with right:
         idx = snap.arrays["display"]
-        labels = ["{2} {1} {0}".format(*data.attributes(int(i))) for i in idx]  # "small red 7"
+        labels = [str(data.attributes(int(i))[0]) for i in idx]  # one test image per digit; rows say the rest
         show(similarity_figure(snap.arrays["sim"], labels, [data.test_captions[i] for i in idx],
                                m["logit_scale"]), key=f"{KEY}.sim")
 

@@ -71,14 +71,14 @@ def similarity_figure(sim: np.ndarray, image_labels: Sequence[str], captions: Se
     cosines times the logit scale.
     """
     n = len(sim)
-    short = [c if len(c) <= 34 else c[:33] + "…" for c in captions]
-    cols = [f"{lab} ({i})" for i, lab in enumerate(image_labels)]
+    short = [c if len(c) <= 30 else c[:29] + "…" for c in captions]
+    cols = list(image_labels) if len(set(image_labels)) == n else [f"{lab} ({i})" for i, lab in enumerate(image_labels)]
     fig = go.Figure(go.Heatmap(z=np.asarray(sim).T, x=cols, y=short, colorscale="Viridis", zmin=-0.2, zmax=1.0,
                                colorbar=dict(title="cos", thickness=12),
                                customdata=np.array(captions, dtype=object)[:, None].repeat(n, 1),
                                hovertemplate="image %{x}<br>caption: %{customdata}<br>cos %{z:.2f}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", tickfont=dict(size=11))
-    fig.update_xaxes(tickfont=dict(size=11), tickangle=-45, title_text="test image")
+    fig.update_xaxes(tickfont=dict(size=12), title_text="test image (its digit)", type="category")
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10),
                       title=dict(text=f"images × captions: cosine (logits = cos × {scale:.0f})", font=dict(size=14)))
     return fig
