@@ -91,7 +91,7 @@ def negatives_figure(history: Sequence[dict], labels: Sequence[str], height: int
     consistency (mean cosine of a stored negative with what the network that made it outputs now for the same
     input), mean age in steps, and (MoCo) the key encoder's drift ||θk - θq|| / ||θq||."""
     panels = [("consistency of stored negatives", "neg_consistency"), ("mean age of negatives (steps)", "neg_age"),
-              ("key encoder drift ‖θk−θq‖/‖θq‖", "key_drift")]
+              ("key encoder drift (relative)", "key_drift")]
     fig = make_subplots(rows=1, cols=3, subplot_titles=[t for t, _ in panels], horizontal_spacing=0.08)
     for col, (_, key) in enumerate(panels, start=1):
         for i, label in enumerate(labels):
