@@ -54,7 +54,8 @@ EXPENSIVE = re.compile(r"Compute|Train the labelled|download", re.IGNORECASE)
 MODERATE = re.compile(r"Compute t-SNE at this step")
 # Query parameters the pages read besides their Config fields.
 PAGE_QUERY = {"pages/50_attention.py": {"part": ["kernel", "scoring", "position", "transformer", "nope"]},
-              "pages/60_gan.py": {"view": ["2d", "1d", "digits", "3d"]}}
+              "pages/60_gan.py": {"view": ["2d", "1d", "digits", "3d"]},
+              "pages/85_teachers.py": {"part": ["distill", "ema", "nope"]}}
 FORMULAS = ["x^2 + 3*y^2", "sin(x) * cos(y)", "x^4 - 2x^2 + y^2", "x*y", "exp(x) + y^2", "", "(", "x +* y",
             "1/0", "log(x) + y", "sqrt(-1) * x", "x^999", "abs(x) + abs(y)", "tanh(x*y)", "2", "z + 1"]
 GARBAGE = ["", "abc", "nan", "inf", "-inf", "1e999", "-1", "0", "99999999999", "3.5", "true", "None", "[1]", "%00"]
@@ -356,7 +357,10 @@ LIVE_PARTS = [  # (page, {part widget: the option's label}, test id)
     ("pages/60_gan.py", {"gan.view": "1-D: the original paper's picture"}, "gan-1d"),
     ("pages/60_gan.py", {"gan.view": "Digits GAN"}, "gan-digits"),
     ("pages/70_ssl.py", {}, "ssl"),
+    ("pages/75_clip.py", {}, "clip"),
     ("pages/80_dino.py", {}, "dino"),
+    ("pages/85_teachers.py", {}, "distill"),
+    ("pages/85_teachers.py", {"teach.part": "2 · EMA teacher"}, "ema"),
     ("pages/90_features.py", {"features.method": "t-SNE"}, "tsne"),
 ]
 
@@ -395,7 +399,7 @@ def _shown(w) -> str | None:
         return None
 
 
-PART_KEYS = {"surf.section", "attn.part", "gan.view", "features.method", "features.source"}  # other parts
+PART_KEYS = {"surf.section", "attn.part", "gan.view", "features.method", "features.source", "teach.part"}  # other parts
 # CI: one direction per part (alternating, about 40 s); a long run: both.
 MID_RUN = [(page, setup, end, f"{name}-{'max' if end else 'min'}") for i, (page, setup, name) in enumerate(LIVE_PARTS)
            for end in (1, 0) if LONG or end == i % 2]
