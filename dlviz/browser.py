@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -72,15 +73,39 @@ def wait_idle(page, timeout_ms: int = 60000) -> None:
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout_ms)
 
 
-def open_settled(page, url: str) -> None:
+# Language-independent landmarks: the sidebar's lecture-mode toggle (drawn by app.py: a cold link reruns page ->
+# app.py -> page) and the live buttons, found by their widget key (streamlit gives each keyed element the class
+# ``st-key-<key>``, every character but [a-zA-Z0-9_-] turned into "-": key "cnn.play" -> ``st-key-cnn-play``).
+SIDEBAR_READY = '[data-testid="stSidebar"] .st-key-dlviz-lecture'
+
+
+def key_class(key: str) -> str:
+    """The CSS class streamlit gives the element of widget ``key``."""
+    return "st-key-" + re.sub(r"[^a-zA-Z0-9_-]", "-", key.strip())
+
+
+def open_settled(page, url: str, settle_ms: int = 1000) -> None:
     """Open a URL and wait until the app has settled: a cold link reruns twice (page -> app.py -> page), and the
-    app reads idle for a moment between those reruns, so wait for the sidebar of app.py, then for idle."""
+    app reads idle for a moment between those reruns, so wait for the sidebar of app.py, then for idle. Works in
+    every language (it waits for the lecture toggle's key, not its label)."""
     page.set_default_timeout(90_000)
     page.goto(url)
     page.wait_for_selector('[data-testid="stMain"]')
-    page.get_by_text("Lecture mode").wait_for(timeout=60_000)
-    page.wait_for_timeout(1000)
+    page.wait_for_selector(SIDEBAR_READY, state="attached", timeout=60_000)  # collapsed in lecture mode
+    page.wait_for_timeout(settle_ms)
     wait_idle(page)
+
+
+def live_button(page, action: str = "play", timeout_ms: int = 30_000):
+    """The live runner's button ``action`` (play, pause, step, reset) of the page, in any language: the first
+    fresh element whose key ends in ``.<action>`` (``live_run(KEY, ...)`` names them ``f"{KEY}.{action}"``)."""
+    found = page.wait_for_function("""(suffix) => {
+        for (const el of document.querySelectorAll('[data-testid="stElementContainer"]:not([data-stale="true"])'))
+            for (const c of el.classList)
+                if (c.startsWith('st-key-') && c.endsWith(suffix) && el.querySelector('button')) return c;
+        return null;
+    }""", arg="-" + action, timeout=timeout_ms)  # a rerun in flight shows the page's elements as stale: wait
+    return page.locator(f"{FRESH}.{found.json_value()} button").first
 
 
 def full_screenshot(page, out: str) -> None:
@@ -91,22 +116,26 @@ def full_screenshot(page, out: str) -> None:
     page.screenshot(path=out, full_page=True)
 
 
-def shoot(url: str, slug: str, out: str, start: bool = False, wait: float = 3.0, width: int = 1400) -> list[str]:
+def shoot(url: str, slug: str, out: str, start: bool = False, wait: float = 3.0, width: int = 1400,
+          height: int = 1000, full: bool = True) -> list[str]:
+    """Open ``slug`` (a page path, with a query: ``cnn?lang=zh&lecture=1``), press Start if asked (by the button's
+    key: any language), wait, save a screenshot (the whole page, or the first ``width`` x ``height`` screen when not
+    ``full``); return the text of any exception shown."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": width, "height": 1000})
-        page.goto(f"{url}/{slug}")
-        page.wait_for_selector('[data-testid="stMain"]', timeout=60000)
-        page.wait_for_timeout(1500)
-        wait_idle(page)
+        page = browser.new_page(viewport={"width": width, "height": height})
+        open_settled(page, f"{url}/{slug}")
         if start:
-            page.locator(FRESH).get_by_role("button", name="▶ Start").first.click()
+            live_button(page, "play").click()
             page.wait_for_timeout(int(wait * 1000))
         else:
             page.wait_for_timeout(int(wait * 500))
         errors = page.locator('[data-testid="stException"]').all_text_contents()
-        full_screenshot(page, out)
+        if full:
+            full_screenshot(page, out)
+        else:
+            page.screenshot(path=out)
         browser.close()
     return errors

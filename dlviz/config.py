@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from .i18n import N_, Msg
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -38,7 +40,8 @@ def spec_of(f: dataclasses.Field) -> Spec:
 
 
 class ConfigError(ValueError):
-    """A value that does not fit a config field; the message says which field and what it accepts."""
+    """A value that does not fit a config field; the message (a :class:`dlviz.i18n.Msg`: English, shown translated
+    with ``tr``) says which field and what it accepts."""
 
 
 def _short(value: Any, limit: int = 60) -> str:
@@ -65,7 +68,8 @@ def parse_value(f: dataclasses.Field, text: str) -> Any:
         else:
             value = str(text)
     except (ValueError, OverflowError):  # int("9" * 5000) is a ValueError (digit limit); int(inf) would overflow
-        raise ConfigError(f"{f.name}={_short(text)}: expected {type(default).__name__}") from None
+        raise ConfigError(Msg(N_("{setting}: expected {type}"), setting=f"{f.name}={_short(text)}",
+                               type=type(default).__name__)) from None
     return check_value(f, value, shown=_short(text))
 
 
@@ -74,16 +78,20 @@ def check_value(f: dataclasses.Field, value: Any, shown: str | None = None) -> A
     as typed, instead of the value)."""
     spec = spec_of(f)
     shown = shown or _short(value)
+    setting = f"{f.name}={shown}"
     if spec.choices is not None and isinstance(value, (str, bool)) and value not in spec.choices:
-        raise ConfigError(f"{f.name}={shown}: choose one of {', '.join(map(str, spec.choices))}")
+        raise ConfigError(Msg(N_("{setting}: choose one of {choices}"), setting=setting,
+                              choices=", ".join(map(str, spec.choices))))
     if spec.choices is not None and isinstance(value, int) and not isinstance(value, bool) \
             and value not in spec.choices:  # sizes, head counts: only the listed values make a valid model
-        raise ConfigError(f"{f.name}={shown}: choose one of {', '.join(map(str, spec.choices))}")
+        raise ConfigError(Msg(N_("{setting}: choose one of {choices}"), setting=setting,
+                              choices=", ".join(map(str, spec.choices))))
     if spec.choices is not None and isinstance(value, float) and not min(spec.choices) <= value <= max(spec.choices):
-        raise ConfigError(f"{f.name}={shown}: must lie in [{min(spec.choices)}, {max(spec.choices)}]")
+        raise ConfigError(Msg(N_("{setting}: must lie in [{lo}, {hi}]"), setting=setting, lo=min(spec.choices),
+                              hi=max(spec.choices)))
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if (spec.lo is not None and value < spec.lo) or (spec.hi is not None and value > spec.hi):
-            raise ConfigError(f"{f.name}={shown}: must lie in [{spec.lo}, {spec.hi}]")
+            raise ConfigError(Msg(N_("{setting}: must lie in [{lo}, {hi}]"), setting=setting, lo=spec.lo, hi=spec.hi))
     return value
 
 
@@ -96,7 +104,7 @@ def with_overrides(config, overrides: dict[str, str]):
     changes = {}
     for key, text in overrides.items():
         if key not in fields:
-            raise ConfigError(f"unknown setting {_short(key)}; known: {', '.join(fields)}")
+            raise ConfigError(Msg(N_("unknown setting {key}; known: {known}"), key=_short(key), known=", ".join(fields)))
         changes[key] = parse_value(fields[key], text)
     return dataclasses.replace(config, **changes)
 

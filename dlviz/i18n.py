@@ -10,7 +10,8 @@ scheduler's training threads, the demos, the tests) it is English, unless ``with
 for the calling context (a ``contextvars`` value: per thread, never shared).
 
 Mark text with ``_("...")`` where it is shown, or ``N_("...")`` where it is defined but translated later (a
-registry of names, a module constant). Keep the msgid constant: ``_("step {n}").format(n=step)``, never
+registry of names, a module constant). A message with values made outside the UI (a demo's error, a caption
+built by an analysis helper) is a :class:`Msg`: English as a ``str``, shown translated with :func:`tr`. Keep the msgid constant: ``_("step {n}").format(n=step)``, never
 ``_(f"step {step}")`` (the catalogue could never hold it). Strings that cannot be wrapped (a config ``param``'s
 help and label, a ``Preset``'s title and note, a ``Claim``'s text, a ``Demo``'s title and summary, a page's
 docstring) are found by the extractor in :mod:`dlviz.i18n_extract`; the UI translates them where it shows them.
@@ -96,6 +97,46 @@ def _(message: str) -> str:
 def N_(message: str) -> str:
     """Mark ``message`` for extraction without translating it now (translate with ``_()`` where shown)."""
     return message
+
+
+class Msg(str):
+    """A message made where no language is known (a demo, the runner, the config parser) and shown later: the
+    English text (it *is* that ``str``: logs, the CLI, JSON and tests see English), which remembers its msgid and
+    values so that :func:`tr` can show it in the reader's language.
+
+    ``Msg(N_("The {what} became NaN at step {step}."), what=Msg(N_("training loss")), step=3)``: mark the
+    template with ``N_`` (the extractor finds it); a value that is itself a ``Msg`` (or a list / tuple of them) is
+    translated too, other values are formatted as they are. A template that is not a msgid (``"{a}; {b}"``)
+    only joins translated parts."""
+
+    template: str
+    values: dict
+
+    def __new__(cls, template: str, /, **values):
+        self = super().__new__(cls, template.format(**values) if values else template)
+        self.template, self.values = template, values
+        return self
+
+    def __reduce__(self):  # copy and pickle keep the msgid (str's default would keep only the English)
+        return (_restore_msg, (self.template, self.values))
+
+
+def _restore_msg(template: str, values: dict) -> "Msg":
+    return Msg(template, **values)
+
+
+def tr(message) -> str:
+    """``message`` in the current language: a :class:`Msg` from its template and (translated) values, any other
+    text through ``_()``; a list or tuple of them, translated item by item and joined by ", "."""
+    if isinstance(message, Msg):
+        values = {k: (tr(v) if isinstance(v, (Msg, list, tuple)) else v) for k, v in message.values.items()}
+        try:
+            return _(message.template).format(**values) if values else _(message.template)
+        except (KeyError, IndexError, ValueError):  # a broken translation: the English rather than a traceback
+            return str(message)
+    if isinstance(message, (list, tuple)):
+        return ", ".join(tr(m) for m in message)
+    return _(message)
 
 
 # -- maintenance (needs babel) ---------------------------------------------------------------------------

@@ -4,7 +4,7 @@ wrapped because a data structure carries them and the UI translates them where i
 * ``param(default, help, ..., label=...)``: help and label (widgets);
 * ``Preset(title, config, note, ...)``: title and note; ``Claim(text, ...)``: text;
 * ``Demo(name, title, summary, ...)``: title and summary;
-* ``DivergedError("...")`` / ``check_finite(..., hint="...")`` with a constant text;
+* ``DivergedError("...")`` / ``check_finite(value, step, what, hint)`` with a constant text (else ``Msg(N_(...))``);
 * a page's module docstring (``pages/*.py``): its title line and its summary line (home cards, navigation).
 
 AST-based: implicit concatenation ("a " "b") is one message, as at run time; f-strings are never messages (the
@@ -25,7 +25,7 @@ CALLS = {
     "Claim": ((0,), ("text",)),
     "Demo": ((1, 2), ("title", "summary")),
     "DivergedError": ((0,), ()),
-    "check_finite": ((), ("hint",)),
+    "check_finite": ((2, 3), ("what", "hint")),
 }
 
 

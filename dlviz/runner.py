@@ -16,7 +16,8 @@ from typing import Any
 
 import torch
 
-from .demos.base import Demo, DivergedError, Snapshot, heartbeat
+from .demos.base import DIVERGED_HINT, Demo, DivergedError, Snapshot, heartbeat
+from .i18n import N_, Msg
 from .profile import max_history as profile_max_history
 
 IDLE, RUNNING, PAUSED, DONE, FAILED = "idle", "running", "paused", "done", "failed"
@@ -264,14 +265,16 @@ class Runner:
                 self.status = DONE
             self._gen = None
             return None
-        except DivergedError as exc:
-            return self._fail(str(exc))
+        except DivergedError as exc:  # its message may be a Msg (English that the page shows translated): kept
+            return self._fail(exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], str) else str(exc))
         except torch.cuda.OutOfMemoryError:
-            return self._fail("The GPU ran out of memory: lower the batch size or model size, or force CPU in the sidebar.")
+            return self._fail(Msg(N_("The GPU ran out of memory: lower the batch size or model size, or force CPU in "
+                                     "the sidebar.")))
         except Exception as exc:  # a demo bug must not take the app down; say what happened
             last = traceback.extract_tb(exc.__traceback__)[-1]
-            return self._fail(f"The run stopped with an error: {type(exc).__name__}: {exc} "
-                              f"({last.filename.rsplit('/', 1)[-1]}:{last.lineno}). Press Reset to start over.")
+            return self._fail(Msg(N_("The run stopped with an error: {error} ({where}). Press Reset to start over."),
+                                  error=f"{type(exc).__name__}: {exc}",
+                                  where=f"{last.filename.rsplit('/', 1)[-1]}:{last.lineno}"))
         finally:
             if self.first is None:
                 self.setup_seconds += time.perf_counter() - t0
@@ -287,10 +290,11 @@ class Runner:
         bad = [k for k, v in snap.metrics.items() if "loss" in k and not math.isfinite(float(v))]
         if bad:
             lr = getattr(self.config, "lr", None)
-            return self._fail(
-                f"The {bad[0].replace('_', ' ')} became {snap.metrics[bad[0]]} at step {snap.step}: training diverged. "
-                f"The learning rate{f' ({lr:g})' if lr is not None else ''} is most likely too high: "
-                "lower it (try 10x smaller) and press Reset.")
+            head = Msg(N_("The {what} became {value} at step {step}: training diverged."),
+                       what=Msg(bad[0].replace("_", " ")), value=snap.metrics[bad[0]], step=snap.step)
+            hint = (Msg(N_("The learning rate ({lr}) is most likely too high: lower it (try 10x smaller) and press "
+                           "Reset."), lr=f"{lr:g}") if lr is not None else Msg(DIVERGED_HINT))
+            return self._fail(Msg("{head} {hint}", head=head, hint=hint))
         self._record(snap)
         return snap
 

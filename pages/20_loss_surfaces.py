@@ -18,7 +18,7 @@ from dlviz.figures.common import metric_curves
 from dlviz.ui import config_form, current_device, explain, live_run, metric_row, plain, show
 from dlviz.ui.compute import queued
 from dlviz.ui.topics import require_app
-from dlviz.i18n import N_, _
+from dlviz.i18n import N_, _, tr
 
 require_app(__file__)
 
@@ -113,14 +113,14 @@ def critical_points_section() -> None:
     show(sf.surface_figure(X, Y, Z, crit, probe=(px, py), field=field, revision=config.surface),
          key=f"{KEY}.fig")
     counts = pd.Series([p["kind"] for p in crit]).value_counts().to_dict() if crit else {}
-    st.caption(_("**{len} critical points** in view: ").format(len=len(crit)) + (", ".join(f"{v} {k}" for k, v in counts.items())
-                                                               or "none") + ". " + surface.note)
+    st.caption(_("**{len} critical points** in view: ").format(len=len(crit))
+               + (", ".join(f"{v} {_(k)}" for k, v in counts.items()) or _("none")) + ". " + _(surface.note))
     with st.expander(_("Critical points (table) and two 1-D curves")):
         st.dataframe(pd.DataFrame(crit), hide_index=True)
         curves = []
         for cv in CURVES.values():
             xs, ys = cv.grid()
-            curves.append((cv.title, xs, ys, curve_critical_points(cv)))
+            curves.append((_(cv.title), xs, ys, curve_critical_points(cv)))
         show(sf.curves_figure(curves), key=f"{KEY}.curves")
         st.caption(_("x³ has f' = f'' = 0 at 0 and is no extremum; x·cos(πx) has two minima of different depth."))
 
@@ -179,8 +179,9 @@ def mse_ce_section() -> None:
     for name, s in two_logit_surfaces().items():
         X, Y, Z = s.grid(45)
         r = gradient_descent(s, (corner, -corner), lr, steps)
-        surfaces[s.title], losses[s.title], grads[s.title] = (X, Y, Z), r["loss"], r["grad_norm"]
-        paths[s.title] = np.column_stack([r["path"], r["loss"]])
+        title = _(s.title)
+        surfaces[title], losses[title], grads[title] = (X, Y, Z), r["loss"], r["grad_norm"]
+        paths[title] = np.column_stack([r["path"], r["loss"]])
     show(sf.loss_pair_figure(surfaces, paths), key=f"{KEY}.pair")
     show(sf.loss_steps_figure(losses, grads), key=f"{KEY}.steps_fig")
     (mse_name, ce_name) = list(losses)
@@ -277,12 +278,12 @@ def landscape_views(runner, snap) -> None:
                            lambda_min=r['lambda_min'],
                            products=r['products'],
                            seconds=r['seconds'])
-                       + lsd.curvature_note(r["lambda_max"], r["lambda_min"]))
+                       + tr(lsd.curvature_note(r["lambda_max"], r["lambda_min"])))
         step, res = _cached(N_("small vs large batch"), runner, snap, lambda: {
             _("batch {bs}").format(bs=bs): r for bs, r in lsd.sharpness_by_batch(cfg, dev).items()})
         if res is not None:
             show(lf.curvature_figure(res, **limit), key="land.batch")
-            st.caption(lsd.sharpness_caption(res))
+            st.caption(tr(lsd.sharpness_caption(res)))
 
 
 {SECTIONS[0]: critical_points_section, SECTIONS[1]: mse_ce_section, SECTIONS[2]: landscape_section}[section]()

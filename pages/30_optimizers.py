@@ -21,7 +21,7 @@ from dlviz.runner import RUNNING
 from dlviz.ui import config_form, current_device, explain, live_run, plain, show
 from dlviz.ui.compute import queued
 from dlviz.ui.topics import require_app
-from dlviz.i18n import N_, _
+from dlviz.i18n import N_, _, tr
 
 require_app(__file__)
 
@@ -53,7 +53,7 @@ with race_tab:
         _("Every racer is a **`torch.optim`** optimizer stepping a 2-element parameter from the same start on "
           "**{value}**, with gradients from autograd. The *gradient noise* slider adds Gaussian noise to every "
           "gradient, as a mini-batch estimate would; the schedule scales every learning rate per step (torch's "
-          "`lr_scheduler`).").format(value=surface.title if surface else _('your formula')),
+          "`lr_scheduler`).").format(value=_(surface.title) if surface else _('your formula')),
         *([surface.latex] if surface else []),
         *([SCHEDULE_LATEX[config.schedule]] if config.schedule != "constant" else []),
         claim=_("On f = 0.1x₁² + 2x₂² gradient descent needs lr < 2/4 = 0.5 for x₂ but then crawls along x₁. "
@@ -118,7 +118,7 @@ with race_tab:
             with left:
                 show(race_figure(gx, gy, gz, a["paths"], upto, minima, view,
                                  _("{surface}: step {step}, start ({x:.3g}, {y:.3g})").format(
-                                     surface=surf.title, step=upto, x=runner.config.start_x, y=runner.config.start_y)),
+                                     surface=_(surf.title), step=upto, x=runner.config.start_x, y=runner.config.start_y)),
                  key=f"{KEY}.fig_race")
             with right:
                 rows = []

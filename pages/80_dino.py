@@ -18,7 +18,7 @@ from dlviz.ui import config_form, current_device, explain, live_run, plain, show
 from dlviz.ui.compute import queued
 from dlviz.ui.feature_sources import FeatureSource, publish
 from dlviz.ui.topics import require_app
-from dlviz.i18n import N_, _
+from dlviz.i18n import N_, _, tr
 
 require_app(__file__)
 
@@ -48,7 +48,7 @@ explain(
 )
 config = config_form(demo, KEY)
 with st.expander(_("Departures from the paper (what this code does)")):
-    st.markdown("\n".join(f"- {line}" for line in DEPARTURES))
+    st.markdown("\n".join(f"- {_(line)}" for line in DEPARTURES))
 
 
 def _kept(maps: np.ndarray, keep: float) -> np.ndarray:

@@ -20,7 +20,7 @@ from dlviz.ui import config_form, current_device, explain, global_seed, live_run
 from dlviz.ui.compute import queued
 from dlviz.ui.feature_sources import sources
 from dlviz.ui.topics import require_app
-from dlviz.i18n import N_, _
+from dlviz.i18n import N_, _, tr
 
 require_app(__file__)
 
@@ -71,13 +71,13 @@ else:
     fs, tag = builtin_features(choice, seed), f"{choice}@seed{seed}"
 bad = problem(fs)
 if bad:
-    st.error(bad, icon="🛑")
+    st.error(tr(bad), icon="🛑")
     st.stop()
 st.caption(_("**{name}**: {len:,} examples × {value} dimensions; {description}.").format(
-               name=fs.name,
+               name=_(fs.name),
                len=len(fs.labels),
                value=fs.features.shape[1],
-               description=fs.description))
+               description=tr(fs.description)))
 
 if f"{KEY}.method" not in ss:  # the link names the method (?method=t-SNE)
     ss[f"{KEY}.method"] = st.query_params.get("method") if st.query_params.get("method") in ("PCA", "t-SNE") else "PCA"

@@ -1,7 +1,10 @@
 """Every page in Chinese in headless Chromium (``?lang=zh``): no English sentence in the visible text outside an
 allowlist (method and paper names, formulas, units, code). Pages whose strings are not translated yet (named in
 dlviz/locale/untranslated.txt) are skipped, and their English (titles in the navigation) is ignored elsewhere.
-With DLVIZ_SHOTS=1, screenshots land in tests/screenshots/zh-<page>.png."""
+
+One tab, one session: it opens the home page with ``?lang=zh`` once, then goes from page to page through the
+sidebar's navigation as a student would (no reload of the app; the link keeps ``?lang=zh``, checked on every
+page). With DLVIZ_SHOTS=1, screenshots land in tests/screenshots/zh-<page>.png."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dlviz.browser import full_screenshot, serve_app, wait_idle
+from dlviz.browser import full_screenshot, open_settled, serve_app, wait_idle
 from dlviz.i18n_extract import messages
 from dlviz.ui.topics import discover
 
@@ -25,17 +28,6 @@ ENGLISH = re.compile(r"\b[A-Za-z][a-z]+(?:[ ,'’-]+[A-Za-z][a-z]+){2,}\b")
 ALLOWED = re.compile(r"(?i)\b(?:Language|Nadaraya-Watson|Why Momentum Really Works|Barnes-Hut|Student-t|"
                      r"Fashion-MNIST|Jensen-Shannon|van der Maaten|Glorot|Bengio|Goodfellow|Caron|Hinton|LeCun|"
                      r"Deploy|Running|Made with Streamlit|Manage app|Rerun|Clear cache|Skip to main(?: content)?)\b")
-# Text made outside the translated layers (dlviz/analysis, a demo's constant markdown, raw metric keys); listed
-# here until those modules route their strings through _() (see the i18n notes in the final report).
-LEFTOVER = ("Ill-conditioned quadratic", "two-layer linear net fitting", "the origin is a saddle", "the minima form the hyperbola",
-            "minima lists samples of it", "no learning at all", "attn iou", "attn mass", "student iou",
-            "brightness iou", "Departures", "Global crops cover", "official code", "never frozen",
-            "default is True", "excluded from weight decay", "gradient to norm", "grayscale digits on clutter",
-            "in the head on by default", "inputs normalized with", "warm-up of at most", "local crops are off",
-            "colour jitter", "of the area", "of the image", "one global norm of", "over all parameters",
-            "random resized crops", "as in the paper", "False, the paper")
-# Expanders whose body is a demo module's constant markdown (dlviz/demos/dino.py DEPARTURES): not extracted yet.
-PENDING_SECTIONS = ("与论文的不同之处",)
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -68,25 +60,53 @@ def app_url():
         yield url
 
 
+@pytest.fixture(scope="module")
+def zh_tab(browser, app_url):
+    """One tab for the whole module, opened once on the home page in Chinese."""
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    page = context.new_page()
+    open_settled(page, f"{app_url}/?lang=zh", settle_ms=300)
+    more = page.locator('[data-testid="stSidebarNavViewButton"]')  # "View more": every page's link in the DOM
+    if more.count():
+        more.first.click()
+    yield page
+    context.close()
+
+
+def _goto(page, slug: str) -> None:
+    """Client-side navigation to ``/slug`` by the sidebar's link (the home page: its first link), then settle:
+    the URL names the page, the script has run, and no element of the page left behind is still shown."""
+    found = page.evaluate("""(slug) => {
+        const links = [...document.querySelectorAll('[data-testid="stSidebarNav"] a')];
+        const a = links.find(l => new URL(l.href).pathname.replace(/\\/$/, '') === (slug ? '/' + slug : ''));
+        if (!a) return false;
+        a.click();
+        return true;
+    }""", slug)
+    assert found, f"no link to /{slug} in the sidebar's navigation"
+    page.wait_for_function("""(slug) => {
+        const path = location.pathname.replace(/\\/$/, '');
+        const app = document.querySelector('[data-testid="stApp"]');
+        return path === (slug ? '/' + slug : '') && app.dataset.testScriptState === 'notRunning'
+            && !document.querySelector('[data-testid="stMain"] [data-stale="true"]');
+    }""", arg=slug, timeout=90_000)
+    page.wait_for_timeout(300)  # plotly draws its SVG text after the script's run
+    wait_idle(page)
+
+
 def _visible_text(page) -> str:
     """The text a student reads: main area and sidebar, without formulas (KaTeX) and code."""
-    return page.evaluate("""(pending) => {
+    return page.evaluate("""() => {
         const root = document.querySelector('[data-testid="stApp"]').cloneNode(true);
-        root.querySelectorAll('[data-testid="stExpander"]').forEach(e => {
-            const head = e.querySelector('summary');
-            if (head && pending.some(p => head.innerText.includes(p))) e.remove();
-        });
         root.querySelectorAll('.katex, code, pre, [data-testid="stToolbar"], [data-testid="stHeader"], '
                               + 'script, style, svg .hovertext').forEach(e => e.remove());
         const svg = [...document.querySelectorAll('.main-svg text')].map(t => t.textContent).join(' \\n ');
         return root.innerText + '\\n' + svg;
-    }""", list(PENDING_SECTIONS))
+    }""")
 
 
 def _english(text: str) -> list[str]:
     for s in _pending_strings():
-        text = text.replace(s, " ")
-    for s in LEFTOVER:
         text = text.replace(s, " ")
     out = []
     for line in text.splitlines():
@@ -96,18 +116,19 @@ def _english(text: str) -> list[str]:
 
 
 @pytest.mark.parametrize("slug", [""] + [t.slug for t in TOPICS], ids=["home"] + [t.slug for t in TOPICS])
-def test_every_page_reads_chinese(page, app_url, slug):
+def test_every_page_reads_chinese(zh_tab, slug):
     if slug and _pending(slug):
         pytest.skip(f"{slug}: its strings are listed in {UNTRANSLATED.name} (not translated yet)")
-    page.set_viewport_size({"width": 1280, "height": 720})
-    page.set_default_timeout(90_000)
-    page.goto(f"{app_url}/{slug}?lang=zh")
-    page.get_by_text("授课模式").wait_for(timeout=60_000)  # the sidebar of app.py, in Chinese
-    page.wait_for_timeout(800)
-    wait_idle(page)
+    page = zh_tab
+    _goto(page, slug)
+    assert "lang=zh" in page.url, page.url  # the link still says Chinese
+    assert page.locator('[data-testid="stSidebar"] .st-key-dlviz-lecture').get_by_text("授课模式").count() == 1
     assert page.locator('[data-testid="stException"]').count() == 0
-    english = _english(_visible_text(page))
+    text = _visible_text(page)
+    assert len(re.findall(r"[\u4e00-\u9fff]", text)) > 20, text[:500]  # the page itself is there, in Chinese
+    english = _english(text)
     if os.environ.get("DLVIZ_SHOTS"):  # screenshots on request: growing the viewport costs seconds per page
         SHOTS.mkdir(exist_ok=True)
         full_screenshot(page, str(SHOTS / f"zh-{slug or 'home'}.png"))
+        page.set_viewport_size({"width": 1280, "height": 720})
     assert not english, f"English left on /{slug}?lang=zh: {sorted(set(english))[:30]}"

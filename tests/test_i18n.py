@@ -132,3 +132,28 @@ def test_switching_language_mid_run_keeps_the_run():
         runner = wait_for(at, "cnn", lambda r: r.latest.step > step)
     assert at.session_state["cnn._runner"] is runner and runner.latest.step > step and runner.status != "failed"
     assert not at.exception
+
+
+def test_messages_made_outside_the_ui_are_english_and_shown_translated():
+    """A demo's DivergedError and a ConfigError carry a Msg: English as a str (CLI, logs), Chinese through tr()."""
+    import copy
+
+    from dlviz.config import ConfigError, with_overrides
+    from dlviz.demos import get_demo
+    from dlviz.demos.base import DivergedError, check_finite
+    from dlviz.i18n import Msg, tr
+
+    with pytest.raises(DivergedError) as err:
+        check_finite(float("nan"), 3, "training loss")
+    msg = err.value.args[0]
+    assert isinstance(msg, Msg) and str(err.value) == msg
+    assert msg.startswith("The training loss became NaN at step 3: training diverged. The learning rate")
+    with language("zh"):
+        zh = tr(copy.deepcopy(msg))  # a copied run keeps its message's msgid
+    assert "训练损失" in zh and "第 3 步" in zh and "became" not in zh
+    assert tr(msg) == msg  # English outside a Chinese context
+    with pytest.raises(ConfigError) as err:
+        with_overrides(get_demo("cnn").default_config(), {"nope": "1"})
+    assert str(err.value).startswith("unknown setting 'nope'; known: ")
+    with language("zh"):
+        assert tr(err.value.args[0]).startswith("未知设置 'nope'；")

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..i18n import N_
 from .surfaces import Curve, Surface
 
-KINDS = ("minimum", "maximum", "saddle", "degenerate")
+KINDS = (N_("minimum"), N_("maximum"), N_("saddle"), N_("degenerate"))  # shown with _()
 
 
 def _t(v) -> torch.Tensor:

@@ -15,6 +15,7 @@ import torch
 
 from ..data.digits import load_digits_split
 from ..device import seeded
+from ..i18n import N_, Msg
 from ..models.lenet import LeNet
 
 CNN_INPUT = 28  # the CNN page's default input size: the random and trained networks see the same images
@@ -47,8 +48,8 @@ def _images() -> np.ndarray:
 def pixel_features(seed: int = 0) -> FeatureSet:
     """The 64 raw pixel intensities of every digit (the baseline every learned feature must beat)."""
     x, y = _all_digits(8)
-    return FeatureSet("raw pixels (64-d)", x.flatten(1).numpy().astype(np.float32), y, x[:, 0].numpy(),
-                      tuple(str(i) for i in range(10)), "8x8 intensities in [0, 1], no learning at all")
+    return FeatureSet(N_("raw pixels (64-d)"), x.flatten(1).numpy().astype(np.float32), y, x[:, 0].numpy(),
+                      tuple(str(i) for i in range(10)), Msg(N_("8x8 intensities in [0, 1], no learning at all")))
 
 
 def _lenet_features(model: LeNet, device: torch.device | str = "cpu") -> np.ndarray:
@@ -66,9 +67,10 @@ def random_network_features(seed: int = 0, device: torch.device | str = "cpu") -
     with seeded(seed):
         model = LeNet(CNN_INPUT, "relu", "max").to(device)
     _, y = _all_digits(8)
-    return FeatureSet("random-initialized LeNet (84-d)", _lenet_features(model, device), y, _images(),
+    return FeatureSet(N_("random-initialized LeNet (84-d)"), _lenet_features(model, device), y, _images(),
                       tuple(str(i) for i in range(10)),
-                      f"untrained LeNet (ReLU, max pooling, seed {seed}): a random projection through convolutions")
+                      Msg(N_("untrained LeNet (ReLU, max pooling, seed {seed}): a random projection through convolutions"),
+                          seed=seed))
 
 
 def trained_cnn_features(seed: int = 0, device: torch.device | str = "cpu", epochs: int = 3) -> FeatureSet:
@@ -84,9 +86,10 @@ def trained_cnn_features(seed: int = 0, device: torch.device | str = "cpu", epoc
     model.load_state_dict(runner.latest.arrays["state"])
     _, y = _all_digits(8)
     acc = runner.latest.metrics["test_acc"]
-    return FeatureSet("trained LeNet (84-d)", _lenet_features(model), y, _images(), tuple(str(i) for i in range(10)),
-                      f"LeNet after {epochs} epochs of the CNN demo (test accuracy {acc:.1%}); "
-                      "1,437 of these digits were seen in training")
+    return FeatureSet(N_("trained LeNet (84-d)"), _lenet_features(model), y, _images(),
+                      tuple(str(i) for i in range(10)),
+                      Msg(N_("LeNet after {epochs} epochs of the CNN demo (test accuracy {acc}); 1,437 of these "
+                             "digits were seen in training"), epochs=epochs, acc=f"{acc:.1%}"))
 
 
 # Named registry: feeds the demo's `source` choices (CLI --set source=...) and the page's built-in sources.
@@ -123,19 +126,24 @@ def from_published(source) -> FeatureSet:
     names = tuple(source.class_names) or tuple(str(i) for i in range(n_cls))
     return FeatureSet(source.name, np.asarray(source.features, dtype=np.float32).reshape(len(source.features), -1),
                       np.asarray(source.labels).astype(int), images, names,
-                      f"published by the {source.page} page at step {source.step}" + (f" ({cfg})" if cfg else ""))
+                      Msg(N_("published by the {page} page at step {step}"), page=Msg(source.page), step=source.step)
+                      if not cfg else Msg(N_("published by the {page} page at step {step} ({config})"),
+                                          page=Msg(source.page), step=source.step, config=cfg))
 
 
 def problem(fs: FeatureSet) -> str | None:
     """What is wrong with a feature set, in words (None when it can be embedded)."""
     f, y = fs.features, fs.labels
     if f.ndim != 2 or len(f) < 10:
-        return f"'{fs.name}' has {len(f)} examples of shape {f.shape[1:]}: at least 10 feature vectors are needed."
+        return Msg(N_("'{name}' has {n} examples of shape {shape}: at least 10 feature vectors are needed."),
+                   name=Msg(fs.name), n=len(f), shape=f.shape[1:])
     if len(y) != len(f):
-        return f"'{fs.name}' has {len(f)} feature vectors but {len(y)} labels: republish it from its page."
+        return Msg(N_("'{name}' has {n} feature vectors but {labels} labels: republish it from its page."),
+                   name=Msg(fs.name), n=len(f), labels=len(y))
     if not np.isfinite(f).all():
-        return (f"'{fs.name}' contains NaN or infinite features (the model probably diverged): "
-                "lower its learning rate, retrain it on its page and come back.")
+        return Msg(N_("'{name}' contains NaN or infinite features (the model probably diverged): lower its "
+                      "learning rate, retrain it on its page and come back."), name=Msg(fs.name))
     if fs.images is not None and len(fs.images) != len(f):
-        return f"'{fs.name}' has {len(fs.images)} images for {len(f)} feature vectors: republish it from its page."
+        return Msg(N_("'{name}' has {images} images for {n} feature vectors: republish it from its page."),
+                   name=Msg(fs.name), images=len(fs.images), n=len(f))
     return None

@@ -15,6 +15,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..i18n import N_
+
 Fn2 = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Fn1 = Callable[[torch.Tensor], torch.Tensor]
 
@@ -24,13 +26,13 @@ class Surface:
     """A scalar function of two variables with a default view."""
 
     slug: str  # registry / CLI name, e.g. "rosenbrock"
-    title: str  # human title
+    title: str  # human title (English, marked N_: shown with _())
     latex: str  # the formula, for st.latex
     fn: Fn2  # elementwise f(x, y) on tensors, differentiable
     bounds: tuple[float, float, float, float]  # xmin, xmax, ymin, ymax of the default view
     minima: tuple[tuple[float, float], ...] = ()  # known local/global minima; () if none (or not isolated)
     start: tuple[float, float] | None = None  # a suggested start point for descent demos
-    note: str = ""  # one sentence: what the surface shows
+    note: str = ""  # one sentence: what the surface shows (English, marked N_: shown with _())
 
     def __call__(self, x, y):
         return self.fn(x, y)
@@ -81,54 +83,54 @@ def _six_hump(x, y):
 
 
 _SURFACE_LIST = [
-    Surface("saddle", "Saddle x² − y²", r"f(x, y) = x^2 - y^2", lambda x, y: x**2 - y**2,
+    Surface("saddle", N_("Saddle x² − y²"), r"f(x, y) = x^2 - y^2", lambda x, y: x**2 - y**2,
             (-2.0, 2.0, -2.0, 2.0), (), (1.5, 0.02),
-            "Curves up along x, down along y: the origin is a saddle; descent from near the x-axis stalls there."),
-    Surface("monkey-saddle", "Monkey saddle x³ − 3xy²", r"f(x, y) = x^3 - 3 x y^2", lambda x, y: x**3 - 3 * x * y**2,
+            N_("Curves up along x, down along y: the origin is a saddle; descent from near the x-axis stalls there.")),
+    Surface("monkey-saddle", N_("Monkey saddle x³ − 3xy²"), r"f(x, y) = x^3 - 3 x y^2", lambda x, y: x**3 - 3 * x * y**2,
             (-1.5, 1.5, -1.5, 1.5), (), (1.0, 0.05),
-            "Three valleys meet at the origin, where the Hessian is zero: a degenerate critical point."),
+            N_("Three valleys meet at the origin, where the Hessian is zero: a degenerate critical point.")),
     Surface("lee", "(1 − w₁w₂)²", r"f(w_1, w_2) = (1 - w_1 w_2)^2", lambda x, y: (1 - x * y) ** 2,
             (-2.0, 2.0, -2.0, 2.0),
             tuple((s * t, s / t) for s in (1.0, -1.0) for t in (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)),
             (0.05, 0.03),
-            "A two-layer linear net fitting 1: the origin is a saddle with Hessian [[0,-2],[-2,0]]; "
-            "the minima form the hyperbola w1*w2 = 1 (minima lists samples of it)."),
-    Surface("rosenbrock", "Rosenbrock", r"f(x, y) = (1 - x)^2 + 100\,(y - x^2)^2",
+            N_("A two-layer linear net fitting 1: the origin is a saddle with Hessian [[0,-2],[-2,0]]; "
+            "the minima form the hyperbola w1*w2 = 1 (minima lists samples of it).")),
+    Surface("rosenbrock", N_("Rosenbrock"), r"f(x, y) = (1 - x)^2 + 100\,(y - x^2)^2",
             lambda x, y: (1 - x) ** 2 + 100 * (y - x**2) ** 2,
             (-2.0, 2.0, -1.0, 3.0), ((1.0, 1.0),), (-1.5, 2.5),
-            "A curved, narrow valley: easy to find, slow to follow to the minimum at (1, 1)."),
-    Surface("himmelblau", "Himmelblau", r"f(x, y) = (x^2 + y - 11)^2 + (x + y^2 - 7)^2",
+            N_("A curved, narrow valley: easy to find, slow to follow to the minimum at (1, 1).")),
+    Surface("himmelblau", N_("Himmelblau"), r"f(x, y) = (x^2 + y - 11)^2 + (x + y^2 - 7)^2",
             lambda x, y: (x**2 + y - 11) ** 2 + (x + y**2 - 7) ** 2,
             (-5.0, 5.0, -5.0, 5.0),
             ((3.0, 2.0), (-2.805118, 3.131312), (-3.779310, -3.283186), (3.584428, -1.848126)), (0.0, 0.0),
-            "Four equal minima, four saddles and one maximum: where descent ends depends on where it starts."),
-    Surface("six-hump-camel", "Six-hump camel",
+            N_("Four equal minima, four saddles and one maximum: where descent ends depends on where it starts.")),
+    Surface("six-hump-camel", N_("Six-hump camel"),
             r"f(x, y) = \left(4 - 2.1 x^2 + \tfrac{x^4}{3}\right) x^2 + x y + (4 y^2 - 4)\, y^2",
             _six_hump, (-2.0, 2.0, -1.1, 1.1),
             ((0.089842, -0.712656), (-0.089842, 0.712656), (1.703607, -0.796084), (-1.703607, 0.796084),
              (1.607105, 0.568651), (-1.607105, -0.568651)),
             (-1.0, -0.9),
-            "Six minima (two global), with saddles between them: a small-scale picture of a rugged landscape."),
-    Surface("d2l-quadratic", "Ill-conditioned quadratic 0.1x² + 2y²", r"f(x_1, x_2) = 0.1\,x_1^2 + 2\,x_2^2",
+            N_("Six minima (two global), with saddles between them: a small-scale picture of a rugged landscape.")),
+    Surface("d2l-quadratic", N_("Ill-conditioned quadratic 0.1x² + 2y²"), r"f(x_1, x_2) = 0.1\,x_1^2 + 2\,x_2^2",
             lambda x, y: 0.1 * x**2 + 2 * y**2,
             (-5.5, 1.5, -2.5, 2.5), ((0.0, 0.0),), (-5.0, -2.0),
-            "Curvatures differ 20-fold: a step size that is safe along x2 crawls along x1 (condition number 20)."),
-    Surface("rotated-quadratic", "The same quadratic rotated by 45°",
+            N_("Curvatures differ 20-fold: a step size that is safe along x2 crawls along x1 (condition number 20).")),
+    Surface("rotated-quadratic", N_("The same quadratic rotated by 45°"),
             r"f(x_1, x_2) = 0.1\,u^2 + 2\,v^2,\quad u = \tfrac{x_1 + x_2}{\sqrt2},\ v = \tfrac{x_2 - x_1}{\sqrt2}",
             lambda x, y: 0.1 * ((x + y) * _R) ** 2 + 2 * ((y - x) * _R) ** 2,
             (-6.0, 3.0, -6.0, 3.0), ((0.0, 0.0),), ((-5.0 + 2.0) * _R, (-5.0 - 2.0) * _R),
-            "The d2l quadratic turned by 45°: the same curvatures (0.2 and 4), but the valley runs diagonally, so "
-            "no coordinate follows it and per-coordinate step sizes (AdaGrad, RMSProp, Adam) no longer help."),
+            N_("The d2l quadratic turned by 45°: the same curvatures (0.2 and 4), but the valley runs diagonally, so "
+            "no coordinate follows it and per-coordinate step sizes (AdaGrad, RMSProp, Adam) no longer help.")),
 ]
 
 SURFACES: dict[str, Surface] = {s.slug: s for s in _SURFACE_LIST}
 
 CURVES: dict[str, Curve] = {
     "cubic": Curve("cubic", "x³", r"f(x) = x^3", lambda x: x**3, (-2.0, 2.0), (),
-                   "f'(0) = 0 and f''(0) = 0, yet 0 is neither a minimum nor a maximum: a degenerate critical point."),
+                   N_("f'(0) = 0 and f''(0) = 0, yet 0 is neither a minimum nor a maximum: a degenerate critical point.")),
     "x-cos-pi-x": Curve("x-cos-pi-x", "x·cos(πx)", r"f(x) = x \cos(\pi x)", lambda x: x * torch.cos(math.pi * x),
                         (-1.0, 2.0), (-0.273853, 1.090408),
-                        "A local minimum near x = -0.27, a maximum at 0.27 and the lower minimum near x = 1.09."),
+                        N_("A local minimum near x = -0.27, a maximum at 0.27 and the lower minimum near x = 1.09.")),
 }
 
 
@@ -173,9 +175,9 @@ def two_logit_surfaces(n: int = 64, seed: int = 0) -> dict[str, Surface]:
     bounds = (-4.0, 4.0, -4.0, 4.0)
     common = dict(bounds=bounds, minima=(), start=(3.0, -3.0))
     return {
-        "mse": Surface("mse", "Mean squared error", r"\frac{1}{N}\sum_i \lVert \mathrm{softmax}(z_i) - e_{y_i}\rVert^2",
-                       mse, note="Flat where the net is confidently wrong: the gradient vanishes.", **common),
-        "cross-entropy": Surface("cross-entropy", "Cross-entropy", r"-\frac{1}{N}\sum_i \log \mathrm{softmax}(z_i)_{y_i}",
-                                 ce, note="Grows linearly where the net is confidently wrong: a steady gradient.",
+        "mse": Surface("mse", N_("Mean squared error"), r"\frac{1}{N}\sum_i \lVert \mathrm{softmax}(z_i) - e_{y_i}\rVert^2",
+                       mse, note=N_("Flat where the net is confidently wrong: the gradient vanishes."), **common),
+        "cross-entropy": Surface("cross-entropy", N_("Cross-entropy"), r"-\frac{1}{N}\sum_i \log \mathrm{softmax}(z_i)_{y_i}",
+                                 ce, note=N_("Grows linearly where the net is confidently wrong: a steady gradient."),
                                  **common),
     }

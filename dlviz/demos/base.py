@@ -15,6 +15,8 @@ from typing import Any, Callable, Generator, Iterable, Iterator, Mapping
 
 import torch
 
+from ..i18n import N_, Msg
+
 
 @dataclass
 class Snapshot:
@@ -238,17 +240,22 @@ class Preset:
 
 
 class DivergedError(RuntimeError):
-    """Training produced a non-finite value; the message names the likely cause and what to do."""
+    """Training produced a non-finite value; the message names the likely cause and what to do. Raise it with a
+    constant text or a :class:`dlviz.i18n.Msg` (English, shown translated by the page)."""
+
+
+DIVERGED_HINT = N_("The learning rate is most likely too high: lower it (try 10x smaller) and press Reset.")
 
 
 def check_finite(value: float | torch.Tensor, step: int, what: str = "loss", hint: str | None = None) -> float:
-    """Return ``value`` as a float, or raise :class:`DivergedError` if it is NaN or infinite."""
+    """Return ``value`` as a float, or raise :class:`DivergedError` if it is NaN or infinite. ``what`` (a constant,
+    extracted for translation) and ``hint`` (a constant or a ``Msg``) say what diverged and what to do."""
     v = float(value)
     if not math.isfinite(v):
-        raise DivergedError(
-            f"The {what} became {'NaN' if math.isnan(v) else 'infinite'} at step {step}: training diverged. "
-            + (hint or "The learning rate is most likely too high: lower it (try 10x smaller) and press Reset.")
-        )
+        head = Msg(N_("The {what} became {value} at step {step}: training diverged."), what=Msg(what),
+                   value=Msg(N_("NaN") if math.isnan(v) else N_("infinite")), step=step)
+        hint = hint if isinstance(hint, Msg) else Msg(hint or DIVERGED_HINT)
+        raise DivergedError(Msg("{head} {hint}", head=head, hint=hint))
     return v
 
 

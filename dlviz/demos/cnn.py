@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from ..analysis.classification import confusion_matrix
 from ..config import param
+from ..i18n import N_, Msg
 from ..data.digits import load_image_dataset
 from ..device import run_generator, seeded
 from ..models.lenet import LeNet
@@ -169,10 +170,11 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
             if step % config.eval_every == 0 or step == total:
                 train_loss = check_finite(loss_sum.item() / seen, step, "training loss")
                 if train_loss > EXPLODED_LOSS:
-                    raise DivergedError(
-                        f"The training loss exploded to {train_loss:.3g} at step {step} (chance level is "
-                        f"{math.log(len(data.classes)):.2f}): the learning rate {config.lr:g} is too high for "
-                        f"{config.optimizer}. Lower it (try {config.lr / 10:g}) and press Reset.")
+                    raise DivergedError(Msg(
+                        N_("The training loss exploded to {loss} at step {step} (chance level is {chance}): the "
+                           "learning rate {lr} is too high for {optimizer}. Lower it (try {lower}) and press Reset."),
+                        loss=f"{train_loss:.3g}", step=step, chance=f"{math.log(len(data.classes)):.2f}",
+                        lr=f"{config.lr:g}", optimizer=config.optimizer, lower=f"{config.lr / 10:g}"))
                 elapsed = pacer.clock() - t_window
                 yield (yield from pacer.call(step, snapshot, step, train_loss, correct.item() / seen,
                                              config.eval_every / max(elapsed, 1e-9)))

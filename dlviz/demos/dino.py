@@ -21,6 +21,7 @@ from ..analysis.attention_masks import (brightness_maps, cls_attention, head_iou
 from ..config import param
 from ..data.clutter import make_clutter
 from ..device import run_generator, seeded
+from ..i18n import N_
 from ..models.vit import DINOHead, MultiCropWrapper, VisionTransformer
 from .base import Claim, Demo, Pacer, Preset, Snapshot, check_finite
 
@@ -127,22 +128,23 @@ PRESETS = {
 
 
 CLIP_NORM = 3.0  # the global gradient norm is clipped to this
-# What this demo does differently from the paper and its code (facebookresearch/dino), for the page.
+# What this demo does differently from the paper and its code (facebookresearch/dino), for the page (it
+# shows each item through _()).
 DEPARTURES = (
-    "**Data**: 32x32 grayscale digits on clutter, not ImageNet; inputs normalized with a fixed mean 0.25, std 0.2.",
-    "**Augmentations**: random resized crops with horizontal flips only (no colour jitter, grayscale, blur or "
-    "solarization). Global crops cover 50-100% of the image (paper: 40-100%); local crops are off by default "
-    "(when on: 16x16, 10-40% of the area; paper: 96 px, 5-40%, 8 of them).",
-    "**Head**: hidden width 256 and bottleneck 64 (paper: 2048 and 256), BatchNorm in the head on by default (an "
-    "option of the official code, off there), K = 512 output dimensions (paper: 65,536).",
-    "**Last layer**: weight-normalized with a trainable norm (norm_last_layer=False, the paper's setting for "
-    "ViT-S; the code's default is True), excluded from weight decay (the official code decays its weight), and "
-    "never frozen (the official code zeroes its gradients during the first epoch).",
-    "**Gradient clipping**: one global norm of 3 over all parameters (the official code clips each parameter's "
-    "gradient to norm 3 separately).",
-    "**Schedules**: teacher EMA from 0.9 (paper: 0.996) to 1 with a cosine; learning-rate warm-up of at most 50 "
-    "steps (paper: 10 epochs); AdamW weight decay 0.04 to 0.4 (as in the paper); teacher temperature 0.04, "
-    "center momentum 0.9 (as in the paper).",
+    N_("**Data**: 32x32 grayscale digits on clutter, not ImageNet; inputs normalized with a fixed mean 0.25, std 0.2."),
+    N_("**Augmentations**: random resized crops with horizontal flips only (no colour jitter, grayscale, blur or "
+       "solarization). Global crops cover 50-100% of the image (paper: 40-100%); local crops are off by default "
+       "(when on: 16x16, 10-40% of the area; paper: 96 px, 5-40%, 8 of them)."),
+    N_("**Head**: hidden width 256 and bottleneck 64 (paper: 2048 and 256), BatchNorm in the head on by default (an "
+       "option of the official code, off there), K = 512 output dimensions (paper: 65,536)."),
+    N_("**Last layer**: weight-normalized with a trainable norm (norm_last_layer=False, the paper's setting for "
+       "ViT-S; the code's default is True), excluded from weight decay (the official code decays its weight), and "
+       "never frozen (the official code zeroes its gradients during the first epoch)."),
+    N_("**Gradient clipping**: one global norm of 3 over all parameters (the official code clips each parameter's "
+       "gradient to norm 3 separately)."),
+    N_("**Schedules**: teacher EMA from 0.9 (paper: 0.996) to 1 with a cosine; learning-rate warm-up of at most 50 "
+       "steps (paper: 10 epochs); AdamW weight decay 0.04 to 0.4 (as in the paper); teacher temperature 0.04, "
+       "center momentum 0.9 (as in the paper)."),
 )
 
 

@@ -22,6 +22,7 @@ from ..analysis.formula import FormulaError, parse_formula
 from ..analysis.hessian import hessian_extreme_eigs
 from ..analysis.surfaces import SURFACES, Surface
 from ..config import param
+from ..i18n import N_, Msg
 from ..device import run_generator, seeded
 from ..models.lenet import LeNet
 from ..models.mlp import MLP
@@ -115,16 +116,17 @@ def run_critical_points(config: CPConfig, device: torch.device) -> Iterator[Snap
     except DivergedError:
         raise
     except Exception as exc:
-        raise DivergedError(f"Gradient descent on f(x, y) = {config.formula.strip()} failed "
-                            f"({type(exc).__name__}: {str(exc)[:120]}). Change the formula and press Reset.") from None
+        raise DivergedError(Msg(N_("Gradient descent on f(x, y) = {formula} failed ({error}). Change the formula "
+                                   "and press Reset."), formula=config.formula.strip(),
+                                error=f"{type(exc).__name__}: {str(exc)[:120]}")) from None
 
 
 def _run_critical_points(config: CPConfig, device: torch.device) -> Iterator[Snapshot]:
     try:
         surface = surface_for(config)
     except FormulaError as exc:
-        raise DivergedError(f"The formula cannot be used: {exc.reason} (position {exc.position + 1}). Fix it "
-                            "in the controls.") from None
+        raise DivergedError(Msg(N_("The formula cannot be used: {reason} (position {position}). Fix it in the "
+                                   "controls."), reason=exc.reason, position=exc.position + 1)) from None
     points = critical_points_for(config)
     saddles = [p for p in points if p.kind == "saddle"] or [p for p in points if p.kind == "degenerate"]
     xmin, xmax, ymin, ymax = surface.bounds
@@ -148,10 +150,11 @@ def _run_critical_points(config: CPConfig, device: torch.device) -> Iterator[Sna
     pts = {k: v.astype(np.float64) for k, v in starts.items()}
     paths: dict[str, list[np.ndarray]] = {k: [] for k in pts}  # the points whose metrics were reported
     critical = [p.as_dict() for p in points]
-    hint = f"Gradient descent diverged: lower the learning rate (now {lr:g}) and press Reset."
+    hint = Msg(N_("Gradient descent diverged: lower the learning rate (now {lr}) and press Reset."), lr=f"{lr:g}")
     if config.surface == "custom":
-        hint = (f"f(x, y) = {config.formula.strip()} is undefined or overflows there, or descent diverged: change "
-                f"the formula or lower the learning rate (now {lr:g}), and press Reset.")
+        hint = Msg(N_("f(x, y) = {formula} is undefined or overflows there, or descent diverged: change the formula "
+                      "or lower the learning rate (now {lr}), and press Reset."), formula=config.formula.strip(),
+                   lr=f"{lr:g}")
 
     def metrics_and_step(step: int) -> dict[str, float]:
         m: dict[str, float] = {}
@@ -382,11 +385,12 @@ def run_landscape(config: LSConfig, device: torch.device) -> Iterator[Snapshot]:
         step += 1
         if step % config.every == 0 or step == config.steps:
             train_loss = check_finite(torch.stack(running).mean(), step, "training loss",
-                                      f"The learning rate {config.lr:g} is too high for {config.optimizer}: "
-                                      f"lower it and press Reset.")
+                                      Msg(N_("The learning rate {lr} is too high for {optimizer}: lower it and press "
+                                             "Reset."), lr=f"{config.lr:g}", optimizer=config.optimizer))
             if train_loss > 50:
-                raise DivergedError(f"The training loss exploded to {train_loss:.3g} at step {step}: lower the "
-                                    f"learning rate (now {config.lr:g}) and press Reset.")
+                raise DivergedError(Msg(N_("The training loss exploded to {loss} at step {step}: lower the learning "
+                                           "rate (now {lr}) and press Reset."), loss=f"{train_loss:.3g}", step=step,
+                                        lr=f"{config.lr:g}"))
             running = []
             yield (yield from pacer.call(step, snapshot, step, train_loss))
             pacer.reset()
@@ -481,14 +485,15 @@ def curvature_note(lambda_max: float, lambda_min: float, rel: float = 1e-2) -> s
     curvature, while a non-negative one only says that none was found in ``k`` steps."""
     scale = max(abs(lambda_max), 1e-12)
     if lambda_min < -rel * scale:
-        return (f"λ_min < 0 ({abs(lambda_min) / scale:.1%} of λ_max): a direction of negative curvature, so this "
-                "point is a saddle along it, not a minimum (Lanczos' estimates lie inside the spectrum: the true "
-                "λ_min is at least this negative).")
+        return Msg(N_("λ_min < 0 ({share} of λ_max): a direction of negative curvature, so this point is a saddle "
+                      "along it, not a minimum (Lanczos' estimates lie inside the spectrum: the true λ_min is at least "
+                      "this negative)."), share=f"{abs(lambda_min) / scale:.1%}")
     if lambda_min <= rel * scale:
-        return (f"λ_min ≈ 0 (|λ_min| ≤ {rel:.0%} of λ_max): flat directions, no clear negative curvature; the "
-                "Lanczos estimate of λ_min can only be too high, so a slightly negative true value is not excluded.")
-    return ("λ_min > 0 in the Lanczos estimate: no negative curvature found, consistent with a local minimum (the "
-            "estimate can only be too high, so this is not a proof).")
+        return Msg(N_("λ_min ≈ 0 (|λ_min| ≤ {share} of λ_max): flat directions, no clear negative curvature; the "
+                      "Lanczos estimate of λ_min can only be too high, so a slightly negative true value is not "
+                      "excluded."), share=f"{rel:.0%}")
+    return Msg(N_("λ_min > 0 in the Lanczos estimate: no negative curvature found, consistent with a local minimum "
+                  "(the estimate can only be too high, so this is not a proof)."))
 
 
 def sharpness_by_batch(config: LSConfig, device: torch.device | str = "cpu", small: int = 16, large: int = 1024,
@@ -507,7 +512,7 @@ def sharpness_by_batch(config: LSConfig, device: torch.device | str = "cpu", sma
         r = Runner(DEMOS[1], cfg, device)
         r.run_to_end(max_seconds=max_seconds)
         if r.status == "failed" or r.latest is None:
-            raise DivergedError(r.message or "training failed")
+            raise DivergedError(r.message or Msg(N_("training failed")))
         eig = curvature(cfg, r.latest, device)
         out[bs] = {"lambda_max": eig["lambda_max"], "lambda_min": eig["lambda_min"],
                    "train_loss": r.latest.metrics["landscape_loss"], "test_acc": r.latest.metrics["test_acc"],
@@ -520,16 +525,21 @@ def sharpness_caption(results: dict[str, dict]) -> str:
     """The page's text under the twins' bars ({label: a :func:`sharpness_by_batch` row}): what each twin reached,
     its weight norm and λ_max against the stability threshold, and why raw λ_max alone compares badly."""
     def limit(v: dict) -> str:
-        return f" = {v['lambda_max'] / v['threshold']:.0%} of the stability limit" if v.get("threshold") else ""
+        return (Msg(N_(" = {share} of the stability limit"), share=f"{v['lambda_max'] / v['threshold']:.0%}")
+                if v.get("threshold") else "")
 
-    rows = "; ".join(f"{k}: {v['steps']} steps, train loss {v['train_loss']:.3f}, test accuracy {v['test_acc']:.1%}, "
-                     f"‖θ‖ = {v['weight_norm']:.2f}, λ_max = {v['lambda_max']:.3g}{limit(v)}" for k, v in results.items())
-    return ("Twins trained with the same steps, learning rate and seed: " + rows + ". Read raw λ_max with care: "
-            "rescaling the weights (which ReLU layers allow without changing the function) changes it, so the "
-            "weight norms stand beside it (Dinh et al. 2017; Li et al. 2018, section 5); and the large batch is "
-            "close to full-batch gradient descent, whose λ_max rises to about 2/η and hovers there (the edge of "
-            "stability, Cohen et al. 2021), so its sharpness reflects the learning rate as much as the batch. "
-            "A lower train loss also lowers the cross-entropy's curvature.")
+    rows = {f"r{i}": Msg(N_("{name}: {steps} steps, train loss {loss}, test accuracy {acc}, ‖θ‖ = {norm}, "
+                            "λ_max = {lambda_max}{limit}"), name=Msg(k), steps=v["steps"], loss=f"{v['train_loss']:.3f}",
+                         acc=f"{v['test_acc']:.1%}", norm=f"{v['weight_norm']:.2f}",
+                         lambda_max=f"{v['lambda_max']:.3g}", limit=limit(v))
+            for i, (k, v) in enumerate(results.items())}
+    joined = Msg("; ".join("{%s}" % k for k in rows), **rows)
+    return Msg(N_("Twins trained with the same steps, learning rate and seed: {rows}. Read raw λ_max with care: "
+                  "rescaling the weights (which ReLU layers allow without changing the function) changes it, so the "
+                  "weight norms stand beside it (Dinh et al. 2017; Li et al. 2018, section 5); and the large batch is "
+                  "close to full-batch gradient descent, whose λ_max rises to about 2/η and hovers there (the edge of "
+                  "stability, Cohen et al. 2021), so its sharpness reflects the learning rate as much as the batch. "
+                  "A lower train loss also lowers the cross-entropy's curvature."), rows=joined)
 
 
 def _summarize_ls(snap: Snapshot, runner) -> dict:

@@ -22,8 +22,11 @@ from ..config import param
 from ..data.sequences import (ADDING_BASELINE_MSE, RECALL_SYMBOLS, Sine, adding_problem, k_step_ahead,
                               noisy_sine, recall_task)
 from ..device import run_generator, seeded
+from ..i18n import N_, Msg
 from ..models.rnn import CELL_NAMES, CELLS, RecurrentNet
 from .base import Claim, Demo, DivergedError, Pacer, Preset, Snapshot, finish
+
+_SHOWN_NAMES = (N_("plain RNN"),)  # CELL_NAMES (dlviz/models/rnn.py) as messages name them: in the catalogue
 
 TASKS = {"adding": "adding problem (sum of two marked numbers)", "recall": "recall the first symbol",
          "sine": "noisy sine, k-step-ahead prediction"}
@@ -337,12 +340,15 @@ def _check_cells(acc: dict, window: int, step: int, config: Config, cells, diver
             continue
         loss, norm = acc[c]["loss"].item() / window, acc[c]["norm"].item()
         if not math.isfinite(loss) or loss > EXPLODED_LOSS:
-            hint = ("turn on gradient clipping (threshold 1) or lower the learning rate" if config.clip == 0
-                    else f"lower the learning rate {config.lr:g} or the clipping threshold {config.clip:g}")
-            diverged[c] = (f"The {CELL_NAMES[c]} diverged near step {step}: training loss {loss:.3g}, gradient "
-                           f"norm up to {norm:.3g}. Its gradients exploded: {hint}, then press Reset.")
+            hint = (Msg(N_("turn on gradient clipping (threshold 1) or lower the learning rate")) if config.clip == 0
+                    else Msg(N_("lower the learning rate {lr} or the clipping threshold {clip}"), lr=f"{config.lr:g}",
+                             clip=f"{config.clip:g}"))
+            diverged[c] = Msg(N_("The {cell} diverged near step {step}: training loss {loss}, gradient norm up to "
+                                 "{norm}. Its gradients exploded: {hint}, then press Reset."),
+                              cell=Msg(CELL_NAMES[c]), step=step, loss=f"{loss:.3g}", norm=f"{norm:.3g}", hint=hint)
     if all(c in diverged for c in cells):
-        raise DivergedError(" ".join(diverged[c] for c in cells))
+        parts = {f"m{i}": diverged[c] for i, c in enumerate(cells)}
+        raise DivergedError(Msg(" ".join("{%s}" % k for k in parts), **parts))
 
 
 # -- CLI and benchmark --------------------------------------------------------------------------------------

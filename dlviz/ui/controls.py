@@ -11,7 +11,7 @@ import streamlit as st
 
 from ..config import ConfigError, spec_of, to_strings, with_overrides
 from ..demos.base import Demo
-from ..i18n import _
+from ..i18n import _, tr
 from .settings import global_seed, lecture_mode
 from .show import plain
 
@@ -41,7 +41,7 @@ def _config_from_url(demo: Demo) -> tuple[str, object, list[str]]:
             try:
                 config = with_overrides(config, {k: v})
             except ConfigError as exc:
-                problems.append(str(exc))
+                problems.append(exc.args[0] if exc.args else str(exc))  # a Msg: shown translated
     return slug, config, problems
 
 
@@ -58,7 +58,7 @@ def config_form(demo: Demo, key: str, columns: int = 4):
         ss[f"{key}.preset"] = slug
         ss[store] = config
         for p in problems:
-            st.warning(_("Ignored a setting from the link: {problem}").format(problem=plain(p)))
+            st.warning(_("Ignored a setting from the link: {problem}").format(problem=plain(tr(p))))
     fields = [f for f in dataclasses.fields(demo.config_cls) if spec_of(f).widget]
     for f in fields:
         if f"{key}.{f.name}" not in ss:

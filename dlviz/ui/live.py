@@ -20,7 +20,7 @@ import streamlit as st
 import torch
 
 from ..demos.base import Demo
-from ..i18n import N_, _, current_language
+from ..i18n import N_, _, current_language, tr
 from ..runner import DONE, FAILED, IDLE, PAUSED, RUNNING, Runner
 from ..scheduler import scheduler
 from .show import plain
@@ -216,9 +216,9 @@ def _status(key: str, runner: Runner, draw_ms: float | None, period: float) -> N
     if shared:
         st.caption(_("Pause, Step or Reset gives you a run of your own at this step; the others' run goes on."))
     if runner.notice:  # written by the server's threads in English: shown translated when the catalogue has it
-        st.info(plain(_(runner.notice)), icon="⏸")
+        st.info(plain(tr(runner.notice)), icon="⏸")
     if runner.status == FAILED:
-        st.error(plain(_(runner.message)), icon="🛑")  # messages may quote a formula or a value from a link
+        st.error(plain(tr(runner.message)), icon="🛑")  # messages may quote a formula or a value from a link
 
 
 def shared_view(runner: Runner, name: str, build: Callable[[], object], *parts) -> object:

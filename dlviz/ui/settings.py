@@ -26,6 +26,8 @@ STEADY_CSS = """
 </style>
 """
 
+# Lecture mode: larger text for the projector. The key hints drawn inside buttons (Space, N, Home) are hidden there:
+# at 1.3rem they cut the labels of the live buttons at 1280 px ("▶ 开…"); each button's tooltip names its key.
 LECTURE_CSS = """
 <style>
 html, body, [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.3rem; }
@@ -33,6 +35,7 @@ h1 { font-size: 2.6rem !important; } h2 { font-size: 2.0rem !important; } h3 { f
 [data-testid="stMetricValue"] { font-size: 2.4rem; }
 .katex { font-size: 1.5em; }
 [data-testid="stMainBlockContainer"] { padding-top: 1.5rem; max-width: 100%; }
+.stButton button kbd { display: none; }
 </style>
 """
 
