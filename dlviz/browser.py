@@ -84,15 +84,26 @@ def key_class(key: str) -> str:
     return "st-key-" + re.sub(r"[^a-zA-Z0-9_-]", "-", key.strip())
 
 
+# Settled: the script is idle and the sidebar's lecture toggle is drawn by the latest run, with its label.
+_SETTLED_JS = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    const t = document.querySelector('[data-testid="stSidebar"] .st-key-dlviz-lecture');
+    return !!app && app.dataset.testScriptState === 'notRunning' && !!t && t.dataset.stale !== 'true'
+        && t.innerText.trim().length > 0;
+}"""
+
+
 def open_settled(page, url: str, settle_ms: int = 1000) -> None:
     """Open a URL and wait until the app has settled: a cold link reruns twice (page -> app.py -> page), and the
-    app reads idle for a moment between those reruns, so wait for the sidebar of app.py, then for idle. Works in
-    every language (it waits for the lecture toggle's key, not its label)."""
+    app reads idle for a moment between those reruns, so wait for the sidebar of app.py (idle, drawn by the last
+    run), a moment, then for that again. Works in every language (the lecture toggle is found by its key)."""
     page.set_default_timeout(90_000)
     page.goto(url)
     page.wait_for_selector('[data-testid="stMain"]')
     page.wait_for_selector(SIDEBAR_READY, state="attached", timeout=60_000)  # collapsed in lecture mode
+    page.wait_for_function(_SETTLED_JS, timeout=60_000)
     page.wait_for_timeout(settle_ms)
+    page.wait_for_function(_SETTLED_JS, timeout=60_000)
     wait_idle(page)
 
 
