@@ -64,8 +64,9 @@ def draw(runner) -> None:
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     st.caption(f"Step {snap.step} · {m.get('steps_per_second', 0):.0f} steps/s · test bags: "
                f"{cfg.test_bags} ({m['test_positive_share']:.0%} positive) · chance of picking a key instance at "
-               f"random in a positive bag: {m['loc_chance']:.0%}. The last column feeds 16 test bags with their "
-               "instances shuffled: a permutation-invariant pooling gives the same logit up to float rounding.")
+               f"random in a positive bag: {m['loc_chance']:.0%}. The last column feeds the first "
+               f"{m.get('perm_bags', 16):.0f} test bags with their instances shuffled: a permutation-invariant "
+               "pooling gives the same logit up to float rounding.")
 
 
 def draw_bag(runner) -> None:

@@ -11,7 +11,8 @@ import torch
 from dlviz.data.bags import instance_pool, make_bags, train_test_bags
 from dlviz.data.digits import load_digits_split
 from dlviz.demos.base import snapshots
-from dlviz.demos.mil import Config, localization_chance, roc_auc, run
+from dlviz.demos.mil import (Config, bag_metrics, evaluate, instance_features, localization_chance, perm_bags,
+                             roc_auc, run)
 from dlviz.device import seeded
 from dlviz.models.mil import POOLINGS, AttentionPool, MaxPool, MeanPool, MILNet, permutation_gap, shuffle_bags
 
@@ -121,6 +122,32 @@ def test_bag_labels_are_contains_the_target():
     assert len(test.images) == len(d.x_test) and torch.equal(test.digits, d.y_test)
     xtr, *_ = instance_pool("digits", g)
     assert xtr is d.x_train
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_evaluation_from_shared_instance_embeddings_equals_the_model_on_each_bag(pooling):
+    # The evaluation encodes each test image once and gathers bags from those rows: the same logits and weights as
+    # the whole model run on every padded bag, for every pooling.
+    d = load_digits_split(8)
+    bags = make_bags(d.x_test, d.y_test, 9, 40, 12, 0.5, 0.5, 2, torch.Generator().manual_seed(4))
+    with seeded(1):
+        net = MILNet(pooling, 8, width=4, dim=16, attn_dim=8)
+    ev = evaluate(net, bags, torch.device("cpu"))
+    with torch.no_grad():
+        for b in range(len(bags)):
+            x, mask, _, _ = bags.batch(torch.tensor([b]))
+            logit, rel = net(x, mask)
+            assert abs(float(logit) - ev["_logits"][b]) < 1e-5
+            assert np.allclose(rel[0].numpy(), ev["_rel"][b, :mask.shape[1]], atol=1e-6)
+    h = instance_features(net, bags.images, torch.device("cpu"))
+    assert h.shape == (len(bags.images), 16)
+    assert bag_metrics(net, h, bags, torch.device("cpu"))["acc"] == ev["acc"]
+    # the permutation check's bags: at most 16 and 160 instances, at least one
+    big = make_bags(d.x_test, d.y_test, 9, 20, 50, 0.0, 0.5, 2, torch.Generator().manual_seed(0))
+    assert len(perm_bags(big)) == 3
+    assert len(perm_bags(bags)) == int((torch.cumsum(bags.sizes[:16], 0) <= 160).sum())
+    huge = make_bags(d.x_test, d.y_test, 9, 5, 200, 0.0, 0.5, 2, torch.Generator().manual_seed(0))
+    assert len(perm_bags(huge)) == 1
 
 
 def test_roc_auc_matches_sklearn():

@@ -6,6 +6,8 @@ their curves share one step axis. A bag is positive when it holds the target dig
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass, replace
 from typing import Iterator
 
@@ -30,7 +32,9 @@ POOLING_SETS = {
 POOL_LABELS = {"mean": "mean", "max": "max", "attention": "attention", "gated": "gated attention"}
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03)
 N_SHOW = 12  # test bags whose instances and weights each snapshot carries (8 positive, then 4 negative)
-N_PERM = 16  # test bags shuffled for the permutation check
+N_PERM = 16  # test bags shuffled for the permutation check (at most) ...
+PERM_INSTANCES = 160  # ... and instances in them (at least one bag): the check runs the whole model on each twice
+ENCODE_CHUNK = 64  # test images per encoder call in an evaluation: a heartbeat may come between two chunks
 
 
 @dataclass(frozen=True)
@@ -106,23 +110,31 @@ def showcase(test: Bags) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: MILNet, test: Bags, device: torch.device, chunk: int = 64) -> dict:
-    """Test loss, accuracy, AUC; localization: the share of positive bags whose most relevant instance is a key
-    instance. Returns metrics and the per-bag logits (B,) and relevances (B, L) as numpy."""
+def instance_features(model: MILNet, images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The encoder's embeddings h (M, D) of instance images (M, 1, S, S), in eval mode, on the CPU."""
     was = model.training
     model.eval()
-    logits, rels = [], []
-    for start in range(0, len(test), chunk):
-        idx = torch.arange(start, min(start + chunk, len(test)))
-        x, mask, _, _ = test.batch(idx)
-        lg, rel = model(x.to(device), mask.to(device))
-        logits.append(lg.cpu())
-        rels.append(F.pad(rel.cpu(), (0, test.index.shape[1] - rel.shape[1])))
+    h = model.encoder(images.to(device)).cpu()
     model.train(was)
-    logits, rel = torch.cat(logits), torch.cat(rels)
+    return h
+
+
+@torch.no_grad()
+def bag_metrics(model: MILNet, h: torch.Tensor, test: Bags, device: torch.device) -> dict:
+    """Test loss, accuracy, AUC and localization (the share of positive bags whose most relevant instance is a key
+    instance) from the embeddings h (M, D) of the test pool's images, plus the per-bag logits (B,) and relevances
+    (B, L) as numpy. The encoder acts on each instance alone, so a bag's embeddings are rows of h: every test image
+    goes through the encoder once per evaluation, however many bags hold it (300 bags of 50 share 360 images)."""
+    was = model.training
+    model.eval()
+    mask = test.mask
+    hb = h[test.index.clamp(min=0)] * mask[..., None]  # (B, L, D); padding rows 0, as in MILNet.embed
+    logits, rel = model.pool_logits(hb.to(device), mask.to(device))
+    model.train(was)
+    logits, rel = logits.cpu(), rel.cpu()
     y = test.labels
     pos = y > 0
-    top = rel.masked_fill(~test.mask, -1.0).argmax(1)
+    top = rel.masked_fill(~mask, -1.0).argmax(1)
     hit = test.keys[torch.arange(len(y)), top]
     return {"test_loss": float(F.binary_cross_entropy_with_logits(logits, y)),
             "acc": float(((logits > 0).float() == y).float().mean()),
@@ -131,14 +143,16 @@ def evaluate(model: MILNet, test: Bags, device: torch.device, chunk: int = 64) -
             "_logits": logits.numpy(), "_rel": rel.numpy()}
 
 
-@torch.no_grad()
-def instance_features(model: MILNet, images: torch.Tensor, device: torch.device) -> np.ndarray:
-    """The encoder's embeddings h (M, D) of instance images (M, 1, S, S), in eval mode."""
-    was = model.training
-    model.eval()
-    h = model.encoder(images.to(device)).cpu().numpy()
-    model.train(was)
-    return h
+def evaluate(model: MILNet, test: Bags, device: torch.device) -> dict:
+    """:func:`bag_metrics` of ``model`` on every test bag (the encoder run once over the test images)."""
+    return bag_metrics(model, instance_features(model, test.images, device), test, device)
+
+
+def perm_bags(test: Bags) -> torch.Tensor:
+    """The test bags of the permutation check: the first ones, at most N_PERM bags and PERM_INSTANCES instances
+    (at least one bag), so the check's cost does not grow with the bag size."""
+    total = torch.cumsum(test.sizes[:N_PERM], 0)
+    return torch.arange(max(1, int((total <= PERM_INSTANCES).sum())))
 
 
 def localization_chance(test: Bags) -> float:
@@ -171,8 +185,9 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
 
     Metrics per pooling p: ``{p}_loss`` (train bag loss, mean since the last snapshot), ``{p}_test_loss``,
     ``{p}_acc``, ``{p}_auc``, ``{p}_loc`` (top-relevance instance is a key instance, over positive test bags;
-    not for mean), ``{p}_perm_gap`` (max |logit(bag) - logit(shuffled bag)| over 16 test bags); shared:
-    ``loc_chance``, ``steps_per_second``. Arrays: ``show_images`` (12, L, S, S), ``show_keys`` (12, L),
+    not for mean), ``{p}_perm_gap`` (max |logit(bag) - logit(shuffled bag)| over the ``perm_bags`` first test
+    bags: at most 16 and 160 instances); shared: ``loc_chance``, ``perm_bags``, ``steps_per_second``. Arrays:
+    ``show_images`` (12, L, S, S), ``show_keys`` (12, L),
     ``show_sizes``, ``show_labels`` (12,); ``test_images`` (M, S, S) and ``test_digits`` (M,): the test digits;
     per pooling ``{p}_show_rel`` (12, L), ``{p}_show_prob`` (12,) and ``{p}_features`` (M, D): the encoder's
     embedding of every test digit (the model never saw digit labels).
@@ -186,25 +201,32 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
     show_arrays = {"show_images": sx[:, :, 0].numpy(), "show_keys": skeys.numpy(),
                    "show_sizes": test.sizes[show].numpy(), "show_labels": sy.numpy(),
                    "test_images": test.images[:, 0].numpy(), "test_digits": test.digits.numpy()}
-    px, pmask, _, _ = test.batch(torch.arange(min(N_PERM, len(test))))
+    perm = perm_bags(test)
+    consts["perm_bags"] = float(len(perm))
+    px, pmask, _, _ = test.batch(perm)
     px, pmask = px.to(device), pmask.to(device)
     pacer = Pacer()
 
     def evaluate_all(step: int, losses: list | None, rate: float) -> Iterator[Snapshot]:
         metrics, arrays = dict(consts), dict(show_arrays)
         for i, m in enumerate(models):
-            ev = yield from pacer.call(step, evaluate, m.net, test, device)
             p = m.pooling
             if losses is not None:
                 metrics[f"{p}_loss"] = check_finite(losses[i], step, f"{POOL_LABELS[p]} pooling's loss")
+            h = []  # the encoder over the test images in chunks, a pause point between two
+            for start in range(0, len(test.images), ENCODE_CHUNK):
+                h.append((yield from pacer.call(step, instance_features, m.net,
+                                                test.images[start:start + ENCODE_CHUNK], device)))
+            h = torch.cat(h)
+            ev = yield from pacer.call(step, bag_metrics, m.net, h, test, device)
             metrics.update({f"{p}_{k}": v for k, v in ev.items() if not k.startswith("_")})
             if p == "mean":
                 metrics.pop("mean_loc")  # every instance weighs 1/n: no localization
             perm_gen = torch.Generator().manual_seed(config.seed * 7919 + step)  # not the run's: eval-only
-            metrics[f"{p}_perm_gap"] = permutation_gap(m.net, px, pmask, perm_gen)
+            metrics[f"{p}_perm_gap"] = yield from pacer.call(step, permutation_gap, m.net, px, pmask, perm_gen)
             arrays[f"{p}_show_rel"] = ev["_rel"][show.numpy(), :sx.shape[1]]
             arrays[f"{p}_show_prob"] = 1 / (1 + np.exp(-ev["_logits"][show.numpy()]))
-            arrays[f"{p}_features"] = yield from pacer.call(step, instance_features, m.net, test.images, device)
+            arrays[f"{p}_features"] = h.numpy()
         metrics["steps_per_second"] = rate
         return Snapshot(step, metrics, arrays)
 
@@ -221,8 +243,9 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
         x, mask, _, y = train.batch(idx)
         x, mask, y = x.to(device), mask.to(device), y.to(device)
         for m, acc in zip(models, sums):
-            acc += m.train_step(x, mask, y).cpu()
-            yield from pacer.beat(step)
+            # One step of the largest settings takes seconds on a CPU core: pacer.call moves such a step to its
+            # worker thread and yields heartbeats meanwhile (a small step runs here, then a heartbeat if due).
+            acc += (yield from pacer.call(step, m.train_step, x, mask, y)).cpu()
         count += 1
         if step % config.eval_every == 0 or step == config.steps:
             rate = count / max(pacer.clock() - t0, 1e-9)
@@ -246,7 +269,7 @@ def _summarize(snap: Snapshot, runner) -> dict:
     return out
 
 
-# Presets: the claims were tuned on seeds 0-4 and verified on 200-204 (see the benchmark entries).
+# Presets: the claims were tuned on seeds 0-4 and verified on 200-204 (the benchmark entries run those).
 PRESETS = {
     "attention-finds-key": Preset(
         "Attention finds the key instance",
@@ -278,7 +301,8 @@ PRESETS = {
               ("attention_acc", "gated_acc", "attention_loc", "gated_loc", "steps"), max_steps=800)),
     "all-poolings": Preset(
         "Mean, max, attention and gated side by side", Config(steps=800),
-        "Bags of about 10 digits with two 9s per positive bag: all four poolings train on the same bags.",
+        "Bags of about 10 digits with two 9s per positive bag: all four poolings train on the same bags. With 2 "
+        "key instances in 10, even the mean notices them; 'Mean pooling drowns a rare positive' separates them.",
         Claim("by step 800 attention pooling reaches at least 90% bag accuracy and its top-attention instance is "
               "a key instance in at least 80% of positive test bags",
               lambda s: s["attention_acc"] >= 0.9 and s["attention_loc"] >= 0.8,
@@ -286,33 +310,61 @@ PRESETS = {
 }
 
 
-def _bench_rows(preset: str, seeds, device: torch.device) -> list[dict]:
+BENCH_SEEDS = range(200, 205)  # seeds nobody tuned on: the issue's targets are about unseen seeds
+
+
+def _bench_rows(preset: str, device: torch.device, level_key: str | None = None) -> list[dict]:
+    """Each bench seed's summary of ``preset`` at its claim's step, the claim's verdict, and (with ``level_key``)
+    the step and optimizer seconds at which ``level_key`` first reached 0.9 (evaluations left out)."""
     from ..runner import Runner
+    from .cnn import first_reaching
 
     rows = []
-    for seed in seeds:
+    for seed in BENCH_SEEDS:
         p = PRESETS[preset]
+        t = time.perf_counter()
         r = Runner(DEMOS[0], replace(p.config, seed=seed), device)
         r.run_to_end(until=lambda s: s.step >= p.claim.max_steps)
         s = DEMOS[0].summarize(r.latest, r)
-        rows.append({"seed": seed, **{k: round(v, 4) if isinstance(v, float) else v for k, v in s.items()
-                                      if k != "poolings"}, "claim": p.claim.holds(s)})
+        row = {"seed": seed, **{k: round(v, 4) if isinstance(v, float) else v for k, v in s.items()
+                                if k != "poolings"}, "claim": p.claim.holds(s)}
+        row["wall_seconds"] = round(time.perf_counter() - t, 1)
+        if level_key is not None:
+            row["steps_to_90"], row["seconds_to_90"] = first_reaching(r.history, level_key, 0.9)
+        rows.append(row)
     return rows
 
 
+def _load() -> str:
+    """The machine's load while the bench ran (the 1-minute load average over its cores): figures in seconds
+    mean little without it."""
+    try:
+        return f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    except OSError:
+        return "unknown"
+
+
 def _bench_attention(device: torch.device) -> dict:
-    """'Attention finds the key instance', 5 seeds: bag accuracy, localization, seconds to step 800."""
-    rows = _bench_rows("attention-finds-key", range(5), device)
+    """'Attention finds the key instance' on 5 unseen seeds: bag accuracy and localization at step 800, and the
+    optimizer seconds (steps / measured steps per second: evaluations left out) until the bag accuracy is >= 90%."""
+    rows = _bench_rows("attention-finds-key", device, "attention_acc")
+    secs = [r["seconds_to_90"] for r in rows if r["seconds_to_90"] is not None]
     return {"mil_attention_acc_median": float(np.median([r["attention_acc"] for r in rows])),
             "mil_attention_loc_median": float(np.median([r["attention_loc"] for r in rows])),
-            "mil_attention_seeds_meeting_claim": sum(r["claim"] for r in rows), "mil_attention_runs": rows}
+            "mil_attention_seconds_to_90_median": float(np.median(secs)) if len(secs) == len(rows) else None,
+            "mil_attention_seeds_reaching_90": len(secs),
+            "mil_attention_seeds_meeting_claim": sum(r["claim"] for r in rows), "load": _load(),
+            "torch_threads": torch.get_num_threads(), "mil_attention_runs": rows}
 
 
 def _bench_mean_gap(device: torch.device) -> dict:
-    """'Mean pooling drowns a rare positive', 5 seeds: attention minus mean bag accuracy at step 800."""
-    rows = _bench_rows("mean-drowns-rare-positive", range(5), device)
-    return {"mil_mean_gap_median": float(np.median([r["attention_acc"] - r["mean_acc"] for r in rows])),
-            "mil_mean_gap_seeds_meeting_claim": sum(r["claim"] for r in rows), "mil_mean_gap_runs": rows}
+    """'Mean pooling drowns a rare positive' on 5 unseen seeds: attention minus mean bag accuracy at step 800."""
+    rows = _bench_rows("mean-drowns-rare-positive", device)
+    gaps = [r["attention_acc"] - r["mean_acc"] for r in rows]
+    return {"mil_mean_gap_median": round(float(np.median(gaps)), 4),
+            "mil_mean_gap_mean": round(float(np.mean(gaps)), 4), "mil_mean_gap_min": round(float(np.min(gaps)), 4),
+            "mil_mean_gap_seeds_meeting_claim": sum(r["claim"] for r in rows), "load": _load(),
+            "mil_mean_gap_runs": rows}
 
 
 DEMOS = [Demo(
@@ -323,4 +375,4 @@ DEMOS = [Demo(
 )]
 
 __all__ = ["Config", "PRESETS", "DEMOS", "POOLING_SETS", "POOL_LABELS", "run", "make_data", "roc_auc", "evaluate",
-           "instance_features", "localization_chance", "showcase"]
+           "bag_metrics", "perm_bags", "instance_features", "localization_chance", "showcase"]

@@ -107,9 +107,13 @@ class MILNet(nn.Module):
         h[mask] = flat
         return h
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        z, rel = self.pool(self.embed(x, mask), mask)
+    def pool_logits(self, h: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embedded bags h (B, L, D) with mask (B, L) -> (logits (B,), relevance (B, L)): pooling + classifier."""
+        z, rel = self.pool(h, mask)
         return self.classifier(z).squeeze(-1), rel
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.pool_logits(self.embed(x, mask), mask)
 
 
 def shuffle_bags(x: torch.Tensor, mask: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
