@@ -282,3 +282,19 @@ def test_moco_variants_and_figures():
     sf = queue_sweep_figure(rows, 0.85)
     assert [t.name for t in sf.data] == ["one seed", "mean over seeds", "random encoder"]
     assert list(sf.data[1].x) == [64, 256]
+
+
+def test_run_labels_are_english_strings_shown_translated():
+    """A run's legend name is a Msg: English for the CLI's JSON, Chinese through tr() (the page's legends)."""
+    import json
+
+    from dlviz.demos.ssl import run_label
+    from dlviz.i18n import language, tr
+
+    label = run_label(Config(stop_grad=False, out_bn=True))
+    assert label == "SimSiam, no stop-grad, with output BN" and json.loads(json.dumps(label)) == label
+    inst = run_label(Config(method="instdisc", proximal=0.1))
+    assert inst == "InstDisc, bank m=0.5, K=1024, τ=0.1, λ=0.1"
+    with language("zh"):
+        assert tr(label) == "SimSiam, 无停止梯度, 有输出 BN" and tr(inst).startswith("InstDisc, 记忆库 m=0.5, K=1024")
+    assert tr(label) == label

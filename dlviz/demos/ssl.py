@@ -21,6 +21,7 @@ from ..config import param
 from ..data.augment import Augment, digits_in_clutter, random_view, two_views
 from ..data.digits import ImageData, load_image_dataset
 from ..device import run_generator, seeded
+from ..i18n import N_, Msg
 from ..models.ssl import (EMATarget, KeyQueue, MemoryBank, SSLNet, info_nce_loss, info_nce_queue, key_drift, mlp,
                           negative_cosine, simsiam_loss)
 from .base import Claim, Demo, Pacer, Preset, Snapshot, check_finite, finish, snapshots
@@ -29,8 +30,9 @@ METHODS = ("simsiam", "byol", "simclr", "moco", "instdisc")
 CONTRASTIVE = ("simclr", "moco", "instdisc")  # methods with negatives (a temperature)
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 # compare=<field>: the second run flips that boolean, or takes the value below.
-COMPARE = ("none", "stop_grad", "predictor", "head_bn", "out_bn", "encoder_bn", "ema", "temperature", "moco_v2",
-           "method")
+# Marked N_(): the compare selectbox shows them translated (format_func=_); the values stay (links, the CLI).
+COMPARE = (N_("none"), N_("stop_grad"), N_("predictor"), N_("head_bn"), N_("out_bn"), N_("encoder_bn"), N_("ema"),
+           N_("temperature"), N_("moco_v2"), N_("method"))
 EMA_CHOICES = (0.0, 0.5, 0.9, 0.99, 0.996, 0.999, 1.0)
 QUEUE_SIZES = (64, 128, 256, 512, 1024, 2048, 4096)
 BANK_MOMENTA = (0.0, 0.5, 0.9)
@@ -243,18 +245,24 @@ def variant(config: Config) -> Config:
 NAMES = {"simsiam": "SimSiam", "byol": "BYOL", "simclr": "SimCLR", "moco": "MoCo", "instdisc": "InstDisc"}
 
 
-def run_label(config: Config) -> str:
-    """A short name of one run for legends: method plus what differs from the method's defaults."""
+_SWITCHES = {"stop_grad": N_("stop-grad"), "predictor": N_("predictor"), "head_bn": N_("head BN"),
+             "out_bn": N_("output BN"), "encoder_bn": N_("encoder BN")}
+
+
+def run_label(config: Config) -> Msg:
+    """A short name of one run for legends: method plus what differs from the method's defaults. A :class:`Msg`
+    (English as a str: the CLI's JSON), shown translated with ``tr``."""
     base = Config(method=config.method)
-    parts = [NAMES[config.method]]
+    parts: list = [NAMES[config.method]]
     if config.method == "moco":
         parts = ["MoCo v2" if config.moco_v2 else "MoCo v1", f"m={config.ema:g}", f"K={config.queue_size}",
                  f"τ={config.temperature:g}"]
     if config.method == "instdisc":
-        parts += [f"bank m={config.bank_momentum:g}", f"K={config.queue_size}", f"τ={config.temperature:g}"]
+        parts += [Msg(N_("bank m={m}"), m=f"{config.bank_momentum:g}"), f"K={config.queue_size}",
+                  f"τ={config.temperature:g}"]
         if config.proximal:
             parts.append(f"λ={config.proximal:g}")
-    for f in ("stop_grad", "predictor", "head_bn", "out_bn", "encoder_bn"):
+    for f, name in _SWITCHES.items():
         if config.method in CONTRASTIVE and f in ("stop_grad", "predictor"):
             continue
         if (config.method == "moco" and not config.moco_v2) and f == "head_bn":
@@ -262,13 +270,13 @@ def run_label(config: Config) -> str:
         if config.method == "byol" and f == "stop_grad":
             continue
         if getattr(config, f) != getattr(base, f):
-            parts.append(("with " if getattr(config, f) else "no ") + f.replace("_", "-").replace("head-bn", "head BN")
-                         .replace("out-bn", "output BN").replace("encoder-bn", "encoder BN"))
+            parts.append(Msg(N_("with {part}") if getattr(config, f) else N_("no {part}"), part=Msg(name)))
     if config.method == "byol":
         parts.append(f"m={config.ema:g}")
     if config.method == "simclr":
         parts.append(f"τ={config.temperature:g}")
-    return ", ".join(parts)
+    # A template that is not a msgid: tr() joins the translated parts.
+    return Msg(", ".join(f"{{p{i}}}" for i in range(len(parts))), **{f"p{i}": p for i, p in enumerate(parts)})
 
 
 def _clutter_digits(size: int) -> ImageData:

@@ -65,7 +65,7 @@ def distill_curves(history: Sequence[dict], teacher_acc: float, height: int = 30
     steps = [r["step"] for r in history] or [0]
     fig.add_trace(go.Scatter(x=[min(steps), max(steps)], y=[teacher_acc] * 2, mode="lines", name=_("teacher"),
                              line=dict(color=TEACHER, dash="dash", width=1.5)), row=1, col=1)
-    fig.update_xaxes(title_text="step")
+    fig.update_xaxes(title_text=_("step"))
     fig.update_yaxes(range=[_floor(history, ("kd_acc", "hard_acc"), teacher_acc), 1.0], row=1, col=1)
     fig.update_yaxes(type="log", row=1, col=2)
     fig.update_layout(height=height, margin=dict(l=40, r=10, t=40, b=60), legend=dict(orientation="h", y=-0.33))
@@ -107,7 +107,7 @@ def ema_curves(history: Sequence[dict], height: int = 300) -> go.Figure:
         end = history[-1]["step"]
         for col in (1, 2):
             fig.add_vrect(x0=0.75 * end, x1=end, fillcolor="#999999", opacity=0.15, line_width=0, row=1, col=col)
-    fig.update_xaxes(title_text="step")
+    fig.update_xaxes(title_text=_("step"))
     fig.update_yaxes(range=[_floor(history, ("raw_acc", "ema_acc"), 1.0), 1.0], row=1, col=1)
     fig.update_layout(height=height, margin=dict(l=40, r=10, t=40, b=60), legend=dict(orientation="h", y=-0.33))
     return fig
