@@ -49,6 +49,11 @@ HEAVY = {
                                eval_every=100),
     "rnn": dict(task="recall", lag=200, cells="rnn+gru+lstm", hidden=128, batch_size=256, steps=20000, eval_every=2),
     "ssl": dict(compare="stop_grad", batch_size=256, out_dim=128, width=32, input_size=28, steps=5000, eval_every=1),
+    "clip": dict(batch_size=256, embed_dim=128, width=32, layers=2, steps=10000, eval_every=1),
+    "distill": dict(n_labels=500, hidden=64, teacher_epochs=40, steps=5000, eval_every=1),
+    "ema": dict(batch_size=128, hidden=64, steps=5000, eval_every=1),
+    "mil": dict(instances="clutter", bag_size=50, size_spread=0.5, test_bags=300, batch_bags=32, width=32, dim=128,
+                attn_dim=64, steps=5000, eval_every=1),
 }
 
 
