@@ -32,6 +32,7 @@ import torch
 
 from .demos.base import wait_for_background_calls
 from .device import server_threads
+from .i18n import N_, Msg
 from .runner import PAUSED, RUNNING, Runner
 
 SLICE_S = 0.1  # training per turn: short enough that ten runs each move several times a second
@@ -125,8 +126,8 @@ class Scheduler:
             if session is not None:
                 other = self._session_run.get(session)
                 if other is not None and other is not runner and other.status == RUNNING and len(other.viewers) <= 1:
-                    other.pause_with(f"Paused when you started {runner.demo.title}: one run trains per session. "
-                                     "Resume it here.")
+                    other.pause_with(Msg(N_("Paused when you started {demo}: one run trains per session. "
+                                            "Resume it here."), demo=Msg(runner.demo.title)))
                 self._session_run[session] = runner
                 runner.seen(session)
             if key is not None:
@@ -169,8 +170,8 @@ class Scheduler:
             t0 = time.perf_counter()
             if r.status == RUNNING and not r._cancelled:
                 if r.viewers and time.monotonic() - r.last_seen > self.unwatched_s:
-                    r.pause_with(f"Paused: no page showed this run for {self.unwatched_s:.0f} s "
-                                 "(a closed or sleeping tab). Resume goes on.")
+                    r.pause_with(Msg(N_("Paused: no page showed this run for {seconds} s (a closed or sleeping "
+                                        "tab). Resume goes on."), seconds=f"{self.unwatched_s:.0f}"))
                 else:
                     r.advance(self.slice_s)
                     self.slices += 1
@@ -187,8 +188,9 @@ class Scheduler:
         now = time.monotonic()
         for r in list(self._known):
             if r.status == PAUSED and now - r.last_seen > self.release_s:
-                r.release(f"This run was paused and unseen for {self.release_s / 60:.0f} minutes, so the server "
-                          "freed its model. Resume replays it to the same step first.")
+                r.release(Msg(N_("This run was paused and unseen for {minutes} minutes, so the server freed its "
+                                 "model. Resume replays it to the same step first."),
+                              minutes=f"{self.release_s / 60:.0f}"))
 
     # -- computations ---------------------------------------------------------------------------------------
     def submit(self, label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Job:

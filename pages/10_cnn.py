@@ -18,7 +18,7 @@ from dlviz.ui import config_form, current_device, explain, live_run, metric_row,
 from dlviz.ui.compute import queued
 from dlviz.ui.feature_sources import FeatureSource, publish
 from dlviz.ui.topics import require_app
-from dlviz.i18n import N_, _
+from dlviz.i18n import N_, _, tr
 
 require_app(__file__)
 
@@ -30,14 +30,14 @@ config = config_form(demo, KEY)
 try:  # the figures of a run read that run's own data (run_data); this checks the widgets' choice
     load_image_dataset(config.dataset, config.input_size)
 except DatasetMissing as exc:
-    st.error(plain(exc), icon="📂")  # the folder is typed in the sidebar
+    st.error(plain(tr(exc.args[0])), icon="📂")  # the folder is typed in the sidebar; a Msg, shown translated
     if st.button(_("Try downloading {dataset} now (needs internet)").format(dataset=config.dataset), key=f"{KEY}.download"):
         try:
             with st.spinner(_("Downloading...")):
                 st.success(plain(_("Saved under {download_torchvision}. Press Reset to use it.").format(
                                      download_torchvision=download_torchvision(config.dataset))))
         except DatasetMissing as fail:
-            st.error(plain(fail), icon="📡")
+            st.error(plain(tr(fail.args[0])), icon="📡")
     st.stop()
 
 rows = LeNet(config.input_size, config.activation, config.pool).layer_shapes(config.input_size)
@@ -77,7 +77,7 @@ def run_data(runner):
     try:
         return load_image_dataset(runner.config.dataset, runner.config.input_size)  # cached by the loader
     except DatasetMissing as exc:  # the data folder changed in the sidebar since the run started
-        st.warning(plain(_("The data of this run is no longer available ({exc}) Press Reset.").format(exc=exc)), icon="📂")
+        st.warning(plain(_("The data of this run is no longer available ({exc}) Press Reset.").format(exc=tr(exc.args[0]))), icon="📂")
         return None
 
 

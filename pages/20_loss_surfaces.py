@@ -57,7 +57,7 @@ def critical_points_section() -> None:
         surface = lsd.surface_for(config)
         points = lsd.critical_points_for(config)
     except FormulaError as exc:
-        st.error(plain(_("The formula cannot be read: {reason} (character {value}).").format(reason=exc.reason, value=exc.position + 1)), icon="✏️")
+        st.error(plain(_("The formula cannot be read: {reason} (character {value}).").format(reason=tr(exc.reason), value=exc.position + 1)), icon="✏️")
         st.code(f"{config.formula}\n{' ' * exc.position}^", language=None)
         st.caption(_("Use numbers, x, y, + - * / ^, parentheses and sin, cos, tan, exp, log, tanh, sqrt, abs, "
                    "e.g. x^4 - 2x^2 + y^2."))

@@ -46,7 +46,7 @@ with race_tab:
         surface = resolve_surface(config)
     except FormulaError as exc:
         st.error(_("The formula cannot be used: {plain} (at character {value}). Fix it in the controls above, e.g. `x^2 "
-                   "+ 3*y^2` or `sin(x) * cos(y)`.").format(plain=plain(exc.reason), value=exc.position + 1), icon="✏️")
+                   "+ 3*y^2` or `sin(x) * cos(y)`.").format(plain=plain(tr(exc.reason)), value=exc.position + 1), icon="✏️")
         surface = None
     chosen = config.entries()
     explain(

@@ -187,7 +187,7 @@ else:
             stat = chosen.stat()
             vit = _load(str(chosen), stat.st_mtime, stat.st_size)
         except CheckpointError as exc:
-            st.error(plain(_("{exc} Choose another file.").format(exc=exc)), icon="📂")
+            st.error(plain(_("{exc} Choose another file.").format(exc=tr(exc.args[0]))), icon="📂")
         except Exception as exc:  # the file vanished, out of memory, ...
             st.error(plain(_("Could not load {name} ({name2}). Choose another file.").format(name=chosen.name, name2=type(exc).__name__)), icon="📂")
 if vit is not None:
@@ -207,7 +207,7 @@ if vit is not None:
         try:
             photos.append(("upload", read_user_image(up.getvalue())))
         except ImageRejected as exc:
-            st.error(plain(exc), icon="🖼️")
+            st.error(plain(tr(exc.args[0])), icon="🖼️")
     side = st.select_slider(_("Short side (px)"), [112, 224, 320], 224, key=f"{KEY}.side", format_func=_)
     for name, img in photos:
         try:

@@ -157,3 +157,33 @@ def test_messages_made_outside_the_ui_are_english_and_shown_translated():
     assert str(err.value).startswith("unknown setting 'nope'; known: ")
     with language("zh"):
         assert tr(err.value.args[0]).startswith("未知设置 'nope'；")
+
+
+def test_error_messages_of_the_library_are_english_and_shown_translated(tmp_path):
+    """FormulaError reasons, DatasetMissing, CheckpointError, ImageRejected and the scheduler's notices are Msgs:
+    the English (tests, CLI, logs) as before, Chinese through tr()."""
+    from dlviz.analysis.formula import FormulaError, parse_formula
+    from dlviz.data.digits import DatasetMissing, load_image_dataset
+    from dlviz.data.uploads import ImageRejected, read_user_image
+    from dlviz.i18n import Msg, tr
+    from dlviz.models.rnn import CELL_NAMES
+    from dlviz.models.vit import CheckpointError, load_dino_checkpoint
+
+    def raised(kind, fn, *args):
+        with pytest.raises(kind) as err:
+            fn(*args)
+        return err.value
+
+    cases = [(raised(FormulaError, parse_formula, "x + foo(y)").reason, "unknown name 'foo'", "未知名称 'foo'"),
+             (raised(DatasetMissing, load_image_dataset, "mnist", 8, str(tmp_path)).args[0], "MNIST was not found in",
+              "中找不到 MNIST"),
+             (raised(CheckpointError, load_dino_checkpoint, tmp_path / "none.pth").args[0], "No file at", "处没有文件"),
+             (raised(ImageRejected, read_user_image, b"").args[0], "That file is empty", "该文件为空")]
+    for msg, en, zh in cases:
+        assert isinstance(msg, Msg) and msg.startswith(en), msg
+        with language("zh"):
+            assert zh in tr(msg), tr(msg)
+    assert "at position 5" in str(raised(FormulaError, parse_formula, "x + foo(y)"))
+    with language("zh"):
+        assert tr(Msg(CELL_NAMES["rnn"])) != "plain RNN"
+

@@ -16,6 +16,7 @@ import torch
 from dlviz.config import param
 from dlviz.demos.base import Demo, Pacer, Snapshot, heartbeat
 from dlviz.device import run_generator
+from dlviz.i18n import language, tr
 from dlviz.runner import DONE, PAUSED, RUNNING, Runner
 from dlviz.scheduler import Scheduler
 
@@ -127,6 +128,8 @@ def test_one_running_training_per_session():
     other = _started(sched, WalkConfig(steps=100_000, seed=2), session="s2")
     assert first.status == PAUSED and "one run trains per session" in first.notice
     assert second.status == RUNNING and other.status == RUNNING
+    with language("zh"):  # a Msg: English in the run, shown in the reader's language by live.py's tr()
+        assert "每个会话只训练一个运行" in tr(first.notice)
     sched.cancel_all()
 
 

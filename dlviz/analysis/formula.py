@@ -22,6 +22,7 @@ from typing import Callable
 import torch
 
 from dlviz.analysis.surfaces import Surface
+from dlviz.i18n import N_, Msg
 
 MAX_LENGTH = 200  # characters; longer input is refused before parsing
 MAX_DEPTH = 40  # nesting of parentheses / unary operators
@@ -37,7 +38,8 @@ _LATEX_FN = {"sin": r"\sin", "cos": r"\cos", "tan": r"\tan", "exp": r"\exp", "lo
 
 
 class FormulaError(ValueError):
-    """A formula the parser refuses; ``position`` is the 0-based index of the offending character."""
+    """A formula the parser refuses; ``position`` is the 0-based index of the offending character, ``reason`` a
+    :class:`dlviz.i18n.Msg` (English as a str; shown translated with ``tr``)."""
 
     def __init__(self, message: str, position: int, text: str = ""):
         self.position = position
@@ -100,26 +102,27 @@ class _Parser:
         self.i += 1
         return tok
 
-    def error(self, message: str, tok: _Tok):
+    def error(self, message: Msg, tok: _Tok):
         if tok.kind == "bad":
-            hint = " (attribute access is not allowed)" if tok.text == "." else ""
-            message = (f"unexpected character {tok.text!r}{hint}; use numbers, x, y, + - * / ^, parentheses "
-                       f"and {', '.join(FUNCTIONS)}")
+            message = Msg(N_("unexpected character {char} (attribute access is not allowed); use numbers, x, y, "
+                             "+ - * / ^, parentheses and {functions}") if tok.text == "." else
+                          N_("unexpected character {char}; use numbers, x, y, + - * / ^, parentheses and {functions}"),
+                          char=repr(tok.text), functions=", ".join(FUNCTIONS))
         raise FormulaError(message, tok.pos, self.text)
 
     def enter(self, tok: _Tok):
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            self.error(f"formula nested too deeply (more than {MAX_DEPTH} levels)", tok)
+            self.error(Msg(N_("formula nested too deeply (more than {n} levels)"), n=MAX_DEPTH), tok)
 
     def parse(self):
         if self.peek().kind == "end":
-            self.error("the formula is empty: type something like x^2 - y^2", self.peek())
+            self.error(Msg(N_("the formula is empty: type something like x^2 - y^2")), self.peek())
         tree = self.expr()
         tok = self.peek()
         if tok.kind != "end":
-            what = "unmatched ')'" if tok.text == ")" else f"unexpected {tok.text!r}"
-            self.error(what, tok)
+            self.error(Msg(N_("unmatched ')'")) if tok.text == ")" else
+                       Msg(N_("unexpected {token}"), token=repr(tok.text)), tok)
         return tree
 
     def expr(self):
@@ -167,7 +170,7 @@ class _Parser:
         if tok.kind == "num":
             value = float(tok.text)
             if not math.isfinite(value):
-                self.error(f"number {tok.text} is too large", tok)
+                self.error(Msg(N_("number {number} is too large"), number=tok.text), tok)
             return ("num", value)
         if tok.kind == "name":
             name = tok.text
@@ -178,15 +181,15 @@ class _Parser:
             if name in FUNCTIONS:
                 paren = self.peek()
                 if not (paren.kind == "op" and paren.text == "("):
-                    self.error(f"{name} needs parentheses: {name}(x)", paren)
+                    self.error(Msg(N_("{name} needs parentheses: {name}(x)"), name=name), paren)
                 self.take()
                 self.enter(paren)
                 arg = self.expr()
                 self.depth -= 1
                 self.expect_close(paren)
                 return ("call", name, arg)
-            self.error(f"unknown name {name!r}: allowed are x, y, pi, e and the functions "
-                       f"{', '.join(FUNCTIONS)}", tok)
+            self.error(Msg(N_("unknown name {name}: allowed are x, y, pi, e and the functions {functions}"),
+                           name=repr(name), functions=", ".join(FUNCTIONS)), tok)
         if tok.kind == "op" and tok.text == "(":
             self.enter(tok)
             inner = self.expr()
@@ -194,8 +197,9 @@ class _Parser:
             self.expect_close(tok)
             return inner
         if tok.kind == "end":
-            self.error("the formula ends too early: an operand is missing", tok)
-        self.error(f"unexpected {tok.text!r}: an operand (number, x, y, function or '(') is expected here", tok)
+            self.error(Msg(N_("the formula ends too early: an operand is missing")), tok)
+        self.error(Msg(N_("unexpected {token}: an operand (number, x, y, function or '(') is expected here"),
+                       token=repr(tok.text)), tok)
 
     def expect_close(self, opening: _Tok):
         tok = self.peek()
@@ -203,8 +207,8 @@ class _Parser:
             self.take()
             return
         if tok.kind == "end":
-            self.error("missing ')' for the '(' here", opening)
-        self.error(f"expected ')' but found {tok.text!r}", tok)
+            self.error(Msg(N_("missing ')' for the '(' here")), opening)
+        self.error(Msg(N_("expected ')' but found {token}"), token=repr(tok.text)), tok)
 
 
 def _evaluate(tree, x: torch.Tensor, y: torch.Tensor):
@@ -295,9 +299,10 @@ def parse_formula(text: str, bounds: tuple[float, float, float, float] = (-2, 2,
     Raises :class:`FormulaError` (a ``ValueError``) with ``position`` set, for anything outside the grammar.
     """
     if not isinstance(text, str):
-        raise FormulaError("the formula must be text", 0)
+        raise FormulaError(Msg(N_("the formula must be text")), 0)
     if len(text) > MAX_LENGTH:
-        raise FormulaError(f"the formula is too long ({len(text)} characters; at most {MAX_LENGTH})", MAX_LENGTH, text)
+        raise FormulaError(Msg(N_("the formula is too long ({n} characters; at most {max})"), n=len(text),
+                               max=MAX_LENGTH), MAX_LENGTH, text)
     tree = _Parser(text).parse()
 
     def fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

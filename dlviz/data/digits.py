@@ -15,6 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..i18n import N_, Msg
+
 DIGITS_TEST_FRACTION = 0.2  # 1,437 train / 360 test
 SPLIT_SEED = 0  # the split is fixed, so every run and every page sees the same 360 test digits
 DATA_DIR_ENV = "DLVIZ_DATA"  # folder holding torchvision datasets (e.g. <dir>/MNIST/raw/*-ubyte)
@@ -25,7 +27,8 @@ FASHION_CLASSES = ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", 
 
 
 class DatasetMissing(FileNotFoundError):
-    """An optional dataset is not on disk; the message says where it was looked for and how to get it."""
+    """An optional dataset is not on disk; the message (a :class:`dlviz.i18n.Msg`: English, shown translated with
+    ``tr(exc.args[0])``) says where it was looked for and how to get it."""
 
 
 @dataclass(frozen=True)
@@ -82,10 +85,10 @@ def server_data_dir() -> Path:
 
 def _unreadable(name: str, raw: str, exc: Exception) -> DatasetMissing:
     reason = f"{type(exc).__name__}: {str(exc)[:160]}" if str(exc) else type(exc).__name__
-    return DatasetMissing(
-        f"{TORCHVISION_SETS[name]} in {raw} could not be read ({reason}): the *-ubyte files are truncated or not in "
-        "the idx format. Copy the four files again (e.g. unpack the .gz downloads there), or use the built-in "
-        "'digits' dataset, which needs no download.")
+    return DatasetMissing(Msg(N_(
+        "{dataset} in {folder} could not be read ({reason}): the *-ubyte files are truncated or not in the idx "
+        "format. Copy the four files again (e.g. unpack the .gz downloads there), or use the built-in 'digits' "
+        "dataset, which needs no download."), dataset=TORCHVISION_SETS[name], folder=raw, reason=reason))
 
 
 @lru_cache(maxsize=8)
@@ -100,11 +103,10 @@ def _load_torchvision(name: str, root: str, size: int, n_train: int, n_test: int
     except RuntimeError as exc:  # torchvision: "Dataset not found. You can use download=True to download it"
         if "not found" not in str(exc).lower():
             raise _unreadable(name, raw, exc) from None
-        raise DatasetMissing(
-            f"{TORCHVISION_SETS[name]} was not found in {raw} "
-            f"({exc}). Put the four *-ubyte(.gz) files there, set {DATA_DIR_ENV} to the folder holding them, "
-            "or use the built-in 'digits' dataset, which needs no download."
-        ) from None
+        raise DatasetMissing(Msg(N_(
+            "{dataset} was not found in {folder} ({reason}). Put the four *-ubyte(.gz) files there, set {env} to "
+            "the folder holding them, or use the built-in 'digits' dataset, which needs no download."),
+            dataset=TORCHVISION_SETS[name], folder=raw, reason=str(exc), env=DATA_DIR_ENV)) from None
     except Exception as exc:  # a truncated file, a wrong magic number (AssertionError), unreadable, ...
         raise _unreadable(name, raw, exc) from None
 
@@ -149,7 +151,7 @@ def download_torchvision(name: str, root: str | None = None) -> Path:
         for train in (True, False):
             getattr(torchvision.datasets, TORCHVISION_SETS[name])(str(folder), train=train, download=True)
     except Exception as exc:  # offline, proxy, disk full...
-        raise DatasetMissing(f"Downloading {name} failed ({type(exc).__name__}: {exc}). "
-                             "Copy the files by hand or use the built-in digits.") from None
+        raise DatasetMissing(Msg(N_("Downloading {dataset} failed ({reason}). Copy the files by hand or use the "
+                                    "built-in digits."), dataset=name, reason=f"{type(exc).__name__}: {exc}")) from None
     _load_torchvision.cache_clear()
     return folder

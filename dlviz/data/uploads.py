@@ -12,6 +12,8 @@ import warnings
 
 import numpy as np
 
+from ..i18n import N_, Msg
+
 MAX_UPLOAD_MB = 10  # the same number as server.maxUploadSize in .streamlit/config.toml
 MAX_PIXELS = 40_000_000  # declared width x height; a 12 Mpx phone photo passes, a decompression bomb does not
 MAX_SIDE = 1024  # longer side after shrinking; the attention maps are computed at a short side of 112-320 px
@@ -21,7 +23,8 @@ FORMATS = ("PNG", "JPEG")
 
 
 class ImageRejected(ValueError):
-    """An upload that is not used; the message says why and what to upload instead."""
+    """An upload that is not used; the message says why and what to upload instead (a :class:`dlviz.i18n.Msg`:
+    English, shown translated with ``tr(exc.args[0])``)."""
 
 
 def _crop_aspect(img, max_aspect: float):
@@ -46,12 +49,13 @@ def read_user_image(data: bytes, max_bytes: int = MAX_UPLOAD_MB * 2**20, max_pix
     from PIL import Image, ImageOps
 
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise ImageRejected("The upload could not be read: expected the bytes of a PNG or JPEG file.")
+        raise ImageRejected(Msg(N_("The upload could not be read: expected the bytes of a PNG or JPEG file.")))
     size = len(data)
     if size > max_bytes:
-        raise ImageRejected(f"That file is {size / 2**20:.1f} MB: upload an image under {max_bytes / 2**20:.0f} MB.")
+        raise ImageRejected(Msg(N_("That file is {mb} MB: upload an image under {max_mb} MB."),
+                                mb=f"{size / 2**20:.1f}", max_mb=f"{max_bytes / 2**20:.0f}"))
     if size == 0:
-        raise ImageRejected("That file is empty: upload a PNG or JPEG image.")
+        raise ImageRejected(Msg(N_("That file is empty: upload a PNG or JPEG image.")))
     with warnings.catch_warnings():
         # PIL warns above ~89 Mpx and raises above twice that; both are refusals here.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -59,16 +63,18 @@ def read_user_image(data: bytes, max_bytes: int = MAX_UPLOAD_MB * 2**20, max_pix
             img = Image.open(io.BytesIO(bytes(data)), formats=FORMATS)
             w, h = img.size  # from the header: nothing is decoded yet
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageRejected(f"That image declares too many pixels: upload one under {max_pixels / 1e6:.0f} "
-                                "megapixels.") from None
+            raise ImageRejected(Msg(N_("That image declares too many pixels: upload one under {max_mp} megapixels."),
+                                    max_mp=f"{max_pixels / 1e6:.0f}")) from None
         except Exception as exc:  # UnidentifiedImageError, a bad header, SyntaxError from a plugin, ...
-            raise ImageRejected(f"That file could not be read as a PNG or JPEG image ({type(exc).__name__}): "
-                                "upload a PNG or JPEG.") from None
+            raise ImageRejected(Msg(N_("That file could not be read as a PNG or JPEG image ({error}): upload a PNG "
+                                       "or JPEG."), error=type(exc).__name__)) from None
         if w * h > max_pixels:
-            raise ImageRejected(f"That image is {w} x {h} pixels ({w * h / 1e6:.0f} megapixels): upload one under "
-                                f"{max_pixels / 1e6:.0f} megapixels.")
+            raise ImageRejected(Msg(N_("That image is {w} x {h} pixels ({mp} megapixels): upload one under {max_mp} "
+                                       "megapixels."), w=w, h=h, mp=f"{w * h / 1e6:.0f}",
+                                    max_mp=f"{max_pixels / 1e6:.0f}"))
         if min(w, h) < MIN_SIDE:
-            raise ImageRejected(f"That image is {w} x {h} pixels: upload one at least {MIN_SIDE} pixels on each side.")
+            raise ImageRejected(Msg(N_("That image is {w} x {h} pixels: upload one at least {min_side} pixels on each "
+                                       "side."), w=w, h=h, min_side=MIN_SIDE))
         try:
             img.draft("RGB", (max_side, max_side))  # JPEG: decode at a reduced scale directly (no-op for PNG)
             img.load()
@@ -80,11 +86,11 @@ def read_user_image(data: bytes, max_bytes: int = MAX_UPLOAD_MB * 2**20, max_pix
             img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)  # only ever shrinks
             out = np.asarray(img, dtype=np.uint8)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageRejected(f"That image declares too many pixels: upload one under {max_pixels / 1e6:.0f} "
-                                "megapixels.") from None
+            raise ImageRejected(Msg(N_("That image declares too many pixels: upload one under {max_mp} megapixels."),
+                                    max_mp=f"{max_pixels / 1e6:.0f}")) from None
         except Exception as exc:  # truncated data, a corrupt chunk, an unsupported mode, out of memory, ...
-            raise ImageRejected(f"That image could not be decoded ({type(exc).__name__}; the file may be truncated "
-                                "or corrupt): upload another PNG or JPEG.") from None
+            raise ImageRejected(Msg(N_("That image could not be decoded ({error}; the file may be truncated or "
+                                       "corrupt): upload another PNG or JPEG."), error=type(exc).__name__)) from None
     if out.ndim != 3 or out.shape[2] != 3 or min(out.shape[:2]) < 1:
-        raise ImageRejected("That image could not be converted to RGB: upload another PNG or JPEG.")
+        raise ImageRejected(Msg(N_("That image could not be converted to RGB: upload another PNG or JPEG.")))
     return out

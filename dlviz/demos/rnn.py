@@ -26,8 +26,6 @@ from ..i18n import N_, Msg
 from ..models.rnn import CELL_NAMES, CELLS, RecurrentNet
 from .base import Claim, Demo, DivergedError, Pacer, Preset, Snapshot, finish
 
-_SHOWN_NAMES = (N_("plain RNN"),)  # CELL_NAMES (dlviz/models/rnn.py) as messages name them: in the catalogue
-
 TASKS = {"adding": "adding problem (sum of two marked numbers)", "recall": "recall the first symbol",
          "sine": "noisy sine, k-step-ahead prediction"}
 CELL_SETS = {"rnn+gru+lstm": CELLS, "rnn+gru": ("rnn", "gru"), "gru+lstm": ("gru", "lstm"),

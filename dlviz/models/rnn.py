@@ -17,8 +17,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..i18n import N_
+
 CELLS = ("rnn", "gru", "lstm")
-CELL_NAMES = {"rnn": "plain RNN", "gru": "GRU", "lstm": "LSTM"}
+CELL_NAMES = {"rnn": N_("plain RNN"), "gru": N_("GRU"), "lstm": N_("LSTM")}  # shown with _() / Msg
 GATES = {"rnn": (), "gru": ("reset", "update"), "lstm": ("input", "forget", "output")}
 _CORES = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 _BLOCKS = {"rnn": 1, "gru": 3, "lstm": 4}  # stacked weight blocks: GRU (r, z, n), LSTM (i, f, g, o)

@@ -15,6 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..i18n import N_, Msg
+
 
 class Mlp(nn.Module):
     def __init__(self, dim: int, hidden: int):
@@ -176,7 +178,8 @@ def _init_weights(m: nn.Module) -> None:
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file that is missing, unreadable or not a ViT state_dict; the message says what to do."""
+    """A checkpoint file that is missing, unreadable or not a ViT state_dict; the message says what to do (a
+    :class:`dlviz.i18n.Msg`: English, shown translated with ``tr(exc.args[0])``)."""
 
 
 WEIGHTS_ENV = "DLVIZ_WEIGHTS"  # the one folder pretrained checkpoints are read from
@@ -223,7 +226,8 @@ def list_checkpoints(folder: str | Path | None = None) -> list[Path]:
 def _shape(state: dict, key: str, ndim: int) -> tuple[int, ...]:
     shape = tuple(int(d) for d in state[key].shape)
     if len(shape) != ndim:
-        raise CheckpointError(f"{key} has shape {list(shape)}; a ViT in the DINO format has {ndim} dimensions there.")
+        raise CheckpointError(Msg(N_("{key} has shape {shape}; a ViT in the DINO format has {ndim} dimensions there."),
+                                  key=key, shape=list(shape), ndim=ndim))
     return shape
 
 
@@ -231,41 +235,49 @@ def declared_vit_size(state: dict) -> dict:
     """The ViT size a state_dict declares, from its shapes alone; refuses sizes outside the bounds above."""
     embed_dim, in_chans, ph, pw = _shape(state, "patch_embed.proj.weight", 4)
     if ph != pw:
-        raise CheckpointError(f"The patches are not square ({ph} x {pw}): not a ViT in the DINO format.")
+        raise CheckpointError(Msg(N_("The patches are not square ({ph} x {pw}): not a ViT in the DINO format."),
+                                  ph=ph, pw=pw))
     if not (1 <= embed_dim <= MAX_WIDTH and 1 <= ph <= MAX_PATCH and in_chans in (1, 3)):
-        raise CheckpointError(f"The checkpoint declares width {embed_dim}, patch {ph} and {in_chans} input channels; "
-                              f"supported: width up to {MAX_WIDTH}, patch up to {MAX_PATCH}, 1 or 3 channels "
-                              "(official DINO ViT-S and ViT-B).")
+        raise CheckpointError(Msg(N_("The checkpoint declares width {width}, patch {patch} and {channels} input "
+                                     "channels; supported: width up to {max_width}, patch up to {max_patch}, 1 or 3 "
+                                     "channels (official DINO ViT-S and ViT-B)."),
+                                  width=embed_dim, patch=ph, channels=in_chans, max_width=MAX_WIDTH,
+                                  max_patch=MAX_PATCH))
     if _shape(state, "cls_token", 3) != (1, 1, embed_dim):
-        raise CheckpointError(f"cls_token does not match the width {embed_dim}.")
+        raise CheckpointError(Msg(N_("cls_token does not match the width {width}."), width=embed_dim))
     one, tokens, dim = _shape(state, "pos_embed", 3)
     side = int(round(math.sqrt(max(tokens - 1, 0))))
     if one != 1 or dim != embed_dim or tokens < 2 or side * side != tokens - 1 or side > MAX_GRID \
             or side * ph > MAX_IMG_SIZE:
-        raise CheckpointError(f"pos_embed has shape {[one, tokens, dim]}: expected (1, 1 + n x n, {embed_dim}) for "
-                              f"a square grid of at most {MAX_GRID} x {MAX_GRID} patches and {MAX_IMG_SIZE} pixels.")
+        raise CheckpointError(Msg(N_("pos_embed has shape {shape}: expected (1, 1 + n x n, {width}) for a square "
+                                     "grid of at most {grid} x {grid} patches and {pixels} pixels."),
+                                  shape=[one, tokens, dim], width=embed_dim, grid=MAX_GRID, pixels=MAX_IMG_SIZE))
     blocks = {int(m.group(1)) for k in state if (m := re.match(r"blocks\.(\d{1,6})\.", k))}
     if any(re.match(r"blocks\.\d{7,}\.", k) for k in state) or max(blocks, default=-1) >= MAX_DEPTH:
-        raise CheckpointError(f"The checkpoint declares more than {MAX_DEPTH} blocks; supported: up to {MAX_DEPTH} "
-                              "(official DINO ViTs have 12).")
+        raise CheckpointError(Msg(N_("The checkpoint declares more than {depth} blocks; supported: up to {depth} "
+                                     "(official DINO ViTs have 12)."), depth=MAX_DEPTH))
     depth = len(blocks)
     if depth == 0 or blocks != set(range(depth)):
-        raise CheckpointError("The transformer blocks are missing or not numbered 0, 1, 2, ...: not a ViT in the "
-                              "DINO format.")
+        raise CheckpointError(Msg(N_("The transformer blocks are missing or not numbered 0, 1, 2, ...: not a ViT "
+                                     "in the DINO format.")))
     if "blocks.0.mlp.fc1.weight" not in state:
-        raise CheckpointError("This file is not a ViT state_dict in the DINO format (missing blocks.0.mlp.fc1.weight).")
+        raise CheckpointError(Msg(N_("This file is not a ViT state_dict in the DINO format (missing {keys})."),
+                                  keys="blocks.0.mlp.fc1.weight"))
     hidden = _shape(state, "blocks.0.mlp.fc1.weight", 2)[0]
     if not (1 <= hidden <= MAX_MLP_RATIO * embed_dim):
-        raise CheckpointError(f"The MLP width {hidden} is more than {MAX_MLP_RATIO}x the width {embed_dim}.")
+        raise CheckpointError(Msg(N_("The MLP width {hidden} is more than {ratio}x the width {width}."),
+                                  hidden=hidden, ratio=MAX_MLP_RATIO, width=embed_dim))
     # Official ViT-S/B: 64 dimensions per head. Checkpoints do not store the head count; other widths get 1 head.
     heads = embed_dim // 64 if embed_dim % 64 == 0 else 1
     if heads > MAX_HEADS:
-        raise CheckpointError(f"The checkpoint implies {heads} heads; supported: up to {MAX_HEADS}.")
+        raise CheckpointError(Msg(N_("The checkpoint implies {heads} heads; supported: up to {max_heads}."),
+                                  heads=heads, max_heads=MAX_HEADS))
     params = depth * (4 * embed_dim * embed_dim + 2 * embed_dim * hidden) + tokens * embed_dim \
         + embed_dim * in_chans * ph * ph
     if params > MAX_PARAMS:
-        raise CheckpointError(f"The checkpoint declares about {params / 1e6:.0f}M parameters; supported: up to "
-                              f"{MAX_PARAMS / 1e6:.0f}M.")
+        raise CheckpointError(Msg(N_("The checkpoint declares about {params}M parameters; supported: up to "
+                                     "{max_params}M."), params=f"{params / 1e6:.0f}",
+                                  max_params=f"{MAX_PARAMS / 1e6:.0f}"))
     return {"img_size": side * ph, "patch_size": ph, "in_chans": in_chans, "embed_dim": embed_dim, "depth": depth,
             "num_heads": heads, "mlp_ratio": hidden / embed_dim}
 
@@ -282,28 +294,31 @@ def vit_from_state_dict(state: dict) -> VisionTransformer:
     except CheckpointError:
         raise
     except Exception as exc:  # anything a crafted or damaged dict can provoke
-        raise CheckpointError(f"The checkpoint could not be used as a ViT ({type(exc).__name__}: {str(exc)[:200]})."
-                              ) from None
+        raise CheckpointError(Msg(N_("The checkpoint could not be used as a ViT ({error})."),
+                                  error=f"{type(exc).__name__}: {str(exc)[:200]}")) from None
 
 
 def _vit_from_state_dict(state: dict) -> VisionTransformer:
     if not isinstance(state, dict):
-        raise CheckpointError(f"The checkpoint holds a {type(state).__name__}, not a state_dict.")
+        raise CheckpointError(Msg(N_("The checkpoint holds a {type}, not a state_dict."), type=type(state).__name__))
     if "teacher" in state and isinstance(state["teacher"], dict):
         state = state["teacher"]
     bad_keys = [k for k in state if not isinstance(k, str)]
     if bad_keys:
-        raise CheckpointError(f"The state_dict has non-text keys (e.g. {bad_keys[0]!r}): not a ViT in the DINO format.")
+        raise CheckpointError(Msg(N_("The state_dict has non-text keys (e.g. {key}): not a ViT in the DINO format."),
+                                  key=repr(bad_keys[0])))
     state = {re.sub(r"^(module\.)?(backbone\.)?", "", k): v for k, v in state.items()
              if not re.match(r"^(module\.)?head\.", k)}
     need = ("cls_token", "pos_embed", "patch_embed.proj.weight", "norm.weight")
     missing = [k for k in need if k not in state]
     if missing:
-        raise CheckpointError(f"This file is not a ViT state_dict in the DINO format (missing {', '.join(missing)}).")
+        raise CheckpointError(Msg(N_("This file is not a ViT state_dict in the DINO format (missing {keys})."),
+                                  keys=", ".join(missing)))
     not_tensors = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if not_tensors:
-        raise CheckpointError(f"The state_dict holds values that are not tensors (e.g. {not_tensors[0]}, a "
-                              f"{type(state[not_tensors[0]]).__name__}): not a ViT in the DINO format.")
+        raise CheckpointError(Msg(N_("The state_dict holds values that are not tensors (e.g. {key}, a {type}): not "
+                                     "a ViT in the DINO format."), key=not_tensors[0],
+                                  type=type(state[not_tensors[0]]).__name__))
     size = declared_vit_size(state)
     model = VisionTransformer(size["img_size"], size["patch_size"], size["in_chans"], size["embed_dim"],
                               size["depth"], size["num_heads"], size["mlp_ratio"],
@@ -311,7 +326,8 @@ def _vit_from_state_dict(state: dict) -> VisionTransformer:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(f"The checkpoint does not match a ViT of its own shapes: {str(exc)[:300]}") from None
+        raise CheckpointError(Msg(N_("The checkpoint does not match a ViT of its own shapes: {error}"),
+                                  error=str(exc)[:300])) from None
     return model.eval()
 
 
@@ -323,13 +339,14 @@ def load_dino_checkpoint(path: str | Path) -> VisionTransformer:
     """
     p = Path(path).expanduser()
     if not p.is_file():
-        raise CheckpointError(f"No file at {p}. Download e.g. dino_deitsmall16_pretrain.pth from the DINO "
-                              f"repository into {weights_dir()}.")
+        raise CheckpointError(Msg(N_("No file at {path}. Download e.g. dino_deitsmall16_pretrain.pth from the DINO "
+                                     "repository into {folder}."), path=str(p), folder=str(weights_dir())))
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # not a torch file, a pickle with code in it, truncated...
-        raise CheckpointError(f"Could not read {p.name} as a PyTorch state_dict ({type(exc).__name__}). "
-                              "Give an official DINO .pth file.") from None
+        raise CheckpointError(Msg(N_("Could not read {name} as a PyTorch state_dict ({error}). Give an official "
+                                     "DINO .pth file."), name=p.name, error=type(exc).__name__)) from None
     if not isinstance(state, dict):
-        raise CheckpointError(f"{p.name} holds a {type(state).__name__}, not a state_dict.")
+        raise CheckpointError(Msg(N_("{name} holds a {type}, not a state_dict."), name=p.name,
+                                  type=type(state).__name__))
     return vit_from_state_dict(state)
