@@ -43,8 +43,8 @@ OPTIMIZERS = {
     "adam": lambda params, lr: torch.optim.Adam(params, lr=lr, weight_decay=1e-4),
 }
 DATASETS = ("digits", "digits-clutter", "digits-clutter-views", "mnist", "fashion-mnist")
-KNN_K, KNN_T = 20, 0.1
-BN_GROUPS = 4  # MoCo's Shuffle BN: the batch is split over this many "devices", each with its own BN statistics  # weighted kNN: 20 neighbours, weights exp(cos / 0.1)
+KNN_K, KNN_T = 20, 0.1  # weighted kNN: 20 neighbours, weights exp(cos / 0.1)
+BN_GROUPS = 4  # MoCo's Shuffle BN: the batch is split over this many "devices", each with its own BN statistics
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class Config:
                         "(EMA) target; simclr: InfoNCE with the other images of the batch as negatives; moco: "
                         "InfoNCE against a queue of K keys from a momentum key encoder; instdisc: InfoNCE against "
                         "K features sampled from a memory bank of one feature per training image",
-                        choices=METHODS)
+                        choices=METHODS, label="SSL method")
     stop_grad: bool = param(True, "SimSiam: no gradient through the target branch z (BYOL's target never gets "
                             "one; SimCLR has none)", label="stop-gradient")
     predictor: bool = param(True, "SimSiam/BYOL: a small MLP h maps one view's z to predict the other's",
@@ -81,12 +81,12 @@ class Config:
     batch_size: int = param(128, "images per step; SimCLR sees 2(N-1) negatives per view",
                             choices=(16, 32, 64, 128, 256), label="batch size N")
     out_dim: int = param(64, "projector output dimension d", choices=(16, 32, 64, 128), label="output dim d")
-    width: int = param(16, "channels of the first conv layer (then 2x, 4x)", choices=(8, 16, 32))
+    width: int = param(16, "channels of the first conv layer (then 2x, 4x)", choices=(8, 16, 32), label="width")
     optimizer: str = param("sgd", "SGD with momentum 0.9 and weight decay 1e-4 (SimSiam's optimizer; BYOL and "
                            "SimCLR use LARS with large batches) or Adam (weight decay 1e-4)",
-                           choices=tuple(OPTIMIZERS))
+                           choices=tuple(OPTIMIZERS), label="optimizer")
     lr: float = param(0.1, "learning rate", choices=LEARNING_RATES, label="learning rate")
-    steps: int = param(600, "optimizer steps", lo=10, hi=5000)
+    steps: int = param(600, "optimizer steps", lo=10, hi=5000, label="steps")
     eval_every: int = param(10, "optimizer steps between evaluations (kNN, std, spectrum, PCA)", lo=1, hi=200,
                             label="steps per snapshot")
     dataset: str = param("digits", "digits: sklearn 8x8 digits upsampled; digits-clutter: the same digits at "
@@ -94,17 +94,18 @@ class Config:
                          "clutter, so it is a shortcut the network may match instead of the digit); "
                          "digits-clutter-views: the same test images, but in training every view pastes the digit "
                          "at a new place on its own fresh clutter, so only the digit is shared; mnist / "
-                         "fashion-mnist from $DLVIZ_DATA", choices=DATASETS)
+                         "fashion-mnist from $DLVIZ_DATA", choices=DATASETS, label="dataset")
     input_size: int = param(16, "image side in pixels", choices=(12, 16, 20, 28), label="input size (px)")
     crop_min: float = param(0.6, "random resized crop: smallest area kept", lo=0.2, hi=1.0, step=0.05,
                             label="crop: min area")
-    shift: float = param(0.1, "extra random shift, fraction of the side", lo=0.0, hi=0.4, step=0.05)
+    shift: float = param(0.1, "extra random shift, fraction of the side", lo=0.0, hi=0.4, step=0.05, label="shift")
     rotation: float = param(10.0, "largest random rotation (degrees)", lo=0.0, hi=45.0, step=5.0,
                             label="rotation (deg)")
-    noise: float = param(0.05, "std of added Gaussian noise", lo=0.0, hi=0.3, step=0.01)
+    noise: float = param(0.05, "std of added Gaussian noise", lo=0.0, hi=0.3, step=0.01, label="noise")
     cutout: float = param(0.25, "side of the square zeroed in half the views, fraction of the side",
-                          lo=0.0, hi=0.6, step=0.05)
-    jitter: float = param(0.2, "intensity jitter (contrast and brightness)", lo=0.0, hi=0.8, step=0.05)
+                          lo=0.0, hi=0.6, step=0.05, label="cutout")
+    jitter: float = param(0.2, "intensity jitter (contrast and brightness)", lo=0.0, hi=0.8, step=0.05,
+                          label="jitter")
     compare: str = param("none", "run a second model beside this one that differs in one setting (boolean "
                          "flipped; ema -> 0.0/0.99; temperature -> 1.0/0.1; method: MoCo <-> InstDisc, others "
                          "-> MoCo), same data and views",

@@ -106,7 +106,7 @@ class DistillConfig:
     teacher_epochs: int = param(20, "epochs of the LeNet teacher on all training digits (trained once per seed "
                                 "and epochs, then cached)", lo=1, hi=40, label="teacher epochs")
     steps: int = param(1000, "optimizer steps of the students (each: 32 labelled + 64 transfer digits)",
-                       lo=50, hi=5000, step=50)
+                       lo=50, hi=5000, step=50, label="steps")
     eval_every: int = param(20, "steps between snapshots (test accuracy of both students)", lo=1, hi=200,
                             label="steps per snapshot")
     seed: int = param(0, "seed for the teacher, the students' initial weights and the data order",
@@ -265,7 +265,8 @@ class EmaConfig:
                        "student, 1 never moves", choices=EMA_MOMENTA, label="EMA momentum m")
     hidden: int = param(32, "hidden units of the student MLP (256 -> hidden -> 10)", choices=HIDDEN,
                         label="student hidden units")
-    steps: int = param(1000, "SGD steps on the 1,437 labelled training digits", lo=50, hi=5000, step=50)
+    steps: int = param(1000, "SGD steps on the 1,437 labelled training digits", lo=50, hi=5000, step=50,
+                       label="steps")
     eval_every: int = param(10, "steps between snapshots (test accuracy of the student and of its EMA)",
                             lo=1, hi=200, label="steps per snapshot")
     seed: int = param(0, "seed for the initial weights and the batches", lo=0, hi=2**31 - 1, widget=False)
