@@ -49,7 +49,7 @@ explain(
 published = sources()
 options = {"pixels": N_("Raw pixels (64-d)"), "random": N_("Random-initialized LeNet (84-d, never trained)")}
 # Published names are the other pages' own (marked N_() there): shown translated when the catalogue has them.
-options.update({f"session:{name}": _("{name} · step {step}").format(name=_(name), step=s.step)
+options.update({f"session:{name}": _("{name} · step {step}").format(name=tr(name), step=s.step)
                 for name, s in published.items()})
 choice = st.selectbox(_("Features"), list(options), format_func=lambda k: _(options[k]), key=f"{KEY}.source",
                       help=_("Models trained on other pages in this browser session are listed here."))
@@ -74,7 +74,7 @@ if bad:
     st.error(tr(bad), icon="🛑")
     st.stop()
 st.caption(_("**{name}**: {len:,} examples × {value} dimensions; {description}.").format(
-               name=_(fs.name),
+               name=tr(fs.name),
                len=len(fs.labels),
                value=fs.features.shape[1],
                description=tr(fs.description)))
@@ -159,7 +159,7 @@ if method == "PCA":
     coords, _unused = pca(fs.features, config.n_components)
     ratio = explained_variance(fs.features, 20)
     view(fs, tag, coords, _("PCA of {name}: PC1 {pc1:.0%}, PC2 {pc2:.0%} of the variance").format(
-        name=_(fs.name), pc1=ratio[0], pc2=ratio[1]), True)
+        name=tr(fs.name), pc1=ratio[0], pc2=ratio[1]), True)
     show(explained_variance_figure(ratio), key=f"{KEY}.var")
 else:
     if config.engine == "openTSNE" and not HAVE_OPENTSNE:
