@@ -38,12 +38,18 @@ explain(
     r"\text{zero-shot: }\hat y(I) = \arg\max_k \big\langle I,\; T(\text{``a photo of the number } k\text{''})\big\rangle",
     r"\text{ensemble: } \bar T_k = \frac{\sum_m T(\text{template}_m(k))}{\lVert\sum_m T(\text{template}_m(k))\rVert}",
     claim="Without ever seeing a label, the model reads digits from prompts in a template that no training "
-          "caption used: on the held-out test images zero-shot accuracy reaches 65-85% within 600 steps (seeds "
-          "200-204; chance 10%) and held-out captions find their image in the top 5 about 93% of the time. A "
-          "linear probe on the frozen image features reaches about 80-85%, far above the untrained encoder "
-          "(25-30%). Averaging five templates does about as well as the best single one. Test images whose "
-          "(digit, colour) pair never occurred in training are read much worse (25-45%): the toy binds shape "
-          "and colour more than it should. A fixed temperature of 1 keeps the logits in [-1, 1] and learns slower.",
+          "caption used: on the held-out test images zero-shot accuracy reaches 92-95% after 800 steps (chance "
+          "10%; 43-53 s of training with its snapshots on 2 shared CPU cores), and held-out captions find their "
+          "image in the top 5 99% of the time. A linear probe on the frozen image features (the conv net's last "
+          "feature map) reaches 95-97% on 4 of 5 seeds (94.7% on the fifth), against 61-73% for the same encoder "
+          "untrained. Averaging five templates does as well as the best single template picked in hindsight, "
+          "within a point: the paper gains a few points, but here the templates err alike. Test images whose "
+          "(digit, colour) pair never occurred in training are read worse (56-71%). A fixed temperature of 1 "
+          "keeps the logits in [-1, 1]: the 10-way digit choice still works (92-95%, and the unseen pairs too), "
+          "but a caption finds its image among 720 in the top 5 only 36-50% of the time. Measured on seeds "
+          "220-224, which no one tuned on. What made the difference: captions that, like real ones, say only "
+          "some attributes; when every caption named colour, size and position, those alone told most pairs of "
+          "a batch apart and the digit came late.",
 )
 with st.expander("What this toy keeps from the paper, and what it drops", expanded=False):
     st.markdown(
@@ -52,14 +58,17 @@ with st.expander("What this toy keeps from the paper, and what it drops", expand
         "matrix (the paper's pseudocode, Figure 3), the learned temperature initialized at 0.07 and clipped at "
         "a logit scale of 100, zero-shot classification with prompts, prompt ensembling in embedding space, and "
         "a linear probe on the frozen image features.\n\n"
-        "**Dropped:** 400 million web image-text pairs become 4,311 generated pairs of coloured digits with a "
-        f"{len(VOCAB) - 2}-word vocabulary; ResNet-50 / ViT-L image encoders and a 63M-parameter 12-layer text "
-        "Transformer become a 3-layer conv net and a 1-layer Transformer (about 100k parameters in all); a batch "
+        "**Dropped:** 400 million web image-text pairs become 4,311 generated images of coloured digits, each with "
+        f"8 partial captions from a {len(VOCAB) - 2}-word vocabulary; ResNet-50 / ViT-L image encoders and a "
+        "63M-parameter 12-layer text Transformer become a 3-layer conv net and a 1-layer Transformer (about 160k "
+        "parameters in all); a batch "
         "of 32,768 becomes 128; 32 epochs on hundreds of GPUs become a minute on a laptop CPU; the byte-pair "
         "tokenizer becomes a word list and the EOS token a mean over the words. The image encoder also sees the "
-        "brightness max(R, G, B) so that shapes transfer across colours.\n\n"
-        "**Held out:** the zero-shot templates and the retrieval captions' templates never occur in training "
-        "(their words do, in other sentences); 5 (digit, colour) pairs never occur in training images (e.g. a "
+        "brightness max(R, G, B) so that shapes transfer across colours. The linear probe is a closed-form ridge "
+        "regression on the conv net's last feature map (before the MLP head and the projection $W_i$), fitted on "
+        "the training images with their digit labels; the paper fits a logistic regression.\n\n"
+        "**Held out:** the zero-shot templates, the bare label word and the retrieval captions' templates never "
+        "occur as a training caption, whichever attributes a caption drops (their words do, in other sentences); 5 (digit, colour) pairs never occur in training images (e.g. a "
         "green seven); test images come from the digits' test split.")
 
 

@@ -30,25 +30,35 @@ WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
 COLOURS = {"red": (1.0, 0.1, 0.1), "green": (0.1, 0.85, 0.2), "blue": (0.25, 0.45, 1.0), "yellow": (1.0, 0.9, 0.1),
            "white": (1.0, 1.0, 1.0)}
 COLOUR_NAMES = tuple(COLOURS)
-SIZES = {"small": 10, "large": 16}  # digit side in pixels
+SIZES = {"small": 12, "large": 16}  # digit side in pixels (8 x 8 sources: at 10 px strokes blur together)
 SIZE_NAMES = tuple(SIZES)
 POSITIONS = ("top left", "top right", "bottom left", "bottom right", "centre")
 # (digit, colour) pairs no training image has: 5 of the 50 (few, so that a colour says little about the digit).
 HELD_OUT_COMBOS = frozenset({(7, "green"), (2, "red"), (4, "yellow"), (9, "blue"), (0, "white")})
 
-# Training captions: varied sentences; some never name the digit (as in web captions, not every one helps).
+# Training captions, as real captions are: partial. A bracketed group is said only when its attribute is chosen
+# (each with probability P_ATTRIBUTE); slots outside brackets are always said. Most captions name the digit
+# (P_DIGIT); the rest describe only colour, size or position. Naming few attributes matters: with every
+# attribute in every caption, the 5 x 2 x 5 = 50 colour/size/position combinations already single out an image
+# among 128 but for 2 or 3 look-alikes, so the batch contrast barely needs the digit.
 TRAIN_TEMPLATES = (
-    "a {size} {colour} {word} in the {position}",
-    "the digit {num}, drawn in {colour}",
-    "a photo of a {colour} {word}",
-    "a {colour} {word} on a black background",
-    "the number {num} in the {position}",
-    "an image of a {size} {word}",
-    "{colour} {word}, {size}, {position}",
-    "a drawing of a {colour} digit in the {position}",
-    "there is a {word} in the {position}",
-    "a {size} {num} written in {colour}",
+    "a[ {size}][ {colour}] {word}[ in the {position}]",
+    "the digit {num}[, drawn in {colour}][, {size}][, in the {position}]",
+    "a photo of a[ {size}][ {colour}] {word}[ in the {position}]",
+    "a[ {colour}] {word} on a black background",
+    "the number {num}[ in the {position}]",
+    "an image of a[ {size}][ {colour}] {word}",
+    "{colour} {word}[, {size}][, {position}]",
+    "there is a[ {colour}] {word} in the {position}",
+    "a[ {size}] {num}[ written in {colour}]",
 )
+NO_DIGIT_TEMPLATES = (  # captions that never name the digit (at least one other attribute is said)
+    "a[ {size}][ {colour}] digit[ in the {position}]",
+    "a drawing of a[ {size}][ {colour}] digit[ in the {position}]",
+)
+P_DIGIT = 0.9  # probability that a training caption names the digit
+P_ATTRIBUTE = 0.3  # probability that an optional colour / size / position group is said
+CAPTIONS_PER_IMAGE = 8  # captions drawn per training image (a step picks one of them)
 # Zero-shot class prompts, never seen in training; the first is the paper's style of prompt.
 PROMPT_TEMPLATES = (
     "a photo of the number {word}",
@@ -76,12 +86,33 @@ def caption(template: str, digit: int, colour: str, size: str, position: str) ->
     return template.format(word=WORDS[digit], num=str(digit), colour=colour, size=size, position=position)
 
 
+_GROUP = re.compile(r"\[([^\]]*)\]")
+_SLOT = re.compile(r"\{(\w+)\}")
+_ATTRIBUTE_OF = {"word": "digit", "num": "digit", "colour": "colour", "size": "size", "position": "position"}
+
+
+def template_variants(template: str) -> list[str]:
+    """Every plain template a bracketed one can produce (each group kept or dropped)."""
+    groups = _GROUP.findall(template)
+    out = []
+    for mask in range(2 ** len(groups)):
+        keep = iter([(mask >> i) & 1 for i in range(len(groups))])
+        out.append(_GROUP.sub(lambda m: m.group(1) if next(keep) else "", template))
+    return out
+
+
+def _partial(template: str, keep: list[bool]) -> str:
+    """``template`` with its i-th bracketed group kept iff ``keep[i]``."""
+    it = iter(keep)
+    return _GROUP.sub(lambda m: m.group(1) if next(it) else "", template)
+
+
 def _vocabulary() -> tuple[str, ...]:
     words: set[str] = set(WORDS) | {str(d) for d in range(10)} | set(COLOUR_NAMES) | set(SIZE_NAMES)
     for p in POSITIONS:
         words |= set(_words(p))
-    for t in TRAIN_TEMPLATES + PROMPT_TEMPLATES + RETRIEVAL_TEMPLATES:
-        words |= set(_words(re.sub(r"\{\w+\}", " ", t)))
+    for t in TRAIN_TEMPLATES + NO_DIGIT_TEMPLATES + PROMPT_TEMPLATES + RETRIEVAL_TEMPLATES:
+        words |= set(_words(re.sub(r"\{\w+\}", " ", _GROUP.sub(r"\1", t))))
     return (PAD, UNK) + tuple(sorted(words))
 
 
@@ -127,9 +158,9 @@ def prompts(template: str) -> list[str]:
 class CaptionData:
     """Rendered pairs. Images (N, 3, CANVAS, CANVAS) float in [0, 1]; attributes as int64 index arrays.
 
-    ``train_tokens`` (N_train, len(TRAIN_TEMPLATES), MAX_LEN): every training image under every training
-    template (a step picks one per image). ``test_captions`` / ``test_tokens``: one held-out descriptive caption
-    per test image (the retrieval queries). ``probe_index``: one training render per training digit, for the probe.
+    ``train_tokens`` (N_train, CAPTIONS_PER_IMAGE, MAX_LEN): partial captions of every training image (a step
+    picks one per image). ``test_captions`` / ``test_tokens``: one held-out descriptive caption
+    per test image (the retrieval queries).
     """
 
     x_train: torch.Tensor
@@ -145,7 +176,6 @@ class CaptionData:
     position_test: torch.Tensor
     test_captions: tuple[str, ...]
     test_tokens: torch.Tensor
-    probe_index: torch.Tensor
 
     def attributes(self, i: int, split: str = "test") -> tuple[int, str, str, str]:
         """(digit, colour, size, position) of image ``i`` of a split."""
@@ -179,6 +209,28 @@ def _render(glyphs: dict[int, torch.Tensor], index: torch.Tensor, digit: torch.T
     return out
 
 
+def _train_captions(rows: list[tuple[int, str, str, str]], per_image: int, p_digit: float, p_attribute: float,
+                    g: torch.Generator) -> list[str]:
+    """``per_image`` partial captions of each image (attributes ``rows``), drawn with ``g``: a caption names the
+    digit with probability ``p_digit`` and each optional attribute group with probability ``p_attribute``; a
+    caption without the digit says at least one other attribute."""
+    n = len(rows)
+    named = torch.rand(n, per_image, generator=g) < p_digit
+    pick = torch.rand(n, per_image, generator=g)
+    keep = torch.rand(n, per_image, 4, generator=g) < p_attribute
+    forced = torch.randint(0, 3, (n, per_image), generator=g)  # the group a digit-free caption keeps
+    out = []
+    for i, attrs in enumerate(rows):
+        for j in range(per_image):
+            pool = TRAIN_TEMPLATES if named[i, j] else NO_DIGIT_TEMPLATES
+            t = pool[int(pick[i, j] * len(pool))]
+            k = keep[i, j].tolist()[:len(_GROUP.findall(t))]
+            if not named[i, j] and not any(k):
+                k[int(forced[i, j]) % len(k)] = True
+            out.append(caption(_partial(t, k), *attrs))
+    return out
+
+
 def _attributes(digits: torch.Tensor, train: bool, g: torch.Generator):
     """Random colour, size and position per image; training images avoid the held-out (digit, colour) pairs."""
     n = len(digits)
@@ -193,9 +245,11 @@ def _attributes(digits: torch.Tensor, train: bool, g: torch.Generator):
 
 
 @lru_cache(maxsize=4)
-def load_caption_data(seed: int, train_renders: int = 3, test_renders: int = 2) -> CaptionData:
-    """The pairs of a run: ``train_renders`` renders of each of the 1,437 training digits and ``test_renders`` of
-    each of the 360 test digits, drawn with a generator seeded by ``seed``. Cached (read-only: do not modify)."""
+def load_caption_data(seed: int, train_renders: int = 3, test_renders: int = 2, p_digit: float = P_DIGIT,
+                      p_attribute: float = P_ATTRIBUTE, per_image: int = CAPTIONS_PER_IMAGE) -> CaptionData:
+    """The pairs of a run: ``train_renders`` renders of each of the 1,437 training digits, each with
+    ``per_image`` partial captions, and ``test_renders`` renders of each of the 360 test digits, drawn with a
+    generator seeded by ``seed``. Cached (read-only: do not modify)."""
     g = torch.Generator().manual_seed(int(seed) + 7919)  # its own stream: the run's generator orders batches
     glyphs = {side: load_digits_split(side) for side in SIZES.values()}
     split = load_digits_split(8)
@@ -213,13 +267,13 @@ def load_caption_data(seed: int, train_renders: int = 3, test_renders: int = 2) 
     xte, dte, cte, ste, pte = build(split.y_test, test_renders, False)
     attrs = lambda d, c, s, p: (int(d), COLOUR_NAMES[int(c)], SIZE_NAMES[int(s)], POSITIONS[int(p)])  # noqa: E731
     rows = [attrs(*a) for a in zip(dtr.tolist(), ctr.tolist(), str_.tolist(), ptr.tolist())]
-    train_tokens = tokenize_all([caption(t, *a) for a in rows for t in TRAIN_TEMPLATES]).reshape(
-        len(rows), len(TRAIN_TEMPLATES), MAX_LEN)
+    train_tokens = tokenize_all(_train_captions(rows, per_image, p_digit, p_attribute, g)).reshape(
+        len(rows), per_image, MAX_LEN)
     pick = torch.randint(0, len(RETRIEVAL_TEMPLATES), (len(dte),), generator=g)
     test_captions = tuple(caption(RETRIEVAL_TEMPLATES[int(k)], *attrs(*a))
                           for k, a in zip(pick, zip(dte, cte, ste, pte)))
     return CaptionData(xtr, dtr, ctr, str_, ptr, train_tokens, xte, dte, cte, ste, pte, test_captions,
-                       tokenize_all(list(test_captions)), torch.arange(len(split.y_train)))
+                       tokenize_all(list(test_captions)))
 
 
 def decode(ids: torch.Tensor) -> str:

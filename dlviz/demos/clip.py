@@ -29,6 +29,8 @@ TEMPERATURES = (0.01, 0.03, 0.07, 0.1, 0.3, 1.0)
 TEXT_DIM = 64
 N_PCA = 300  # test images in the joint PCA
 PROBE_RIDGE = 1e-2  # ridge penalty of the linear probe, relative to the mean feature variance x N
+WARMUP = 50  # steps of linear learning-rate warm-up; then a cosine decay to 0 at the run's last step (as CLIP)
+WEIGHT_DECAY = 0.1  # AdamW weight decay of the weight matrices (not of gains, biases, the temperature)
 
 
 @dataclass(frozen=True)
@@ -38,49 +40,54 @@ class Config:
                             label="batch size N")
     embed_dim: int = param(64, "dimension d of the shared embedding space", choices=(16, 32, 64, 128),
                            label="embedding dim d")
-    width: int = param(8, "channels of the image encoder's first conv layer (then 2x, 4x)", choices=(8, 16, 32),
+    width: int = param(16, "channels of the image encoder's first conv layer (then 2x, 4x)", choices=(8, 16, 32),
                        label="image encoder width")
     layers: int = param(1, "Transformer blocks of the text encoder", choices=(1, 2), label="text layers")
     learn_temperature: bool = param(True, "learn the logit scale exp(t) = 1/τ (clipped at 100, as in the paper); "
                                     "off: τ stays at its initial value", label="learn the temperature")
     temperature: float = param(0.07, "initial temperature τ (the paper starts at 0.07); the logits are "
                                "cosine / τ", choices=TEMPERATURES, label="temperature τ (initial)")
-    lr: float = param(2e-3, "AdamW learning rate", choices=LEARNING_RATES, label="learning rate")
-    steps: int = param(1500, "optimizer steps", lo=10, hi=10000)
+    lr: float = param(2e-3, "peak AdamW learning rate: 50 warm-up steps, then a cosine decay to 0 at the last step",
+                      choices=LEARNING_RATES, label="learning rate")
+    steps: int = param(800, "optimizer steps (the learning rate decays to 0 at the last one)", lo=10, hi=10000)
     eval_every: int = param(50, "optimizer steps between snapshots (zero-shot, probe, retrieval, PCA)",
                             lo=1, hi=500, label="steps per snapshot")
     seed: int = param(0, "seed for initialization, rendered pairs and batch order", lo=0, hi=2**31 - 1,
                       widget=False)
 
 
+TARGET_STEPS = 800  # the default run: about 45 s of training alone on 2 CPU cores at width 16 (see the bench)
+
 PRESETS = {
     "zero-shot": Preset(
         "Zero-shot digits from captions", Config(),
         "Never trained on labels: the digit is read by comparing each test image with the prompts 'a photo of the "
         "number zero' ... 'nine', a template no training caption used. Watch the diagonal light up.",
-        Claim("after 600 steps zero-shot accuracy with the held-out prompt 'a photo of the number {word}' is at "
-              "least 60% (chance: 10%), held-out caption -> image R@5 at least 85%, and a linear probe on the frozen "
-              "image features beats the same encoder untrained by at least 40 points",
-              lambda s: s["zs_acc"] >= 0.60 and s["r_at_5"] >= 0.85
-              and s["probe_acc"] >= s["probe_acc_random_encoder"] + 0.40,
-              ("zs_acc", "r_at_5", "probe_acc", "probe_acc_random_encoder", "zs_ensemble", "steps"), max_steps=600)),
+        Claim(f"after {TARGET_STEPS} steps (under a minute of training on 2 CPU cores) zero-shot accuracy with the "
+              "held-out prompt 'a photo of the number {word}' is at least 85% (chance: 10%), a linear probe on the "
+              "frozen image features at least 95%, and held-out caption -> image R@5 at least 90%",
+              lambda s: s["zs_acc"] >= 0.85 and s["probe_acc"] >= 0.95 and s["r_at_5"] >= 0.90,
+              ("zs_acc", "probe_acc", "r_at_5", "probe_acc_random_encoder", "zs_ensemble", "steps", "train_seconds"),
+              max_steps=TARGET_STEPS)),
     "prompt-ensemble": Preset(
-        "Prompt ensembling helps", Config(),
+        "Prompt ensembling: as good as the best template", Config(),
         "Five held-out templates and the bare word: averaging the templates' class embeddings (the paper's "
-        "ensemble) does about as well as the best single template, which no one can pick without test labels.",
-        Claim("after 600 steps the ensemble of 5 held-out templates is within 3 points of the best single template "
-              "(chosen in hindsight on the test labels) or better",
-              lambda s: s["zs_ensemble"] >= s["zs_best_single"] - 0.03,
-              ("zs_ensemble", "zs_best_single", "zs_bare", "zs_acc", "steps"), max_steps=600)),
+        "ensemble) does about as well as the best single template, which no one can pick without test labels. "
+        "Here the templates err alike, so the paper's gain of a few points does not appear.",
+        Claim(f"after {TARGET_STEPS} steps the ensemble of 5 held-out templates is within 1 point of the best single "
+              "template (chosen in hindsight on the test labels) or better",
+              lambda s: s["zs_ensemble"] >= s["zs_best_single"] - 0.01,
+              ("zs_ensemble", "zs_best_single", "zs_bare", "zs_acc", "steps"), max_steps=TARGET_STEPS)),
     "fixed-temperature": Preset(
-        "A fixed temperature of 1 learns slowly", Config(learn_temperature=False, temperature=1.0),
-        "With τ = 1 the logits stay in [-1, 1]: the softmax over the batch can hardly single out the right "
-        "caption, so the loss stays high and zero-shot accuracy lags the learned temperature (which falls from "
-        "0.07 towards 0.05 in 600 steps).",
-        Claim("with τ fixed at 1, after 600 steps zero-shot accuracy is below 50% (the learned temperature reaches "
-              "65-85% by then) and the loss stays above its floor log(1 + (N-1)/e²)",
-              lambda s: s["zs_acc"] < 0.50 and s["loss"] > s["loss_floor"],
-              ("zs_acc", "loss", "loss_floor", "steps"), max_steps=600)),
+        "A fixed temperature of 1: digits yes, retrieval no", Config(learn_temperature=False, temperature=1.0),
+        "With τ = 1 the logits stay in [-1, 1]: the softmax over the batch can hardly single out the right caption, "
+        "so the loss stays high. Picking one of 10 digit prompts still works; finding one image among 720 from its "
+        "full caption does not (compare retrieval R@5 with the learned temperature's).",
+        Claim(f"with τ fixed at 1, after {TARGET_STEPS} steps held-out caption -> image R@5 stays below 60% (the "
+              "learned temperature: 90% or more), while zero-shot digit accuracy still reaches 80%: a 10-way choice "
+              "needs no sharp softmax, telling 720 images apart does",
+              lambda s: s["r_at_5"] < 0.60 and s["zs_acc"] >= 0.80,
+              ("r_at_5", "zs_acc", "loss", "loss_floor", "steps"), max_steps=TARGET_STEPS)),
 }
 
 
@@ -101,6 +108,12 @@ def ridge_probe(h_train: torch.Tensor, y_train: torch.Tensor, h_test: torch.Tens
     return float(((b @ w).argmax(1) == y_test).double().mean())
 
 
+def learning_rate(peak: float, step: int, steps: int, warmup: int = WARMUP) -> float:
+    """The rate of optimizer step ``step`` (1-based) of ``steps``: linear warm-up, then cosine decay to 0."""
+    ramp = min(1.0, step / warmup) if warmup > 0 else 1.0
+    return peak * ramp * 0.5 * (1.0 + float(np.cos(np.pi * min(step / max(steps, 1), 1.0))))
+
+
 class _Trainer:
     """One CLIP run: model, optimizer, batch order, and the evaluation of every snapshot."""
 
@@ -112,8 +125,9 @@ class _Trainer:
                                   config.temperature, config.learn_temperature).to(device)
         decay = [p for n, p in self.model.named_parameters() if p.ndim >= 2]
         rest = [p for n, p in self.model.named_parameters() if p.ndim < 2 and p.requires_grad]
-        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
-                                     lr=config.lr)
+        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": WEIGHT_DECAY},
+                                      {"params": rest, "weight_decay": 0.0}], lr=config.lr)
+        self.step = 0
         self.x, self.tokens = data.x_train.to(device), data.train_tokens.to(device)
         self.order, self.pos = torch.randperm(len(self.x), generator=self.gen), 0
         # Fixed evaluation inputs: test images, class prompts of every template, held-out retrieval captions.
@@ -121,8 +135,8 @@ class _Trainer:
         self.templates = (BARE_TEMPLATE,) + PROMPT_TEMPLATES
         self.prompt_ids = torch.stack([tokenize_all(prompts(t)) for t in self.templates]).to(device)  # (T, 10, L)
         self.caption_ids = data.test_tokens.to(device)
-        self.probe_x = data.x_train[data.probe_index].to(device)
-        self.probe_y = data.digit_train[data.probe_index].to(device)
+        self.probe_x = data.x_train.to(device)  # the probe trains on every training render, with its digit label
+        self.probe_y = data.digit_train.to(device)
         self.display = display_index(data)
         self.unseen = data.unseen_combo_test.to(device)
 
@@ -133,8 +147,10 @@ class _Trainer:
             self.order, self.pos = torch.randperm(len(self.x), generator=self.gen), 0
         idx = self.order[self.pos:self.pos + n]
         self.pos += n
-        which = torch.randint(0, len(TRAIN_TEMPLATES), (n,), generator=self.gen)
-        idx, which = idx.to(self.device), which.to(self.device)
+        which = torch.randint(0, self.tokens.shape[1], (n,), generator=self.gen)
+        self.step += 1
+        for group in self.opt.param_groups:
+            group["lr"] = learning_rate(self.config.lr, self.step, self.config.steps)
         loss = self.model(self.x[idx], self.tokens[idx, which])
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -147,9 +163,12 @@ class _Trainer:
         m = self.model
         was = m.training
         m.eval()  # BatchNorm with its running statistics
-        h_test = torch.cat([m.image_encoder(x) for x in self.x_test.split(512)])  # (N_test, 128) features
-        img = F.normalize(m.w_i(h_test), dim=-1)  # (N_test, d)
-        h_probe = torch.cat([m.image_encoder(x) for x in self.probe_x.split(512)])
+        enc = m.image_encoder
+        # The probe reads the conv net's last feature map (its global max and the map itself: the representation
+        # before the MLP head and projection, like SimCLR's h); zero-shot reads the projected embedding.
+        z_test = torch.cat([enc.features(x) for x in self.x_test.split(512)])  # (N_test, 4w * 10)
+        img = F.normalize(m.w_i(enc.fc(z_test)), dim=-1)  # (N_test, d)
+        z_probe = torch.cat([enc.features(x) for x in self.probe_x.split(512)])
         T, C, L = self.prompt_ids.shape
         cls = m.encode_text(self.prompt_ids.view(T * C, L)).view(T, C, -1)  # (T, 10, d): bare word, then templates
         acc = [float(((img @ cls[t].T).argmax(1) == self.y_test).float().mean()) for t in range(T)]
@@ -165,7 +184,7 @@ class _Trainer:
             "zs_acc": acc[1], "zs_bare": acc[0], "zs_ensemble": float((pred_ens == self.y_test).float().mean()),
             "zs_best_single": max(acc[1:]), "zs_acc_unseen_combo": float((pred_main == self.y_test)[self.unseen]
                                                                           .float().mean()),
-            "probe_acc": ridge_probe(h_probe.cpu(), self.probe_y.cpu(), h_test.cpu(), self.y_test.cpu()),
+            "probe_acc": ridge_probe(z_probe.cpu(), self.probe_y.cpu(), z_test.cpu(), self.y_test.cpu()),
             "r_at_1": float((rank < 1).float().mean()), "r_at_5": float((rank < 5).float().mean()),
             "logit_scale": scale, "temperature": 1.0 / scale,
             **{f"zs_t{t}": acc[t + 1] for t in range(T - 1)},
@@ -247,27 +266,27 @@ def _summarize(snap: Snapshot, runner) -> dict:
     return out
 
 
-BENCH_STEPS = 600
-BENCH_SEEDS = (200, 201, 202, 203, 204)
+BENCH_SEEDS = (220, 221, 222, 223, 224)  # nobody tuned on these
 
 
 def _bench(device: torch.device) -> dict:
-    """The default preset for BENCH_STEPS steps over 5 unseen seeds: zero-shot (template, bare, ensemble, best
-    single), probe, R@5, and the training rate (to convert a step budget to seconds on this machine)."""
+    """The default preset (its full step budget) over 5 unseen seeds: the issue's targets (zero-shot with the
+    held-out template >= 85%, ensemble >= best single template, linear probe >= 95%), R@5, and the training time
+    (setup excluded: what the 60 s budget counts) with the rate, to convert the step budget to seconds here."""
     from ..runner import Runner
 
     rows = []
     for seed in BENCH_SEEDS:
-        r = Runner(DEMOS[0], replace(PRESETS["zero-shot"].config, seed=seed, steps=BENCH_STEPS,
-                                     eval_every=BENCH_STEPS // 4), device)
+        r = Runner(DEMOS[0], replace(PRESETS["zero-shot"].config, seed=seed), device)
         r.run_to_end()
         m = r.latest.metrics
         rows.append({"seed": seed, "steps": r.latest.step, "train_seconds": round(r.compute_seconds, 1),
                      **{k: round(m[k], 4) for k in ("zs_acc", "zs_bare", "zs_best_single", "zs_ensemble",
-                                                    "zs_acc_unseen_combo", "probe_acc", "r_at_5", "temperature")}})
+                                                    "zs_acc_unseen_combo", "probe_acc", "probe_acc_random_encoder",
+                                                    "r_at_5", "temperature")}})
     med = lambda k: float(np.median([row[k] for row in rows]))  # noqa: E731
     return {"clip_zs_acc_median": med("zs_acc"), "clip_probe_acc_median": med("probe_acc"),
-            "clip_r_at_5_median": med("r_at_5"),
+            "clip_r_at_5_median": med("r_at_5"), "clip_train_seconds_max": max(r["train_seconds"] for r in rows),
             "clip_steps_per_second": round(sum(r["steps"] for r in rows) / sum(r["train_seconds"] for r in rows), 1),
             "clip_seeds_zs_85": sum(r["zs_acc"] >= 0.85 for r in rows),
             "clip_seeds_ensemble_ge_best": sum(r["zs_ensemble"] >= r["zs_best_single"] for r in rows),
@@ -278,7 +297,7 @@ DEMOS = [Demo(
     name="clip", title="CLIP: images and captions in one space",
     summary="A tiny CLIP trains live on captioned coloured digits: zero-shot prompts, ensembling, probe, retrieval.",
     config_cls=Config, presets=PRESETS, run=run, summarize=_summarize,
-    benchmarks={"clip zero-shot, probe, retrieval (5 unseen seeds)": _bench},
+    benchmarks={"clip targets: zero-shot, ensemble, probe, R@5 (seeds 220-224)": _bench},
 )]
 
 __all__ = ["Config", "PRESETS", "DEMOS", "run", "ridge_probe", "loss_floor", "display_index"]

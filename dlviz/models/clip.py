@@ -51,9 +51,13 @@ class ImageEncoder(nn.Module):
         side = canvas // 8
         self.fc = nn.Sequential(nn.Linear(4 * w * (side * side + 1), hidden), nn.ReLU())
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(n, 3, H, W) -> (n, 4w * (side² + 1)): the last feature map's global max and the map itself."""
+        f = self.conv(torch.cat([x, x.amax(1, keepdim=True)], 1))  # (n, 4w, side, side)
+        return torch.cat([f.amax((2, 3)), f.flatten(1)], 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.conv(torch.cat([x, x.amax(1, keepdim=True)], 1))  # (n, 4w, 3, 3)
-        return self.fc(torch.cat([f.amax((2, 3)), f.flatten(1)], 1))
+        return self.fc(self.features(x))
 
 
 class _Block(nn.Module):
@@ -101,11 +105,12 @@ class TinyCLIP(nn.Module):
     """Both encoders, the linear projections W_i and W_t to the shared d-dim space, and the logit scale exp(t)."""
 
     def __init__(self, vocab: int, max_len: int, embed_dim: int = 64, width: int = 16, text_dim: int = 64,
-                 layers: int = 1, temperature: float = INIT_TEMPERATURE, learn_temperature: bool = True):
+                 layers: int = 1, temperature: float = INIT_TEMPERATURE, learn_temperature: bool = True,
+                 image_hidden: int = 128):
         super().__init__()
-        self.image_encoder = ImageEncoder(width)
+        self.image_encoder = ImageEncoder(width, image_hidden)
         self.text_encoder = TextEncoder(vocab, max_len, text_dim, layers)
-        self.w_i = nn.Linear(128, embed_dim, bias=False)
+        self.w_i = nn.Linear(image_hidden, embed_dim, bias=False)
         self.w_t = nn.Linear(text_dim, embed_dim, bias=False)
         # t = log(1/temperature); a fixed temperature is the same tensor without a gradient.
         self.log_scale = nn.Parameter(torch.tensor(math.log(1 / temperature)), requires_grad=learn_temperature)
