@@ -10,7 +10,7 @@ from dlviz.demos import get_demo
 from dlviz.figures import attention as figs
 from dlviz.figures.common import metric_curves
 from dlviz.models.attention import compare_scoring, positional_encoding, softmax_sharpness
-from dlviz.ui import config_form, current_device, explain, global_seed, live_run, show
+from dlviz.ui import config_form, current_device, explain, global_seed, live_run, part_switch, show
 from dlviz.ui.topics import require_app
 from dlviz.i18n import N_, _
 
@@ -20,18 +20,8 @@ KEY = "attn"
 PARTS = {"kernel": N_("1 · Kernel regression"), "scoring": N_("2 · Scoring functions"),
          "position": N_("3 · Positional encoding"), "transformer": N_("4 · Transformer heads")}
 ss = st.session_state
-if f"{KEY}.part" not in ss:  # a shared link names its part
-    ss[f"{KEY}.part"] = st.query_params.get("part", "kernel") if st.query_params.get("part") in PARTS else "kernel"
-
-
-def _new_part():
-    # Each part's settings live in the link; a different part must not read the previous part's settings.
-    st.query_params.clear()
-
-
 st.title(_("Attention: from kernel regression to a Transformer's heads"))
-part = st.radio(_("Part"), list(PARTS), format_func=lambda k: _(PARTS[k]), horizontal=True, key=f"{KEY}.part",
-                on_change=_new_part, label_visibility="collapsed")
+part = part_switch(KEY, PARTS)
 
 
 def kernel_part() -> None:

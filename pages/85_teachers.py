@@ -16,7 +16,7 @@ from dlviz.figures import teachers as figs
 from dlviz.figures.common import image_grid
 from dlviz.i18n import N_, _
 from dlviz.models.student import mean_soft_targets
-from dlviz.ui import config_form, current_device, explain, live_run, show
+from dlviz.ui import config_form, current_device, explain, live_run, part_switch, show
 from dlviz.ui.compute import queued
 from dlviz.ui.topics import require_app
 
@@ -28,18 +28,8 @@ PARTS = {"distill": N_("1 · Knowledge distillation"), "ema": N_("2 · EMA teach
 SHOWN_T = (1.0, 4.0, 10.0)  # the softened distributions drawn for the chosen digit
 SWEEP_T = (1.0, 2.0, 4.0, 8.0, 20.0)
 ss = st.session_state
-if f"{KEY}.part" not in ss:  # a shared link names its part
-    ss[f"{KEY}.part"] = st.query_params.get("part", "distill") if st.query_params.get("part") in PARTS else "distill"
-
-
-def _new_part():
-    # Each part's settings live in the link; a different part must not read the previous part's settings.
-    st.query_params.clear()
-
-
 st.title(_("Distillation and EMA teachers"))
-part = st.radio(_("Part"), list(PARTS), format_func=lambda k: _(PARTS[k]), horizontal=True, key=f"{KEY}.part",
-                on_change=_new_part, label_visibility="collapsed")
+part = part_switch(KEY, PARTS)
 
 
 def _link(page: str, label: str) -> None:

@@ -1,9 +1,9 @@
 """The streamlit layer: the only part of dlviz that imports streamlit."""
 
-from .controls import config_form
+from .controls import config_form, part_switch
 from .live import live_run, shared_view
 from .settings import current_device, global_seed, lecture_mode, render_sidebar
 from .show import explain, metric_row, plain, show
 
-__all__ = ["config_form", "live_run", "current_device", "global_seed", "lecture_mode", "render_sidebar",
+__all__ = ["config_form", "part_switch", "live_run", "current_device", "global_seed", "lecture_mode", "render_sidebar",
            "explain", "metric_row", "plain", "show", "shared_view"]

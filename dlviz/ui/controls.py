@@ -116,3 +116,19 @@ def _widget(f: dataclasses.Field, wkey: str):
     if isinstance(default, (int, float)):
         return st.number_input(label, key=wkey, help=help)
     return st.text_input(label, key=wkey, help=help)
+
+
+def part_switch(key: str, parts: dict[str, str]) -> str:
+    """A page's parts as one horizontal radio (``parts``: slug -> label marked ``N_()``), kept in the link as
+    ``?part=slug`` (see PAGE_PARAMS); a link's part is honoured on the session's first visit. Returns the slug."""
+    state, first = st.session_state, next(iter(parts))
+    if f"{key}.part" not in state:  # a shared link names its part
+        asked = st.query_params.get("part")
+        state[f"{key}.part"] = asked if asked in parts else first
+
+    def new_part():
+        # Each part's settings live in the link; a different part must not read the previous part's settings.
+        st.query_params.clear()
+
+    return st.radio(_("Part"), list(parts), format_func=lambda k: _(parts[k]), horizontal=True, key=f"{key}.part",
+                    on_change=new_part, label_visibility="collapsed")
