@@ -95,7 +95,7 @@ def draw(runner) -> None:
         f"{m['zs_ensemble']:.0%} · bare word {m['zs_bare']:.0%} · linear probe **{m['probe_acc']:.0%}** "
         f"(random encoder {m['probe_acc_random_encoder']:.0%}) · caption→image R@5 {m['r_at_5']:.0%} · "
         f"τ = {m['temperature']:.3f}" + (f" · loss {m['loss']:.2f}" if "loss" in m else ""))
-    left, right = st.columns([3, 2])
+    left, right = st.columns([4, 3])
     with left:
         show(clip_curves(runner.history), key=f"{KEY}.curves")
     with right:

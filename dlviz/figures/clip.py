@@ -32,7 +32,8 @@ def clip_curves(history: Sequence[dict], height: int = 340) -> go.Figure:
                         column_widths=[0.3, 0.45, 0.25], horizontal_spacing=0.07)
     rows = [r for r in history if "loss" in r]
     last = max([r["step"] for r in history] + [1])
-    fig.add_trace(go.Scatter(x=[r["step"] for r in rows], y=[r["loss"] for r in rows], mode="lines", name="loss",
+    fig.add_trace(go.Scatter(x=[r["step"] for r in rows], y=[r["loss"] for r in rows], mode="lines+markers",
+                             marker=dict(size=5), name="loss",
                              line=dict(color=PALETTE[6], width=2.5), showlegend=False), row=1, col=1)
     if history and "loss_chance" in history[-1]:
         c = history[-1]["loss_chance"]
@@ -71,15 +72,15 @@ def similarity_figure(sim: np.ndarray, image_labels: Sequence[str], captions: Se
     cosines times the logit scale.
     """
     n = len(sim)
-    short = [c if len(c) <= 30 else c[:29] + "…" for c in captions]
+    short = [c if len(c) <= 24 else c[:23] + "…" for c in captions]  # the full caption is in the hover
     cols = list(image_labels) if len(set(image_labels)) == n else [f"{lab} ({i})" for i, lab in enumerate(image_labels)]
     fig = go.Figure(go.Heatmap(z=np.asarray(sim).T, x=cols, y=short, colorscale="Viridis", zmin=-0.2, zmax=1.0,
-                               colorbar=dict(title="cos", thickness=12),
+                               colorbar=dict(thickness=10, len=0.9, tickfont=dict(size=11)),
                                customdata=np.array(captions, dtype=object)[:, None].repeat(n, 1),
                                hovertemplate="image %{x}<br>caption: %{customdata}<br>cos %{z:.2f}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", tickfont=dict(size=11))
     fig.update_xaxes(tickfont=dict(size=12), title_text="test image (its digit)", type="category")
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10),
+    fig.update_layout(height=height, margin=dict(l=0, r=0, t=40, b=10),
                       title=dict(text=f"images × captions: cosine (logits = cos × {scale:.0f})", font=dict(size=14)))
     return fig
 
