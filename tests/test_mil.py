@@ -210,3 +210,26 @@ def test_first_snapshot_at_the_largest_settings_costs_well_under_a_second_of_cpu
     assert not first.heartbeat and first.step == 0 and first.metrics["perm_bags"] >= 1
     assert first.arrays["gated_features"].shape == (360, 128)
     assert cpu < 2.5, f"step-0 snapshot took {cpu:.2f} s of CPU"  # measured: 0.5-0.6 s
+
+
+def test_texts_are_english_and_shown_in_chinese():
+    """Pooling names, a pooling's divergence message and the figures: English outside the UI (CLI, logs), Chinese
+    through tr() / _() in a zh session; the pooling-set values stay as they are (links, the CLI)."""
+    from dlviz.demos.base import DivergedError, check_finite
+    from dlviz.demos.mil import LOSS_NAMES, POOL_LABELS, POOLING_SETS
+    from dlviz.figures.mil import mil_curves
+    from dlviz.i18n import _, language, tr
+
+    assert "attention-vs-gated" in POOLING_SETS and POOL_LABELS["gated"] == "gated attention"
+    with pytest.raises(DivergedError) as err:
+        check_finite(float("nan"), 7, LOSS_NAMES["gated"])
+    msg = err.value.args[0]
+    assert str(msg).startswith("The gated attention pooling's loss became NaN at step 7")
+    hist = [{"step": 0, "attention_loss": 0.7, "attention_acc": 0.5, "attention_auc": 0.5, "attention_loc": 0.1}]
+    with language("zh"):
+        assert "门控注意力汇聚的损失" in tr(msg) and "7" in tr(msg)
+        assert [_(k) for k in POOLING_SETS][3] == "注意力 vs 门控注意力"
+        curves = mil_curves(hist, ["attention"], {"attention": _(POOL_LABELS["attention"])}, 0.1)
+        assert [a.text for a in curves.layout.annotations][:2] == ["训练包损失（BCE）", "测试包准确率"]
+        assert curves.data[0].name == "注意力"
+    assert tr(msg) == str(msg)

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 import torch
 
+from ..i18n import N_
 from .augment import digits_in_clutter
 from .digits import load_digits_split
 
-INSTANCE_KINDS = ("digits", "clutter")
+INSTANCE_KINDS = (N_("digits"), N_("clutter"))  # marked N_(): the widget shows them translated
 CLUTTER_CANVAS = 16  # side of a clutter patch; the 8x8 digit covers a quarter of it
 
 

@@ -18,18 +18,23 @@ import torch.nn.functional as F
 from ..config import param
 from ..data.bags import CLUTTER_CANVAS, INSTANCE_KINDS, Bags, train_test_bags
 from ..device import run_generator, seeded
+from ..i18n import N_
 from ..models.mil import MILNet, permutation_gap
 from .base import Claim, Demo, Pacer, Preset, Snapshot, check_finite, finish
 
-# Which poolings train side by side (a named registry feeds the widget and the CLI).
+# Which poolings train side by side (a named registry feeds the widget and the CLI). Keys and labels are marked
+# N_(): the widget and the page show them translated; the values stay (links, the CLI).
 POOLING_SETS = {
-    "all": ("mean", "max", "attention", "gated"),
-    "mean-vs-attention": ("mean", "attention"),
-    "max-vs-attention": ("max", "attention"),
-    "attention-vs-gated": ("attention", "gated"),
-    "attention": ("attention",),
+    N_("all"): ("mean", "max", "attention", "gated"),
+    N_("mean-vs-attention"): ("mean", "attention"),
+    N_("max-vs-attention"): ("max", "attention"),
+    N_("attention-vs-gated"): ("attention", "gated"),
+    N_("attention"): ("attention",),
 }
-POOL_LABELS = {"mean": "mean", "max": "max", "attention": "attention", "gated": "gated attention"}
+POOL_LABELS = {"mean": N_("mean"), "max": N_("max"), "attention": N_("attention"), "gated": N_("gated attention")}
+# What diverged, per pooling (check_finite's ``what``: a msgid)
+LOSS_NAMES = {"mean": N_("mean pooling's loss"), "max": N_("max pooling's loss"),
+              "attention": N_("attention pooling's loss"), "gated": N_("gated attention pooling's loss")}
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03)
 N_SHOW = 12  # test bags whose instances and weights each snapshot carries (8 positive, then 4 negative)
 N_PERM = 16  # test bags shuffled for the permutation check (at most) ...
@@ -42,7 +47,7 @@ class Config:
     instances: str = param("digits", "digits: each instance is an 8x8 digit; clutter: the digit sits small on a "
                            "16x16 patch of random strokes (a slide's patch with or without a tumour cell; much "
                            "harder: at bag size 10 no pooling learned it within 800 steps in our runs)",
-                           choices=INSTANCE_KINDS)
+                           choices=INSTANCE_KINDS, label="instances")
     target: int = param(9, "a bag is positive when it holds at least one image of this digit",
                         choices=tuple(range(10)), label="target digit")
     bag_size: int = param(10, "mean number of instances per bag", lo=2, hi=50, label="bag size (mean)")
@@ -52,17 +57,20 @@ class Config:
                                label="key instances per positive bag")
     pos_fraction: float = param(0.5, "share of positive bags (train and test)", lo=0.1, hi=0.9, step=0.1,
                                 label="positive bags")
-    train_bags: int = param(1000, "training bags (drawn from the 1,437 training digits)", lo=20, hi=2000)
-    test_bags: int = param(200, "test bags (drawn from the 360 test digits: no image in both sets)", lo=50, hi=300)
+    train_bags: int = param(1000, "training bags (drawn from the 1,437 training digits)", lo=20, hi=2000,
+                            label="training bags")
+    test_bags: int = param(200, "test bags (drawn from the 360 test digits: no image in both sets)", lo=50, hi=300,
+                           label="test bags")
     poolings: str = param("all", "which poolings train side by side (each with its own encoder; same bags, same "
-                          "order, same initial seed)", choices=tuple(POOLING_SETS))
+                          "order, same initial seed)", choices=tuple(POOLING_SETS), label="poolings")
     batch_bags: int = param(8, "bags per optimizer step", choices=(1, 2, 4, 8, 16, 32), label="bags per step")
-    width: int = param(16, "channels of the first conv layer of the instance encoder (then 2x)", choices=(8, 16, 32))
+    width: int = param(16, "channels of the first conv layer of the instance encoder (then 2x)", choices=(8, 16, 32),
+                       label="width")
     dim: int = param(64, "instance embedding size D", choices=(16, 32, 64, 128), label="embedding dim D")
     attn_dim: int = param(32, "hidden size of the attention network (rows of V and U)", choices=(8, 16, 32, 64),
                           label="attention dim")
     lr: float = param(1e-3, "Adam learning rate (weight decay 1e-4)", choices=LEARNING_RATES, label="learning rate")
-    steps: int = param(600, "optimizer steps", lo=10, hi=5000)
+    steps: int = param(600, "optimizer steps", lo=10, hi=5000, label="steps")
     eval_every: int = param(20, "optimizer steps between evaluations on the test bags", lo=1, hi=200,
                             label="steps per snapshot")
     seed: int = param(0, "seed for bags, clutter, initialization and bag order", lo=0, hi=2**31 - 1, widget=False)
@@ -212,7 +220,7 @@ def run(config: Config, device: torch.device) -> Iterator[Snapshot]:
         for i, m in enumerate(models):
             p = m.pooling
             if losses is not None:
-                metrics[f"{p}_loss"] = check_finite(losses[i], step, f"{POOL_LABELS[p]} pooling's loss")
+                metrics[f"{p}_loss"] = check_finite(losses[i], step, LOSS_NAMES[p])
             h = []  # the encoder over the test images in chunks, a pause point between two
             for start in range(0, len(test.images), ENCODE_CHUNK):
                 h.append((yield from pacer.call(step, instance_features, m.net,
