@@ -4,8 +4,9 @@ Each image is one digit drawn on a black ``CANVAS`` x ``CANVAS`` RGB canvas with
 each caption says some of those attributes in one of several English templates ("a small red seven in the top
 left", "the digit 7, drawn in blue"). What the tests of "zero-shot" rely on is held out of training:
 
-* templates: the zero-shot prompts ("a photo of the number {word}", ...) and the descriptive templates of the
-  retrieval test never occur in a training caption (every word of them does, in other sentences);
+* templates: the zero-shot prompts ("a photo of the number {word}", ...), the bare label word and the descriptive
+  templates of the retrieval test never occur as a training caption, whichever attributes a partial training
+  caption drops (every word of them does, in other sentences);
 * attribute combinations: some (digit, colour) pairs never occur in training ("a green seven"); the test images
   draw from all of them, so a test can ask about combinations the model never saw;
 * images: training renders come from the digits' training split, test renders from their test split.
