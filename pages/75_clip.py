@@ -15,61 +15,62 @@ from dlviz.figures.clip import clip_curves, joint_pca_figure, ranking_figure, rg
 from dlviz.models.clip import load_text_tower
 from dlviz.ui import config_form, current_device, explain, live_run, plain, show
 from dlviz.ui.topics import require_app
+from dlviz.i18n import _, current_language
 
 require_app(__file__)
 
 KEY = "clip"
 demo = get_demo("clip")
-st.title("CLIP: images and captions in one space")
+st.title(_("CLIP: images and captions in one space"))
 stage = st.container()  # figure first: buttons and the live view above the controls
 config = config_form(demo, KEY)
 views = st.container()
 
 explain(
-    "Each training example is an **image with its caption** (\"a small red seven in the top left\"); there are "
-    "no labels. An image encoder and a text encoder map both into one $d$-dimensional space, each followed by a "
-    "linear projection ($W_i$, $W_t$) and L2 normalization. In a batch of $N$ pairs every image should be "
-    "closest to its own caption among the $N$ captions, and every caption to its own image: the symmetric "
-    "cross-entropy over the $N\\times N$ similarity matrix, with a learned temperature $\\tau$ "
-    "(the logit scale $s = e^{t} = 1/\\tau$ starts at $1/0.07$ and is clipped at 100, as in the paper):",
+    _("Each training example is an **image with its caption** (\"a small red seven in the top left\"); there are "
+      "no labels. An image encoder and a text encoder map both into one $d$-dimensional space, each followed by a "
+      "linear projection ($W_i$, $W_t$) and L2 normalization. In a batch of $N$ pairs every image should be "
+      "closest to its own caption among the $N$ captions, and every caption to its own image: the symmetric "
+      "cross-entropy over the $N\\times N$ similarity matrix, with a learned temperature $\\tau$ "
+      "(the logit scale $s = e^{t} = 1/\\tau$ starts at $1/0.07$ and is clipped at 100, as in the paper):"),
     r"\text{logits}_{ij} = s\,\langle I_i, T_j\rangle,\qquad "
     r"\mathcal{L} = \frac12\Big[-\frac1N\sum_i \log\frac{e^{\text{logits}_{ii}}}{\sum_j e^{\text{logits}_{ij}}}"
     r"\;-\;\frac1N\sum_j \log\frac{e^{\text{logits}_{jj}}}{\sum_i e^{\text{logits}_{ij}}}\Big]",
     r"\text{zero-shot: }\hat y(I) = \arg\max_k \big\langle I,\; T(\text{``a photo of the number } k\text{''})\big\rangle",
     r"\text{ensemble: } \bar T_k = \frac{\sum_m T(\text{template}_m(k))}{\lVert\sum_m T(\text{template}_m(k))\rVert}",
-    claim="Without ever seeing a label, the model reads digits from prompts in a template that no training "
-          "caption used: on the held-out test images zero-shot accuracy reaches 92-95% after 800 steps (chance "
-          "10%; 43-53 s of training with its snapshots on 2 shared CPU cores), and held-out captions find their "
-          "image in the top 5 99% of the time. A linear probe on the frozen image features (the conv net's last "
-          "feature map) reaches 95-97% on 4 of 5 seeds (94.7% on the fifth), against 61-73% for the same encoder "
-          "untrained. Averaging five templates does as well as the best single template picked in hindsight, "
-          "within a point: the paper gains a few points, but here the templates err alike. Test images whose "
-          "(digit, colour) pair never occurred in training are read worse (56-71%). A fixed temperature of 1 "
-          "keeps the logits in [-1, 1]: the 10-way digit choice still works (92-95%, and the unseen pairs too), "
-          "but a caption finds its image among 720 in the top 5 only 36-50% of the time. Measured on seeds "
-          "220-224, which no one tuned on. What made the difference: captions that, like real ones, say only "
-          "some attributes; when every caption named colour, size and position, those alone told most pairs of "
-          "a batch apart and the digit came late.",
+    claim=_("Without ever seeing a label, the model reads digits from prompts in a template that no training "
+            "caption used: on the held-out test images zero-shot accuracy reaches 92-95% after 800 steps (chance "
+            "10%; 43-53 s of training with its snapshots on 2 shared CPU cores), and held-out captions find their "
+            "image in the top 5 99% of the time. A linear probe on the frozen image features (the conv net's last "
+            "feature map) reaches 95-97% on 4 of 5 seeds (94.7% on the fifth), against 61-73% for the same encoder "
+            "untrained. Averaging five templates does as well as the best single template picked in hindsight, "
+            "within a point: the paper gains a few points, but here the templates err alike. Test images whose "
+            "(digit, colour) pair never occurred in training are read worse (56-71%). A fixed temperature of 1 "
+            "keeps the logits in [-1, 1]: the 10-way digit choice still works (92-95%, and the unseen pairs too), "
+            "but a caption finds its image among 720 in the top 5 only 36-50% of the time. Measured on seeds "
+            "220-224, which no one tuned on. What made the difference: captions that, like real ones, say only "
+            "some attributes; when every caption named colour, size and position, those alone told most pairs of "
+            "a batch apart and the digit came late."),
 )
-with st.expander("What this toy keeps from the paper, and what it drops", expanded=False):
+with st.expander(_("What this toy keeps from the paper, and what it drops"), expanded=False):
     st.markdown(
-        "**Kept:** two encoders (a conv net for images, a Transformer over word tokens for text), linear "
-        "projections to a shared space, L2 normalization, the symmetric cross-entropy over the batch's similarity "
-        "matrix (the paper's pseudocode, Figure 3), the learned temperature initialized at 0.07 and clipped at "
-        "a logit scale of 100, zero-shot classification with prompts, prompt ensembling in embedding space, and "
-        "a linear probe on the frozen image features.\n\n"
-        "**Dropped:** 400 million web image-text pairs become 4,311 generated images of coloured digits, each with "
-        f"8 partial captions from a {len(VOCAB) - 2}-word vocabulary; ResNet-50 / ViT-L image encoders and a "
-        "63M-parameter 12-layer text Transformer become a 3-layer conv net and a 1-layer Transformer (about 160k "
-        "parameters in all); a batch "
-        "of 32,768 becomes 128; 32 epochs on hundreds of GPUs become a minute on a laptop CPU; the byte-pair "
-        "tokenizer becomes a word list and the EOS token a mean over the words. The image encoder also sees the "
-        "brightness max(R, G, B) so that shapes transfer across colours. The linear probe is a closed-form ridge "
-        "regression on the conv net's last feature map (before the MLP head and the projection $W_i$), fitted on "
-        "the training images with their digit labels; the paper fits a logistic regression.\n\n"
-        "**Held out:** the zero-shot templates, the bare label word and the retrieval captions' templates never "
-        "occur as a training caption, whichever attributes a caption drops (their words do, in other sentences); 5 (digit, colour) pairs never occur in training images (e.g. a "
-        "green seven); test images come from the digits' test split.")
+        _("**Kept:** two encoders (a conv net for images, a Transformer over word tokens for text), linear "
+          "projections to a shared space, L2 normalization, the symmetric cross-entropy over the batch's "
+          "similarity matrix (the paper's pseudocode, Figure 3), the learned temperature initialized at 0.07 "
+          "and clipped at a logit scale of 100, zero-shot classification with prompts, prompt ensembling in "
+          "embedding space, and a linear probe on the frozen image features.\n\n**Dropped:** 400 million web "
+          "image-text pairs become 4,311 generated images of coloured digits, each with 8 partial captions "
+          "from a {n_words}-word vocabulary; ResNet-50 / ViT-L image encoders and a 63M-parameter 12-layer text "
+          "Transformer become a 3-layer conv net and a 1-layer Transformer (about 160k parameters in all); a "
+          "batch of 32,768 becomes 128; 32 epochs on hundreds of GPUs become a minute on a laptop CPU; the "
+          "byte-pair tokenizer becomes a word list and the EOS token a mean over the words. The image encoder "
+          "also sees the brightness max(R, G, B) so that shapes transfer across colours. The linear probe is a "
+          "closed-form ridge regression on the conv net's last feature map (before the MLP head and the "
+          "projection $W_i$), fitted on the training images with their digit labels; the paper fits a logistic "
+          "regression.\n\n**Held out:** the zero-shot templates, the bare label word and the retrieval captions' "
+          "templates never occur as a training caption, whichever attributes a caption drops (their words do, "
+          "in other sentences); 5 (digit, colour) pairs never occur in training images (e.g. a green seven); "
+          "test images come from the digits' test split.").format(n_words=len(VOCAB) - 2))
 
 
 def text_tower(runner):
@@ -91,10 +92,18 @@ def draw(runner) -> None:
     m = snap.metrics
     data = load_caption_data(cfg.seed)
     st.markdown(
-        f"**step {snap.step}** · zero-shot “a photo of the number …” **{m['zs_acc']:.0%}** · ensemble "
-        f"{m['zs_ensemble']:.0%} · bare word {m['zs_bare']:.0%} · linear probe **{m['probe_acc']:.0%}** "
-        f"(random encoder {m['probe_acc_random_encoder']:.0%}) · caption→image R@5 {m['r_at_5']:.0%} · "
-        f"τ = {m['temperature']:.3f}" + (f" · loss {m['loss']:.2f}" if "loss" in m else ""))
+        _("**step {step}** · zero-shot “a photo of the number …” **{zs_acc:.0%}** · ensemble {zs_ensemble:.0%} "
+          "· bare word {zs_bare:.0%} · linear probe **{probe_acc:.0%}** (random encoder "
+          "{probe_acc_random_encoder:.0%}) · caption→image R@5 {r_at_5:.0%} · τ = {temperature:.3f}").format(
+            step=snap.step,
+            zs_acc=m['zs_acc'],
+            zs_ensemble=m['zs_ensemble'],
+            zs_bare=m['zs_bare'],
+            probe_acc=m['probe_acc'],
+            probe_acc_random_encoder=m['probe_acc_random_encoder'],
+            r_at_5=m['r_at_5'],
+            temperature=m['temperature'])
+        + (" · " + _("loss {loss:.2f}").format(loss=m['loss']) if "loss" in m else ""))
     left, right = st.columns([4, 3])
     with left:
         show(clip_curves(runner.history), key=f"{KEY}.curves")
@@ -116,37 +125,45 @@ def draw_slow(runner) -> None:
         n = len(snap.arrays["pca_img"])
         show(joint_pca_figure(snap.arrays["pca_img"], data.digit_test[:n].numpy(), snap.arrays["pca_txt"], WORDS),
              key=f"{KEY}.pca")
-        st.caption("Images and texts sit in two separate regions (the 'modality gap' of contrastive models); "
-                   "what lines up is the direction inside each: each prompt's star points towards its digit's dots.")
+        st.caption(_("Images and texts sit in two separate regions (the 'modality gap' of contrastive models); "
+                     "what lines up is the direction inside each: each prompt's star points towards its digit's "
+                     "dots."))
     with right:
         show(template_bars(m, PROMPT_TEMPLATES), key=f"{KEY}.templates")
-        st.caption(f"On test images whose (digit, colour) pair never occurred in training: "
-                   f"{m['zs_acc_unseen_combo']:.0%} with the first template.")
+        st.caption(_("On test images whose (digit, colour) pair never occurred in training: {acc:.0%} with the "
+                     "first template.").format(acc=m['zs_acc_unseen_combo']))
     tower = text_tower(runner)
     gallery = snap.arrays["gallery"]
     scale = float(m["logit_scale"])
-    st.subheader("Search the test images with a caption")
-    text = st.text_input("Caption", key=f"{KEY}.query", value="a large red seven in the top left", max_chars=200,
-                         help="Read by the run's text encoder at its latest snapshot; every test image is ranked by "
-                              "its cosine with the caption.")
+    st.subheader(_("Search the test images with a caption"))
+    if current_language() != "en":  # said once, where the reader types: captions are the model's English data
+        st.caption(_("The toy model reads English: its vocabulary, the training captions, the prompts and the "
+                     "captions below stay in English. Type your caption in English too."))
+    # The default caption is English input (the model's language), in every UI language.
+    text = st.text_input(_("Caption"), key=f"{KEY}.query", value="a large red seven in the top left", max_chars=200,
+                         help=_("Read by the run's text encoder at its latest snapshot; every test image is ranked "
+                                "by its cosine with the caption."))
     tokens = tokenize(text)
     words = [w for w in VOCAB[2:]]
     if tokens.unknown:
         shown = ", ".join(f"'{w}'" for w in tokens.unknown[:5])
-        st.info(plain(f"{shown} {'is' if len(tokens.unknown) == 1 else 'are'} not in the vocabulary (read as "
-                      f"<unk>); known words: {', '.join(words)}"), icon="🔤")
+        note = (_("{words} is not in the vocabulary (read as <unk>); known words: {known}")
+                if len(tokens.unknown) == 1 else
+                _("{words} are not in the vocabulary (read as <unk>); known words: {known}"))
+        st.info(plain(note.format(words=shown, known=", ".join(words))), icon="🔤")
     if tokens.truncated:
-        st.info(f"Only the first {MAX_LEN} words are read.", icon="✂️")
+        st.info(_("Only the first {n} words are read.").format(n=MAX_LEN), icon="✂️")
     if not text.strip():
-        st.caption("Type a caption to rank the test images.")
+        st.caption(_("Type a caption to rank the test images."))
     else:
         q = tower(tokens.ids[None])[0].numpy()
         scores = gallery @ q
         top = np.argsort(-scores)[:8]
         st.image(rgb_tiles(data.x_test[top].numpy(), scale=4, gap=4),
-                 caption="best 8, left to right: " + " · ".join(f"{scores[i]:.2f}" for i in top))
-    st.subheader("Pick an image: which caption fits?")
-    i = st.slider("Test image", 0, len(gallery) - 1, key=f"{KEY}.pick", value=0)
+                 caption=_("best 8, left to right: {scores}").format(
+                     scores=" · ".join(f"{scores[i]:.2f}" for i in top)))
+    st.subheader(_("Pick an image: which caption fits?"))
+    i = st.slider(_("Test image"), 0, len(gallery) - 1, key=f"{KEY}.pick", value=0)
     d, colour, size, pos = data.attributes(i)
     other_colour = COLOUR_NAMES[(COLOUR_NAMES.index(colour) + 1) % len(COLOUR_NAMES)]
     other_pos = POSITIONS[(POSITIONS.index(pos) + 2) % len(POSITIONS)]
@@ -161,10 +178,12 @@ def draw_slow(runner) -> None:
     probs = np.exp(logits - logits.max())
     probs /= probs.sum()
     c1, c2 = st.columns([1, 3])
-    c1.image(rgb_tiles(data.x_test[i:i + 1].numpy(), scale=8), caption=f"test image {i}: {own}")
+    c1.image(rgb_tiles(data.x_test[i:i + 1].numpy(), scale=8),
+             caption=_("test image {i}: {caption}").format(i=i, caption=own))
     with c2:
         show(ranking_figure(labels, probs, highlight=len(WORDS),
-                            title=f"softmax over 14 captions (scale {scale:.0f} × cosine)"), key=f"{KEY}.rank")
+                            title=_("softmax over {n} captions (scale {scale:.0f} × cosine)").format(
+                                n=len(labels), scale=scale)), key=f"{KEY}.rank")
 
 
 live_run(KEY, demo, config, current_device(), draw, draw_slow=draw_slow, stage=stage, views=views)

@@ -133,3 +133,30 @@ def test_short_training_run_reads_digits_zero_shot():
     a = snaps[-1].arrays
     assert a["sim"].shape == (10, 10) and a["gallery"].shape[0] == 720 and a["pca_txt"].shape == (10, 2)
     assert any(k.startswith("text_encoder.") for k in a["text_state"])
+
+
+def test_texts_translate_while_the_model_reads_english():
+    """Claims say the step budget they are checked at; every control is labelled and shown in Chinese; figures
+    translate their texts but keep the English prompt templates (the model's input)."""
+    import dataclasses
+
+    from dlviz.config import spec_of
+    from dlviz.demos.clip import TARGET_STEPS, Config
+    from dlviz.figures.clip import clip_curves, template_bars
+    from dlviz.i18n import _, language
+
+    for preset in PRESETS.values():
+        assert preset.claim.max_steps == TARGET_STEPS and f"{TARGET_STEPS} steps" in preset.claim.text
+    with language("zh"):
+        for preset in PRESETS.values():
+            assert _(preset.claim.text) != preset.claim.text and _(preset.note) != preset.note
+        for f in dataclasses.fields(Config):
+            spec = spec_of(f)
+            if spec.widget:
+                assert spec.label and _(spec.label) != spec.label and _(spec.help) != spec.help, f.name
+        curves = clip_curves([{"step": 0, "zs_acc": 0.1, "temperature": 0.07, "loss_chance": 4.8}])
+        assert [a.text for a in curves.layout.annotations][:3] == ["对称对比损失", "留出数据上的准确率", "温度 τ"]
+        bars = template_bars({"zs_bare": 0.5, "zs_ensemble": 0.9}, PROMPT_TEMPLATES)
+        names = list(bars.data[0].y)
+        assert names[1:-1] == list(PROMPT_TEMPLATES) and names[-1] == "5 个模板的集成"
+    assert list(template_bars({}, PROMPT_TEMPLATES).data[0].y)[-1] == "ensemble of the 5"
