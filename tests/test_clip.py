@@ -160,3 +160,5 @@ def test_texts_translate_while_the_model_reads_english():
         names = list(bars.data[0].y)
         assert names[1:-1] == list(PROMPT_TEMPLATES) and names[-1] == "5 个模板的集成"
     assert list(template_bars({}, PROMPT_TEMPLATES).data[0].y)[-1] == "ensemble of the 5"
+    from dlviz.figures.clip import shorten  # heatmap rows: captions cut at a word's end, never inside one
+    assert shorten("yellow 2 in the centre, small") == "yellow 2 in the centre…" and shorten("a red one") == "a red one"

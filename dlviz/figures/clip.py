@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import numpy as np
@@ -27,6 +28,14 @@ def rgb_tiles(images: np.ndarray, scale: int = 1, gap: int = 2) -> np.ndarray:
     for i, t in enumerate(tiles):
         out[:, i * (w * scale + gap):i * (w * scale + gap) + w * scale] = t
     return (out * 255).astype(np.uint8)
+
+
+def shorten(text: str, width: int = 24) -> str:
+    """``text`` cut to at most ``width`` characters at a word boundary, with "…" (whole words: the model's)."""
+    if len(text) <= width:
+        return text
+    ends = [m.end() for m in re.finditer(r"\w+", text) if m.end() <= width - 1]
+    return text[:ends[-1] if ends else width - 1] + "…"
 
 
 def clip_curves(history: Sequence[dict], height: int = 340) -> go.Figure:
@@ -78,7 +87,7 @@ def similarity_figure(sim: np.ndarray, image_labels: Sequence[str], captions: Se
     cosines times the logit scale.
     """
     n = len(sim)
-    short = [c if len(c) <= 24 else c[:23] + "…" for c in captions]  # the full caption is in the hover
+    short = [shorten(c) for c in captions]  # the full caption is in the hover
     cols = list(image_labels) if len(set(image_labels)) == n else [f"{lab} ({i})" for i, lab in enumerate(image_labels)]
     fig = go.Figure(go.Heatmap(z=np.asarray(sim).T, x=cols, y=short, colorscale="Viridis", zmin=-0.2, zmax=1.0,
                                colorbar=dict(thickness=10, len=0.9, tickfont=dict(size=11)),
@@ -143,4 +152,4 @@ def template_bars(metrics: dict, templates: Sequence[str], height: int = 300) ->
     return fig
 
 
-__all__ = ["clip_curves", "similarity_figure", "joint_pca_figure", "ranking_figure", "template_bars", "rgb_tiles"]
+__all__ = ["shorten", "clip_curves", "similarity_figure", "joint_pca_figure", "ranking_figure", "template_bars", "rgb_tiles"]
