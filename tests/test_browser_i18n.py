@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from dlviz.browser import full_screenshot, open_settled, serve_app, wait_idle
+from dlviz.data.captions import VOCAB
 from dlviz.i18n_extract import messages
 from dlviz.ui.topics import discover
 
@@ -105,13 +106,25 @@ def _visible_text(page) -> str:
     }""")
 
 
+# The CLIP page shows the English its toy model reads (captions, prompts, templates: data, not interface text).
+MODEL_WORDS = frozenset(w for w in VOCAB if w.isalpha())
+
+
+def _model_input(phrase: str) -> bool:
+    """Every word is one of the CLIP model's vocabulary words (or two of them run together: a figure's labels are
+    read without a space between them)."""
+    def known(w: str) -> bool:
+        return w in MODEL_WORDS or any(w[:i] in MODEL_WORDS and w[i:] in MODEL_WORDS for i in range(1, len(w)))
+    return all(known(w) for w in re.findall(r"[a-z]+", phrase.lower()))
+
+
 def _english(text: str) -> list[str]:
     for s in _pending_strings():
         text = text.replace(s, " ")
     out = []
     for line in text.splitlines():
         line = ALLOWED.sub(" ", line)
-        out += [m.group(0) for m in ENGLISH.finditer(line)]
+        out += [m.group(0) for m in ENGLISH.finditer(line) if not _model_input(m.group(0))]
     return out
 
 
