@@ -69,7 +69,10 @@ def refresh_until_trained(at, key: str, timeout_s: float = 90, pause: bool = Tru
 # browser: tools/selftest.py runs them alone, after the rest of the suite has run on two workers. (The pacing
 # tests' gaps between pause points count only when the CPU time is long too, so a busy machine cannot fail them:
 # they run on the workers, all but the one that times a press from another thread.)
-SERIAL_MODULES = {"test_scheduler", "test_runner_concurrency", "test_loadtest", "test_classroom_proxy"}
+# test_page_classroom: a copy of a shared CNN run replayed to the same step differed from it once (test_acc
+# 0.919 vs 0.894) with a second test process busy beside it; never alone: under investigation (#17).
+SERIAL_MODULES = {"test_scheduler", "test_runner_concurrency", "test_loadtest", "test_classroom_proxy",
+                  "test_page_classroom"}
 SERIAL_TESTS = {"test_pause_and_reset_from_another_thread_end_a_long_slice_at_once"}
 
 
