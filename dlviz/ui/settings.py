@@ -23,6 +23,10 @@ LANG_SWITCH = "dlviz.lang_switch"  # the widget; the language itself is in LANG,
 STEADY_CSS = """
 <style>
 [data-testid="stElementContainer"][data-stale="true"], [data-stale="true"] { opacity: 1 !important; transition: none !important; }
+/* The home cards' page names wrap instead of ending in "…" (long titles, Chinese, lecture mode). */
+[data-testid="stPageLink-NavLink"] * { white-space: normal !important; overflow: visible !important;
+  text-overflow: clip !important; line-height: 1.35 !important; }
+[data-testid="stPageLink-NavLink"] { height: auto !important; }
 </style>
 """
 
