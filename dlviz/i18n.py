@@ -31,7 +31,7 @@ import functools
 import gettext
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 DOMAIN = "dlviz"
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
@@ -52,20 +52,19 @@ def catalogue(lang: str) -> gettext.NullTranslations:
     return gettext.translation(DOMAIN, str(LOCALE_DIR), [LOCALES[lang]], fallback=True)
 
 
-def _session_language() -> str | None:
-    """The language stored in the session of the calling streamlit script thread; None outside a script run."""
-    if "streamlit" not in sys.modules:  # the CLI and the library never import streamlit for this
-        return None
-    try:
-        from streamlit.runtime.scriptrunner import get_script_run_ctx
+# The UI layer (dlviz.ui.session_language) registers how to read the calling thread's session language; the
+# library itself never imports streamlit. None: no UI loaded (the CLI, the demos, the benchmark): English.
+_session_hook: Callable[[], str | None] | None = None
 
-        ctx = get_script_run_ctx(suppress_warning=True)
-        if ctx is None:
-            return None
-        state = ctx.session_state
-        return state[STATE_KEY] if STATE_KEY in state else None
-    except Exception:  # an internal API moved: English rather than a failed page
-        return None
+
+def set_session_hook(hook: Callable[[], str | None] | None) -> None:
+    """Called by dlviz.ui on import: ``hook()`` gives the calling script thread's session language, or None."""
+    global _session_hook
+    _session_hook = hook
+
+
+def _session_language() -> str | None:
+    return _session_hook() if _session_hook is not None else None
 
 
 def current_language() -> str:

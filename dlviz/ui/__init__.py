@@ -1,5 +1,6 @@
 """The streamlit layer: the only part of dlviz that imports streamlit."""
 
+from . import session_language as _session_language  # registers dlviz.i18n's hook
 from .controls import config_form, part_switch
 from .live import live_run, shared_view
 from .settings import current_device, global_seed, lecture_mode, render_sidebar
