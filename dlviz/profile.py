@@ -23,6 +23,9 @@ COST_FIELDS = frozenset({
 })
 AREA_FIELDS = frozenset({"grid"})  # cost grows with the square: capped at max(default, presets), not twice
 MAX_HISTORY = {"standard": 4000, "classroom": 1000}  # rows of scalar metrics per run (thinned beyond)
+# Rewind checkpoints per run (snapshots with their arrays, thinned like the history) and their memory budget.
+MAX_CHECKPOINTS = {"standard": 50, "classroom": 30}
+CHECKPOINT_BYTES = {"standard": 96 << 20, "classroom": 24 << 20}
 
 
 def profile() -> str:
@@ -37,6 +40,11 @@ def classroom() -> bool:
 
 def max_history() -> int:
     return MAX_HISTORY[profile()]
+
+
+def checkpoint_limits() -> tuple[int, int]:
+    """(snapshots, bytes) a run keeps for rewinding and export."""
+    return MAX_CHECKPOINTS[profile()], CHECKPOINT_BYTES[profile()]
 
 
 def cap_config_fields(config_cls: type, preset_configs) -> dict[str, tuple]:

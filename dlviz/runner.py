@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import math
 import threading
 import time
 import traceback
 from typing import Any
 
+import numpy as np
 import torch
 
 from .demos.base import DIVERGED_HINT, Demo, DivergedError, Snapshot, heartbeat
 from .i18n import N_, Msg
+from .profile import checkpoint_limits
 from .profile import max_history as profile_max_history
 
 IDLE, RUNNING, PAUSED, DONE, FAILED = "idle", "running", "paused", "done", "failed"
@@ -27,7 +30,9 @@ class Runner:
     """Play, pause, one step, reset over ``demo.run(config, device)``; safe to drive from several threads.
 
     Attributes: ``status``; ``history`` (one dict of scalar metrics per snapshot, with ``step``; bounded by
-    thinning old rows); ``first`` and ``latest`` snapshots (with arrays); ``message`` (why a run failed);
+    thinning old rows); ``first`` and ``latest`` snapshots (with arrays); ``checkpoints`` (snapshots with their
+    arrays for rewinding and export: at most 50 and a memory budget, thinned like the history, the first and the
+    latest always kept); ``message`` (why a run failed);
     ``compute_seconds`` (time spent inside the generator: the training time); ``progress_step`` (the step of
     the last yield, heartbeats included).
 
@@ -55,6 +60,9 @@ class Runner:
             self.history: list[dict[str, float]] = []
             self.first: Snapshot | None = None
             self.latest: Snapshot | None = None
+            self.checkpoints: list[Snapshot] = []
+            self.cursor: int | None = None  # a rewound view's step (at_step); None: the latest
+            self._prev_arrays: tuple[dict, dict] = ({}, {})  # the last snapshot's arrays: as yielded, as kept
             self.message = ""
             self.compute_seconds = 0.0  # time inside the generator after its first snapshot: training
             self.setup_seconds = 0.0  # time to the first snapshot: data loading, model build, first evaluation
@@ -77,8 +85,9 @@ class Runner:
         latest = other.latest  # read once: the run may record another snapshot meanwhile
         new.first, new.latest, new.pace_s = other.first, latest, other.pace_s
         new.history = [h for h in other.history if latest is None or h["step"] <= latest.step]
+        new.checkpoints = [c for c in other.checkpoints if latest is None or c.step <= latest.step]
         new.snapshots_seen, new.compute_seconds = other.snapshots_seen, other.compute_seconds
-        new.progress_step = other.latest.step if other.latest is not None else 0
+        new.progress_step = latest.step if latest is not None else 0
         new._replay_to = new.progress_step if new.progress_step > 0 else None
         new.status = DONE if other.status == DONE else PAUSED
         return new
@@ -304,12 +313,35 @@ class Runner:
             # Thin the older half by two: the curve keeps its shape, memory stays bounded.
             half = len(history) // 2
             history = history[:half:2] + history[half:]
+        snap = self._owned(snap)
+        checkpoints = _thinned(self.checkpoints + [snap], *checkpoint_limits())
         with self._state:  # a reader's frozen() sees the snapshot, its history row and the count together
             self.snapshots_seen += 1
             if self.first is None:
                 self.first = snap
             self.latest = snap
             self.history = history
+            self.checkpoints = checkpoints
+
+    def _owned(self, snap: Snapshot) -> Snapshot:
+        """``snap`` with arrays of its own: numpy views of live tensors (``tensor.numpy()`` on the CPU) would
+        change as training goes on. An array the previous snapshot also carried (one evaluation repeated by
+        light snapshots) is copied once."""
+        prev_raw, prev_kept = self._prev_arrays
+        kept = {k: prev_kept[k] if prev_raw.get(k) is v and k in prev_kept else _own(v) for k, v in snap.arrays.items()}
+        self._prev_arrays = (snap.arrays, kept)
+        return snap if all(kept[k] is snap.arrays[k] for k in kept) else dataclasses.replace(snap, arrays=kept)
+
+    def at_step(self, step: int | None) -> "Runner":
+        """A frozen view rewound to the last checkpoint at or before ``step`` (None: as is): ``latest`` is that
+        checkpoint and ``cursor`` its step; the history stays whole, so curves show the run with a cursor."""
+        view = self.frozen()
+        if step is None or not view.checkpoints or view.latest is None or step >= view.latest.step:
+            return view
+        view.latest = max((c for c in view.checkpoints if c.step <= step), key=lambda c: c.step,
+                          default=view.checkpoints[0])
+        view.cursor = view.latest.step
+        return view
 
     def frozen(self) -> "Runner":
         """A shallow copy for one redraw: ``latest``, ``history``, ``status`` as of now, while the worker trains
@@ -340,3 +372,42 @@ class Runner:
         out.setdefault("setup_seconds", round(self.setup_seconds, 3))
         out["device"] = str(self.device)
         return out
+
+
+def _nbytes(value: Any, seen: set[int]) -> int:
+    """Bytes of the arrays in ``value`` not counted yet (snapshots may share an evaluation's arrays)."""
+    if id(value) in seen:
+        return 0
+    seen.add(id(value))
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(_nbytes(v, seen) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_nbytes(v, seen) for v in value)
+    return 64
+
+
+def _size(checkpoints: list[Snapshot]) -> int:
+    seen: set[int] = set()
+    return sum(_nbytes(c.arrays, seen) for c in checkpoints)
+
+
+def _own(value: Any) -> Any:
+    """``value`` with numpy views copied (``tensor.numpy()`` on the CPU shares the live weights' memory)."""
+    if isinstance(value, np.ndarray):
+        return value if value.flags.owndata else value.copy()
+    if isinstance(value, dict):
+        return {k: _own(v) for k, v in value.items()}
+    return value
+
+
+def _thinned(checkpoints: list[Snapshot], most: int, budget: int) -> list[Snapshot]:
+    """Drop every other checkpoint of the older half (the first and the newest stay) until at most ``most`` are
+    kept and their arrays fit ``budget`` bytes (one checkpoint over the budget: the first and the latest only)."""
+    while len(checkpoints) > 2 and (len(checkpoints) > most or _size(checkpoints) > budget):
+        half = max(2, len(checkpoints) // 2)
+        checkpoints = checkpoints[:1] + checkpoints[1:half][1::2] + checkpoints[half:]
+    return checkpoints

@@ -91,7 +91,9 @@ def page_2d():
                    "Mode collapse (the collapse preset): a clump with a spread near 0 that hits one mode at a time "
                    "but visits many in turn; it can read 0 modes covered while it sits between two modes."))
 
-    live_run(f"{KEY}.2d", demo, config, current_device(), draw, stage=stage)
+    live_run(f"{KEY}.2d", demo, config, current_device(), draw, stage=stage, main_view=lambda r: gan_plane_figure(
+        r.latest.arrays, r.config.loss != "wgan-gp", shown,
+        title=_("Step {step}").format(step=r.latest.step)))
 
 
 def page_1d():
@@ -115,7 +117,8 @@ def page_1d():
         show(gan_1d_figure(snap.arrays, cfg.data_mean, title=_("Step {step}").format(step=snap.step)), key=f"{KEY}.1d.fig")
         loss_panels(runner, [(_("|D - 1/2| and JS"), ["d_gap", "js"])])
 
-    live_run(f"{KEY}.1d", demo, config, current_device(), draw, stage=stage)
+    live_run(f"{KEY}.1d", demo, config, current_device(), draw, stage=stage, main_view=lambda r: gan_1d_figure(
+        r.latest.arrays, r.config.data_mean, title=_("Step {step}").format(step=r.latest.step)))
 
 
 def page_digits():
@@ -148,7 +151,9 @@ def page_digits():
                  key=f"{KEY}.digits.div")
         loss_panels(runner, [])
 
-    live_run(f"{KEY}.digits", demo, config, current_device(), draw, stage=stage)
+    live_run(f"{KEY}.digits", demo, config, current_device(), draw, stage=stage, main_view=lambda r: image_grid(
+        r.latest.arrays["samples"], ncols=8, tile_px=48,
+        title=_("64 fixed noise vectors at step {step}").format(step=r.latest.step)))
 
 
 {"2d": page_2d, "1d": page_1d, "digits": page_digits}[view]()

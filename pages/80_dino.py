@@ -136,7 +136,17 @@ def draw_maps(runner) -> None:
                           class_names=tuple(str(i) for i in range(10))))
 
 
-runner = live_run(KEY, demo, config, current_device(), draw, draw_slow=draw_maps, stage=stage, views=st.container())
+def main_view(runner):
+    """The replay's view: the teacher's last-layer attention per head on four images, 60% of the mass kept."""
+    arr = runner.latest.arrays
+    maps = arr["teacher_maps"][:4, -1]
+    return attention_figure(arr["images"][:4], maps, _kept(maps, 0.6), arr["masks"][:4],
+                            title=_("Teacher, last layer: CLS attention per head (step {at})").format(
+                                at=int(runner.latest.metrics["eval_step"])))
+
+
+runner = live_run(KEY, demo, config, current_device(), draw, draw_slow=draw_maps, stage=stage, views=st.container(),
+                  main_view=main_view)
 
 st.subheader(_("Baseline: the same ViT trained with labels"))
 st.caption(_("Cross-entropy on the digit class, same images, {SUPERVISED_STEPS:,} steps (about 90 s on 2 CPU "

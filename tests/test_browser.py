@@ -67,12 +67,15 @@ def _step(page) -> int:
     return int(re.search(r"step (\d+)", text).group(1))
 
 
-def test_cnn_trains_live_and_the_accuracy_chart_changes(page, app_url):
+def test_cnn_trains_live_by_keyboard_then_rewinds_and_exports(page, app_url):
+    """Space starts and pauses; the chart changes while training; paused, the timeline rewinds the page to an
+    earlier step; the export popover makes the offline HTML replay and the GIF."""
     page.set_viewport_size({"width": 1400, "height": 1000})
     _open(page, f"{app_url}/cnn?preset=modern&epochs=60&seed=0")  # long enough to pause
     chart = page.locator(FRESH).locator(".js-plotly-plot").first
     before = chart.inner_html()
-    page.locator(FRESH).get_by_role("button", name="▶ Start").click()
+    page.locator("h1").first.click()  # focus on the page, not in a text box
+    page.keyboard.press("Space")
     steps, deadline = [], time.monotonic() + 45  # a busy machine redraws less often (the caption says so)
     while (len(steps) < 12 or len(set(steps)) < 4) and time.monotonic() < deadline:
         page.wait_for_timeout(700)
@@ -80,12 +83,30 @@ def test_cnn_trains_live_and_the_accuracy_chart_changes(page, app_url):
     assert steps[-1] > steps[0] and steps[-1] > 0, steps  # training advances while we watch
     assert len(set(steps)) >= 4, f"the page should refresh repeatedly while training: {steps}"
     assert chart.inner_html() != before
-    page.locator(FRESH).get_by_role("button", name="⏸ Pause").first.click()
+    page.keyboard.press("Space")
     status = page.locator(FRESH).get_by_text(re.compile(r"paused · step")).first
     status.wait_for(timeout=30_000)  # a busy server redraws less often (the caption says so)
     paused = _step(page)
     page.wait_for_timeout(1500)
     assert _step(page) == paused, "a paused run must not advance"
+    # Rewind: the timeline's thumb, moved by the keyboard to earlier checkpoints.
+    thumb = page.get_by_role("slider", name="Rewind")
+    thumb.focus()
+    for _ in range(5):
+        thumb.press("ArrowLeft")
+    rewound = page.get_by_text(re.compile(r"rewound to step \d+ of \d+")).first
+    rewound.wait_for(timeout=30_000)
+    at = int(re.search(r"rewound to step (\d+)", rewound.text_content()).group(1))
+    assert 0 <= at < paused
+    assert _step(page) == paused, "rewinding shows an earlier step; the run itself stays where it was"
+    # Export: the replay files, made on request.
+    page.locator('[data-testid="stPopover"] button').first.click()
+    page.get_by_role("button", name="Make the replay (HTML and GIF)").click()
+    with page.expect_download(timeout=90_000) as dl:
+        page.get_by_role("button", name="Replay (HTML, offline)").click()
+    html = Path(dl.value.path()).read_text(encoding="utf-8")
+    assert "Plotly.newPlot" in html or "Plotly.react" in html or "plotly" in html.lower()
+    assert 'src="http' not in html and "<iframe" not in html  # offline: nothing fetched from the network
     assert _exceptions(page) == []
 
 

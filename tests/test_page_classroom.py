@@ -33,7 +33,9 @@ def test_identical_starts_share_one_run_and_pause_gives_a_copy():
     assert mine.status == "paused" and mine.history[-1]["step"] > mine.history[-2]["step"]
     at_step = mine.latest.step
     row = next(h for h in shared.history if h["step"] == at_step)  # the same numbers as the shared run
-    assert row["test_acc"] == mine.history[-1]["test_acc"]
+    diff = [(h["step"], h["test_acc"], m["test_acc"]) for h in shared.history for m in mine.history
+            if h["step"] == m["step"] and h["test_acc"] != m["test_acc"]]
+    assert row["test_acc"] == mine.history[-1]["test_acc"], (at_step, diff, mine.history[-3:], shared.history[-3:])
     assert not a.exception and not b.exception
 
 

@@ -23,7 +23,8 @@ from ..demos.base import Demo
 from ..i18n import N_, _, current_language, tr
 from ..runner import DONE, FAILED, IDLE, PAUSED, RUNNING, Runner
 from ..scheduler import scheduler
-from .show import plain
+from .compute import queued
+from .show import cursor_at, plain
 
 PACES = {N_("full speed"): 0.0, N_("10 snapshots/s"): 0.1, N_("3 snapshots/s"): 1 / 3, N_("1 snapshot/s"): 1.0,
          N_("1 every 3 s"): 3.0}  # at least this long between snapshots: a 0.3 s phenomenon slowed down to narrate
@@ -81,7 +82,7 @@ def _runner_for(key: str, demo: Demo, config, device: torch.device, pace_s: floa
     return runner
 
 
-def _control_row(key: str, runner: Runner, config, device, pace_s: float) -> None:
+def _control_row(key: str, runner: Runner, config, device, pace_s: float, main_view: Callable | None) -> None:
     ss, rk, me, sched = st.session_state, f"{key}._runner", session_id(), scheduler()
 
     def own() -> Runner:
@@ -124,7 +125,10 @@ def _control_row(key: str, runner: Runner, config, device, pace_s: float) -> Non
         r.request_step()
         sched.start(r, me)
 
-    c = st.columns([1, 1, 1, 1, 1.2, 0.7])  # wide enough for the label and its key at 1280 px, sidebar open
+    # Paused or finished, the timeline takes the speed slider's place (and some width): the first screen of a
+    # projector keeps its height. The speed is kept meanwhile (a widget not drawn would lose its value).
+    rewinding = _can_rewind(runner)
+    c = st.columns([1, 1, 1, 1, 1.9, 0.6] if rewinding else [1, 1, 1, 1, 1.2, 0.7])  # labels fit at 1280 px
     running = runner.status == RUNNING
     # Keyboard (Streamlit reserves C and R; S did not reach the Step button once the speed slider was added, N
     # does): Space starts and pauses (only one of the two is enabled), N steps,
@@ -138,13 +142,42 @@ def _control_row(key: str, runner: Runner, config, device, pace_s: float) -> Non
                 shortcut="N", help=_("Advance one snapshot (next) and pause (key: N)."))
     c[3].button(_("↺ Reset"), key=f"{key}.reset", on_click=reset, width="stretch", shortcut="Home",
                 help=_("A fresh run with the current controls (key: Home)."))
-    c[4].select_slider(_("Speed"), list(PACES), key=f"{key}.pace", label_visibility="collapsed", format_func=_,
-                       help=_("Training speed: full speed, or at most this many snapshots per second, to narrate a "
-                              "fast phenomenon. It changes the pace, not the numbers."))
+    if rewinding:
+        if f"{key}.pace" in ss:
+            ss[f"{key}.pace"] = ss[f"{key}.pace"]
+        with c[4]:
+            _timeline(key, runner)
+    else:
+        ss.pop(f"{key}.rewind", None)  # the next pause starts at the latest step
+        c[4].select_slider(_("Speed"), list(PACES), key=f"{key}.pace", label_visibility="collapsed", format_func=_,
+                           help=_("Training speed: full speed, or at most this many snapshots per second, to "
+                                  "narrate a fast phenomenon. It changes the pace, not the numbers."))
     if runner.config != config or runner.device != device:
         st.warning(_("Controls changed during this run: press Reset to apply them."), icon="⚙️")
     with c[5]:
-        _export(key, runner)
+        _export(key, runner, main_view)
+
+
+def _can_rewind(runner: Runner) -> bool:
+    return runner.status in (PAUSED, DONE) and len(runner.checkpoints) >= 2 and not runner.replaying
+
+
+def _timeline(key: str, runner: Runner) -> None:
+    """After a pause or the end: a slider over the run's checkpoints; every figure of the page shows that step
+    (the curves with a cursor)."""
+    ss, rk = st.session_state, f"{key}.rewind"
+    steps = [c.step for c in runner.checkpoints]
+    if ss.get(rk) not in steps:
+        ss[rk] = steps[-1]
+    st.select_slider(_("Rewind"), steps, key=rk, label_visibility="collapsed",
+                     format_func=lambda s: _("step {step}").format(step=s),
+                     help=_("Scrub the run: every figure shows the run at this step (the {n} checkpoints kept). "
+                            "Resume or Step go on from step {last}.").format(n=len(steps), last=steps[-1]))
+
+
+def _shown(key: str, runner: Runner) -> Runner:
+    """What the page draws: the run as it is, or rewound to the timeline's step."""
+    return runner.at_step(st.session_state.get(f"{key}.rewind")) if _can_rewind(runner) else runner.frozen()
 
 
 def history_csv(rows: list[dict]) -> str:
@@ -162,10 +195,64 @@ def run_json(runner: Runner, link: str = "") -> str:
                       indent=2, default=str)
 
 
-def _export(key: str, runner: Runner) -> None:
+def default_main_view(runner: Runner):
+    """The run's loss (and accuracy) curves: the main view of a page that names none, for the replay files."""
+    from ..figures.common import metric_curves
+
+    keys = list(dict.fromkeys(k for r in runner.history for k in r if k != "step"))
+    panels = [(title, ks[:3]) for title, ks in ((_("loss"), [k for k in keys if "loss" in k]),
+                                                (_("accuracy"), [k for k in keys if "acc" in k])) if ks]
+    return metric_curves(runner.history, panels or [(keys[0], keys[:1])] if keys else [("", [])])
+
+
+def replay_frames(runner: Runner, main_view: Callable, progress: Callable[[float], None] | None = None) -> list:
+    """(step, figure) for every checkpoint of ``runner``: the main view as it was then, curves up to that step."""
+    frames, steps = [], [c.step for c in runner.checkpoints]
+    for i, step in enumerate(steps):
+        view = runner.at_step(step)
+        view.history = [h for h in view.history if h["step"] <= step]
+        view.cursor = None
+        frames.append((step, main_view(view)))
+        if progress is not None:
+            progress((i + 1) / len(steps))
+    return frames
+
+
+def _replay_files(key: str, runner: Runner, main_view: Callable) -> None:
+    """The replay of the main view: a standalone HTML page (plotly.js inside, a slider over the checkpoints,
+    works offline) and an animated GIF, made on request with a progress bar, then offered for download."""
+    from ..export import replay_gif, replay_html
+
+    ss, slot = st.session_state, f"{key}._replay"
+    stamp = (id(runner.token), runner.snapshots_seen)
+    if len(runner.checkpoints) < 2:
+        st.caption(_("The replay needs at least two snapshots: start the run first."))
+        return
+    if st.button(_("Make the replay (HTML and GIF)"), key=f"{key}.make_replay", width="stretch",
+                 help=_("The page's main view at each of the {n} checkpoints kept, as a page that plays offline "
+                        "and as a GIF for slides.").format(n=len(runner.checkpoints))):
+        bar = st.progress(0.0, text=_("Drawing the checkpoints..."))
+        frames = replay_frames(runner.frozen(), main_view, lambda f: bar.progress(f, text=_("Drawing the "
+                                                                                            "checkpoints...")))
+        title = f"{runner.demo.title} · seed {getattr(runner.config, 'seed', '')}"
+        html = queued(_("Writing the replay"), replay_html, frames, title)
+        gif = queued(_("Encoding the GIF"), replay_gif, frames, caption=title)
+        bar.empty()
+        ss[slot] = (stamp, html, gif)
+    made = ss.get(slot)
+    if made is not None:
+        if made[0] != stamp:
+            st.caption(_("The run went on since the replay was made: make it again to include the new steps."))
+        st.download_button(_("Replay (HTML, offline)"), made[1], file_name=f"{key}-replay.html", mime="text/html",
+                           key=f"{key}.export_html", on_click="ignore")
+        st.download_button(_("Animation (GIF)"), made[2], file_name=f"{key}-replay.gif", mime="image/gif",
+                           key=f"{key}.export_gif", on_click="ignore")
+
+
+def _export(key: str, runner: Runner, main_view: Callable | None = None) -> None:
     """Downloads of the run on screen, made when clicked (from the run as it is then, on a thread of the server
     that has no session: the runner is captured here): its metrics history as CSV, its config, seed and link as
-    JSON."""
+    JSON; and, on request, the replay of its main view as HTML and GIF."""
     def run_now() -> Runner:
         return runner.frozen()
 
@@ -181,12 +268,13 @@ def _export(key: str, runner: Runner) -> None:
     def config_json() -> str:
         return run_json(run_now(), link)
 
-    with st.popover("⬇", help=_("Export: the run's metrics (CSV) and its settings and link (JSON), as they are "
-                                "when you click.")):
+    with st.popover("⬇", help=_("Export: the run's metrics (CSV), its settings and link (JSON), as they are "
+                                "when you click, and a replay of its main view (HTML and GIF).")):
         st.download_button(_("Metrics history (CSV)"), csv, file_name=f"{key}-metrics.csv", mime="text/csv",
                            key=f"{key}.export_csv", on_click="ignore")
         st.download_button(_("Config and link (JSON)"), config_json, file_name=f"{key}-run.json",
                            mime="application/json", key=f"{key}.export_json", on_click="ignore")
+        _replay_files(key, runner, main_view or default_main_view)
 
 
 def _status(key: str, runner: Runner, draw_ms: float | None, period: float) -> None:
@@ -197,6 +285,8 @@ def _status(key: str, runner: Runner, draw_ms: float | None, period: float) -> N
         label = _("stepping")
     if runner.replaying and runner.status == RUNNING:
         label = _("catching up (replaying to step {step})").format(step=runner._replay_to)
+    rewound = "" if runner.cursor is None else " · **" + _("rewound to step {step} of {last}").format(
+        step=runner.cursor, last=runner.checkpoints[-1].step if runner.checkpoints else step) + "**"
     watchers = runner.watchers()
     shared = _(" · shared: {n} sessions watch this run").format(n=watchers) if watchers > 1 else ""
     slow = st.session_state.get(f"{key}._slow_ms")
@@ -212,7 +302,7 @@ def _status(key: str, runner: Runner, draw_ms: float | None, period: float) -> N
     st.caption(f"**{label}** · "
                + _("step {step} · {s} s of compute on {device}").format(
                    step=step, s=f"{runner.compute_seconds:.1f}", device=runner.device.type)
-               + f"{shared}{cost}")
+               + f"{rewound}{shared}{cost}")
     if shared:
         st.caption(_("Pause, Step or Reset gives you a run of your own at this step; the others' run goes on."))
     if runner.notice:  # written by the server's threads in English: shown translated when the catalogue has it
@@ -229,7 +319,7 @@ def shared_view(runner: Runner, name: str, build: Callable[[], object], *parts) 
     from .settings import lecture_mode
 
     key = (name, lecture_mode(), current_language(), parts)  # figures carry text: one per language
-    stamp = (runner.snapshots_seen, runner.status)
+    stamp = (runner.snapshots_seen, runner.status, runner.cursor)  # a rewound view is another picture
     views = runner._views
     hit = views.get(key)
     if hit is not None and hit[0] == stamp:
@@ -241,7 +331,8 @@ def shared_view(runner: Runner, name: str, build: Callable[[], object], *parts) 
 
 def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[[Runner], None],
              draw_slow: Callable[[Runner], None] | None = None, every_s: float = EVERY_S,
-             slow_every_s: float = SLOW_EVERY_S, pace_s: float = 0.0, stage=None, views=None) -> Runner:
+             slow_every_s: float = SLOW_EVERY_S, pace_s: float = 0.0, stage=None, views=None,
+             main_view: Callable[[Runner], object] | None = None) -> Runner:
     """Controls plus a live area that ``draw(runner)`` fills; returns the page's runner.
 
     ``draw`` (metrics, curves) refreshes every ``every_s`` while training; ``draw_slow`` (heavier views) sits in
@@ -252,6 +343,9 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
     Figure first: ``stage`` (a container the page made right under its title) receives the buttons and the live
     area, so the first screen of a projector shows them above the controls and the explanation; ``views`` (a
     container below those) receives the heavier views. Both default to here.
+
+    Paused or finished, a timeline rewinds every figure to a checkpoint (``Runner.at_step``); ``main_view(runner)``
+    (a plotly figure; default: the loss and accuracy curves) is what the HTML and GIF replays show.
     """
     pace_s = max(pace_s, PACES.get(st.session_state.get(f"{key}.pace"), 0.0))  # the page's own pace, or slower
     runner = _runner_for(key, demo, config, device, pace_s)
@@ -262,7 +356,7 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
         scheduler().start(runner, session_id())
     runner.pace_s = pace_s  # presentation only: the numbers do not depend on it
     with stage if stage is not None else contextlib.nullcontext():
-        _control_row(key, runner, config, device, pace_s)
+        _control_row(key, runner, config, device, pace_s, main_view)
     st.session_state[f"{key}._buttons"] = runner.status
     me, sched = session_id(), scheduler()
     period = sched.refresh_period(every_s)  # longer when many sessions watch (see scheduler.DRAW_SHARE)
@@ -276,9 +370,10 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
         if r.status == RUNNING:
             sched.start(r)  # a no-op while it trains; puts back a run that lost its place
         t0 = time.perf_counter()
-        frozen = r.frozen()  # one consistent state for every figure of this redraw; the worker trains on
+        frozen = _shown(key, r)  # one consistent state for every figure of this redraw; the worker trains on
         _status(key, frozen, ss.get(f"{key}._draw_ms"), ss[f"{key}._period"][0])
-        draw(frozen)
+        with cursor_at(frozen.cursor):
+            draw(frozen)
         spent = time.perf_counter() - t0
         ss[f"{key}._draw_ms"] = spent * 1000
         if r.status == RUNNING:  # timed redraws only: a page drawn once does not load the server
@@ -296,7 +391,9 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
         @st.fragment(run_every=slow_every_s * period / every_s if runner.status == RUNNING else None)
         def slow_area():
             t0 = time.perf_counter()
-            draw_slow(st.session_state[f"{key}._runner"].frozen())
+            shown = _shown(key, st.session_state[f"{key}._runner"])
+            with cursor_at(shown.cursor):
+                draw_slow(shown)
             st.session_state[f"{key}._slow_ms"] = (time.perf_counter() - t0) * 1000
 
         with views if views is not None else contextlib.nullcontext():
@@ -304,4 +401,4 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
     return runner
 
 
-__all__ = ["live_run", "session_id", "share_key", "shared_view", "RUNNING", "PAUSED", "DONE", "FAILED", "IDLE"]
+__all__ = ["live_run", "session_id", "share_key", "shared_view", "default_main_view", "replay_frames", "RUNNING", "PAUSED", "DONE", "FAILED", "IDLE"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import re
 
 import plotly.graph_objects as go
 import streamlit as st
 
-from ..figures.common import FONT_FAMILY
+from ..figures.common import FONT_FAMILY, metric_name
 from ..i18n import _
 from .settings import lecture_mode
 
@@ -32,8 +34,44 @@ def plain(text: object) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", s)
 
 
+# The step a rewound run is drawn at (dlviz.ui.live sets it around a page's drawing): curves over training steps
+# get a cursor there. A context variable, so each session's script thread has its own.
+_CURSOR: contextvars.ContextVar[int | None] = contextvars.ContextVar("dlviz_cursor", default=None)
+_STEP_TITLES = ("step", "iteration", "epoch")
+
+
+@contextlib.contextmanager
+def cursor_at(step: int | None):
+    token = _CURSOR.set(step)
+    try:
+        yield
+    finally:
+        _CURSOR.reset(token)
+
+
+def with_cursor(fig: go.Figure, step: int | None) -> go.Figure:
+    """A copy of ``fig`` with a vertical line at ``step`` on every x axis titled step/iteration (the figure may
+    be shared by other sessions: it is never changed in place). Without such an axis, ``fig`` itself."""
+    if step is None:
+        return fig
+    titles = {metric_name(t) for t in _STEP_TITLES} | set(_STEP_TITLES)
+    axes = [(name, ax) for name, ax in fig.layout.to_plotly_json().items()
+            if name.startswith("xaxis") and isinstance(ax, dict) and (ax.get("title") or {}).get("text") in titles]
+    if not axes:
+        return fig
+    fig = go.Figure(fig)
+    for name, ax in axes:
+        suffix = name[len("xaxis"):]
+        yref = (ax.get("anchor") or "y" + suffix) + " domain"
+        fig.add_shape(type="line", xref="x" + suffix, yref=yref, x0=step, x1=step, y0=0, y1=1,
+                      line=dict(color="#262730", width=2, dash="dash"))
+    return fig
+
+
 def show(fig: go.Figure, key: str | None = None, **kwargs):
-    """``st.plotly_chart`` with larger fonts in lecture mode; returns the selection event when ``on_select``."""
+    """``st.plotly_chart`` with larger fonts in lecture mode; returns the selection event when ``on_select``.
+    A rewound run's curves get a cursor at the step shown (:func:`cursor_at`)."""
+    fig = with_cursor(fig, _CURSOR.get())
     if lecture_mode():
         fig.update_layout(font=dict(size=18))
         fig.update_annotations(font_size=18)
