@@ -314,7 +314,9 @@ class Runner:
             half = len(history) // 2
             history = history[:half:2] + history[half:]
         snap = self._owned(snap)
-        checkpoints = _thinned(self.checkpoints + [snap], *checkpoint_limits())
+        kept = self.checkpoints[:-1] if self.checkpoints and self.checkpoints[-1].step == snap.step else \
+            self.checkpoints  # one checkpoint per step (a demo may show step 0 twice: before and after a warm-up)
+        checkpoints = _thinned(kept + [snap], *checkpoint_limits())
         with self._state:  # a reader's frozen() sees the snapshot, its history row and the count together
             self.snapshots_seen += 1
             if self.first is None:

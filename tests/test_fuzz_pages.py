@@ -439,3 +439,33 @@ def test_every_control_changed_mid_run(page, setup, end, app_env):
     for k, r in runners.items():
         if r.status in ("running", "paused"):  # the run goes on with its own settings
             assert at.session_state[k] is r, k
+    # Then paused: the timeline rewinds the part to its first checkpoint, and the replay files are made.
+    rewound = 0
+    for k, r in runners.items():
+        prefix = k[:-len("._runner")]
+        if at.session_state[k].status == "idle":  # a change that starts over (the critical-point function)
+            next(b for b in at.button if b.key == f"{prefix}.play").click().run()
+        r = at.session_state[k]
+        deadline = time.monotonic() + 60
+        while len(r.checkpoints) < 2 and r.status == "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if r.status == "failed" or len(r.checkpoints) < 2:
+            continue  # an extreme setting that stops with its message (checked above) has nothing to rewind
+        r.pause()
+        with r._lock:  # the slice in flight ends at its next yield
+            pass
+        at.run()
+        timeline = next(w for w in at.select_slider if w.key == f"{prefix}.rewind")
+        timeline.set_value(r.checkpoints[0].step).run()
+        problems = run_failures(at)
+        assert not problems, f"{page} {setup}: rewound\n" + "\n---\n".join(problems)
+        assert any(f"rewound to step {r.checkpoints[0].step} of" in c.value for c in at.caption), \
+            ([c.value for c in at.caption][:3], [c.step for c in r.checkpoints], timeline.value, r.status)
+        next(b for b in at.button if b.key == f"{prefix}.make_replay").click().run()
+        problems = run_failures(at)
+        assert not problems, f"{page} {setup}: replay\n" + "\n---\n".join(problems)
+        _stamp, html, gif = at.session_state[f"{prefix}._replay"]
+        slider_steps = len(re.findall(r'"method":\s*"animate"', html)) - 2  # less Play and Pause
+        assert gif[:6] == b"GIF89a" and slider_steps == len(r.checkpoints), (prefix, slider_steps)
+        rewound += 1
+    assert rewound or any(r.status == "failed" for r in runners.values()), "no run of this part could be rewound"
