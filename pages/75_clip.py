@@ -186,4 +186,12 @@ def draw_slow(runner) -> None:
                                 n=len(labels), scale=scale)), key=f"{KEY}.rank")
 
 
-live_run(KEY, demo, config, current_device(), draw, draw_slow=draw_slow, stage=stage, views=views)
+def main_view(runner):
+    """The replay's view: the batch similarity matrix, its diagonal lighting up as the two encoders align."""
+    snap, data = runner.latest, load_caption_data(runner.config.seed)
+    idx = snap.arrays["display"]
+    return similarity_figure(snap.arrays["sim"], [str(data.attributes(int(i))[0]) for i in idx],
+                             [data.test_captions[i] for i in idx], snap.metrics["logit_scale"])
+
+
+live_run(KEY, demo, config, current_device(), draw, draw_slow=draw_slow, stage=stage, views=views, main_view=main_view)

@@ -61,7 +61,7 @@ def distill_part() -> None:
                 "(seeds 0-4, 1,000 steps). Without a transfer set, on the same 50 images, soft targets at T = 4 "
                 "still win (by 1 to 14 points): they say more per image than a label."))
     live_run(f"{KEY}.kd", demo, config, current_device(), draw_distill, draw_slow=draw_teacher_view, stage=stage,
-             views=views)
+             views=views, main_view=lambda r: figs.distill_curves(r.history, r.latest.metrics["teacher_acc"]))
 
 
 def draw_distill(runner) -> None:
@@ -163,7 +163,8 @@ def ema_part() -> None:
         _link("70_ssl.py", _("SSL page: BYOL's EMA target, cosine-similarity kNN"))
     with c[1]:
         _link("80_dino.py", _("DINO page: an EMA teacher without labels"))
-    live_run(f"{KEY}.ema", demo, config, current_device(), draw_ema, stage=stage)
+    live_run(f"{KEY}.ema", demo, config, current_device(), draw_ema, stage=stage,
+             main_view=lambda r: figs.ema_curves(r.history))
 
 
 def draw_ema(runner) -> None:

@@ -112,4 +112,5 @@ def draw_bag(runner) -> None:
         st.page_link(str(PAGES / "70_ssl.py"), label=_("Self-supervised learning: cosine similarity"), icon="🪞")
 
 
-live_run(KEY, demo, config, current_device(), draw, draw_slow=draw_bag, stage=stage, views=views)
+live_run(KEY, demo, config, current_device(), draw, draw_slow=draw_bag, stage=stage, views=views,
+         main_view=lambda r: mil_curves(r.history, r.config.pools, labels(r.config), r.latest.metrics["loc_chance"]))

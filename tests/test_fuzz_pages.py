@@ -361,6 +361,7 @@ LIVE_PARTS = [  # (page, {part widget: the option's label}, test id)
     ("pages/80_dino.py", {}, "dino"),
     ("pages/85_teachers.py", {}, "distill"),
     ("pages/85_teachers.py", {"teach.part": "2 · EMA teacher"}, "ema"),
+    ("pages/87_mil.py", {}, "mil"),
     ("pages/90_features.py", {"features.method": "t-SNE"}, "tsne"),
 ]
 
