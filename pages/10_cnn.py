@@ -15,6 +15,7 @@ from dlviz.figures.cnn import confusion_figure, feature_maps_figure, misclassifi
 from dlviz.figures.common import embedding_scatter, image_grid, metric_curves
 from dlviz.models.lenet import LeNet
 from dlviz.ui import config_form, current_device, explain, live_run, metric_row, plain, shared_view, show
+from dlviz.ui.controls import linked_view
 from dlviz.ui.compute import queued
 from dlviz.ui.feature_sources import FeatureSource, publish
 from dlviz.ui.topics import require_app
@@ -115,7 +116,8 @@ def draw_insides(runner) -> None:
         show(shared_view(runner, "filters", lambda: image_grid(
             snap.arrays["filters"], [_("filter {i}").format(i=i) for i in range(6)], ncols=6, symmetric=True,
             title=_("First-layer filters (5x5; red +, blue -)"), tile_px=120)), key=f"{KEY}.filters")
-        idx = st.slider(_("Test digit for the feature maps"), 0, len(data.y_test) - 1, 0, key=f"{KEY}.digit")
+        linked_view(f"{KEY}.digit", "digit", int, lo=0, hi=len(data.y_test) - 1, default=0)
+        idx = st.slider(_("Test digit for the feature maps"), 0, len(data.y_test) - 1, key=f"{KEY}.digit")
         img = data.x_test[idx:idx + 1]
         out = shared_view(runner, "probe", lambda: probe(runner.config, snap.arrays["state"], img), idx)
         st.caption(_("True label **{value}**, predicted **{value2}** ({max:.0%})").format(
@@ -143,6 +145,7 @@ def draw_features(runner, first, snap, data) -> None:
         publish(FeatureSource(N_("CNN (LeNet): 84-d penultimate layer"), KEY, snap.step,
                               dict(vars(runner.config)), snap.arrays["features"], data.y_test.numpy(),
                               data.x_test[:, 0].numpy(), data.classes))
+    linked_view(f"{KEY}.proj", "proj", choices=("PCA", "t-SNE"))
     method = st.radio(_("Projection"), [N_("PCA"), N_("t-SNE")], horizontal=True, key=f"{KEY}.proj",
                       help=_("PCA is instant and redrawn live; t-SNE takes a second and is computed for the "
                            "current step when you press the button."), format_func=_)

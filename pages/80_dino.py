@@ -15,6 +15,7 @@ from dlviz.demos.dino import DEPARTURES, N_SHOW, SUPERVISED_STEPS, photo_attenti
 from dlviz.figures.dino import attention_figure, entropy_figure, iou_bars, iou_curves
 from dlviz.models.vit import CheckpointError, list_checkpoints, load_dino_checkpoint, weights_dir
 from dlviz.ui import config_form, current_device, explain, live_run, plain, show
+from dlviz.ui.controls import linked_view
 from dlviz.ui.compute import queued
 from dlviz.ui.feature_sources import FeatureSource, publish
 from dlviz.ui.topics import require_app
@@ -105,10 +106,14 @@ def draw_maps(runner) -> None:
     arr = snap.arrays
     depth = arr["teacher_maps"].shape[1]
     v = st.columns([1, 2, 2])
+    linked_view(f"{KEY}.who", "net", choices=("teacher", "student"))
+    linked_view(f"{KEY}.layer", "layer", int, lo=1, hi=depth, default=depth)
+    linked_view(f"{KEY}.keep", "keep", lambda s: round(float(s) * 20) / 20, lo=0.1, hi=0.9, default=0.6)
+    linked_view(f"{KEY}.before", "before", bool)
     who = v[0].radio(_("Network"), [N_("teacher"), N_("student")], horizontal=True, key=f"{KEY}.who", format_func=_)
-    layer = v[1].slider(_("Layer"), 1, depth, depth, key=f"{KEY}.layer",
+    layer = v[1].slider(_("Layer"), 1, depth, key=f"{KEY}.layer",
                         help=_("DINO's figure shows the last layer; earlier layers attend more locally."))
-    keep = v[2].slider(_("Attention mass kept"), 0.1, 0.9, 0.6, 0.05, key=f"{KEY}.keep",
+    keep = v[2].slider(_("Attention mass kept"), 0.1, 0.9, step=0.05, key=f"{KEY}.keep",
                        help=_("Each mask keeps the fewest patches holding this fraction of the head's attention."))
     maps = arr[f"{who}_maps"][:, layer - 1]
     kept = _kept(maps, keep)

@@ -67,3 +67,13 @@ def test_the_link_keeps_lecture_mode_and_what_the_page_shows():
     at = open_page("pages/90_features.py", query={"method": "t-SNE"})
     assert at.session_state["features.method"] == "t-SNE" and _q(at, "method") == "t-SNE"
     assert not at.exception
+
+
+def test_view_choices_are_in_the_link_and_a_bad_link_value_is_ignored():
+    at = open_page("pages/10_cnn.py", query={"proj": "t-SNE", "digit": "7"})
+    assert at.session_state["cnn.proj"] == "t-SNE" and at.session_state["cnn.digit"] == 7
+    at.slider(key="cnn.digit").set_value(12).run()
+    assert _q(at, "digit") == "12" and _q(at, "proj") == "t-SNE" and "preset" in at.query_params
+    bad = open_page("pages/10_cnn.py", query={"proj": "<b>x</b>", "digit": "99999"})
+    assert bad.session_state["cnn.proj"] == "PCA" and bad.session_state["cnn.digit"] == 0 and not bad.exception
+    assert not [w.value for w in (*at.warning, *bad.warning) if "Session State" in w.value]

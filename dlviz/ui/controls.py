@@ -18,7 +18,8 @@ from .show import plain
 
 # Link parameters a page sets itself (which part, view or method is shown; lecture mode, language): a config form
 # keeps them.
-PAGE_PARAMS = ("lecture", "lang", "part", "view", "section", "method")
+PAGE_PARAMS = ("lecture", "lang", "part", "view", "section", "method",
+               "digit", "proj", "net", "layer", "keep", "before")  # the last ones: see linked_view
 
 def _snap_to_choice(value, choices):
     """A number from a link that is not on a select slider snaps to the nearest allowed value."""
@@ -132,3 +133,28 @@ def part_switch(key: str, parts: dict[str, str]) -> str:
 
     return st.radio(_("Part"), list(parts), format_func=lambda k: _(parts[k]), horizontal=True, key=f"{key}.part",
                     on_change=new_part, label_visibility="collapsed")
+
+
+def linked_view(wkey: str, name: str, cast=str, choices=None, lo=None, hi=None, default=None) -> None:
+    """Keep a view widget's value (what the page shows, not the run's settings) in the link as ``?name=value``;
+    call right before the widget, which then takes no default of its own (``default`` is set here). On the
+    session's first visit a link's value is honoured when it casts and lies in ``choices`` or [lo, hi]; anything
+    else in the link is ignored. ``name`` must be in PAGE_PARAMS."""
+    ss = st.session_state
+    if default is not None and wkey not in ss:
+        ss[wkey] = default
+    if f"{wkey}._linked" not in ss:
+        ss[f"{wkey}._linked"] = True
+        raw = st.query_params.get(name)
+        try:
+            value = (raw in ("1", "true", "True")) if cast is bool else cast(raw) if raw is not None else None
+        except (TypeError, ValueError):
+            value = None
+        if value is not None and (choices is None or value in choices) and (lo is None or value >= lo) \
+                and (hi is None or value <= hi):
+            ss[wkey] = value
+    if wkey in ss:
+        value = ss[wkey]
+        if lo is not None and hi is not None and not isinstance(value, bool) and not lo <= value <= hi:
+            value = ss[wkey] = min(max(value, lo), hi)  # a range that shrank (a smaller model after Reset)
+        st.query_params[name] = ("1" if value else "0") if isinstance(value, bool) else str(value)
