@@ -273,7 +273,10 @@ def _export(key: str, runner: Runner, main_view: Callable | None = None) -> None
         st.download_button(_("Metrics history (CSV)"), csv, file_name=f"{key}-metrics.csv", mime="text/csv",
                            key=f"{key}.export_csv", on_click="ignore")
         st.download_button(_("Config and link (JSON)"), config_json, file_name=f"{key}-run.json",
-                           mime="application/json", key=f"{key}.export_json", on_click="ignore")
+                           mime="application/json", key=f"{key}.export_json", on_click="ignore",
+                           help=_("The page's address is the link too: opening it (or refreshing the page) restores "
+                                  "the settings, the seed, lecture mode and what the page shows; the run itself "
+                                  "starts over from step 0, to the same numbers."))
         _replay_files(key, runner, main_view or default_main_view)
 
 
