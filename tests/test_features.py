@@ -75,6 +75,51 @@ def test_tsne_steps_beats_pca_and_kl_falls(digits, engine):
         assert kls[-1] <= kls[0]
 
 
+@pytest.mark.skipif(not E.HAVE_OPENTSNE, reason="openTSNE not installed")
+@pytest.mark.parametrize("every", [50, 7, 1000])
+def test_tsne_steps_computes_the_library_one_call_result(digits, every, monkeypatch):
+    """The live path is openTSNE's own TSNE.fit cut into chunks: however it is chunked, its snapshots come in order
+    (the end of early exaggeration among them) and its last embedding and KL are the one call's, bit for bit."""
+    monkeypatch.setenv("DLVIZ_TSNE_THREADS", "1")  # one thread: Barnes-Hut sums in a fixed order
+    x = digits[0][:300]
+    ref, ref_kl = E.opentsne_fit(x, perplexity=20, seed=3, max_iter=300)
+    steps = list(E.tsne_steps(x, perplexity=20, seed=3, max_iter=300, every=every))
+    its = [it for it, _, _ in steps]
+    assert its[0] == 0 and its[-1] == 300 and 250 in its and its == sorted(set(its))
+    assert all(b - a <= every for a, b in zip(its, its[1:]))
+    assert all(np.isfinite(kl) for _, _, kl in steps[1:]) and all(c.dtype == np.float32 for _, c, _ in steps)
+    assert np.array_equal(steps[-1][1], ref) and steps[-1][2] == ref_kl
+
+
+@pytest.mark.skipif(not E.HAVE_OPENTSNE, reason="openTSNE not installed")
+def test_tsne_steps_reports_the_true_kl_during_exaggeration_and_reuses_gradients(digits, monkeypatch):
+    from openTSNE import affinity
+    from openTSNE.tsne import kl_divergence_bh
+
+    monkeypatch.setenv("DLVIZ_TSNE_THREADS", "1")
+    x = digits[0][:300]
+    made = []
+    real = E._ReusedGradient
+
+    class Counted(real):
+        def __init__(self):
+            super().__init__()
+            made.append(self)
+
+    monkeypatch.setattr(E, "_ReusedGradient", Counted)
+    steps = list(E.tsne_steps(x, perplexity=20, max_iter=300, every=25))
+    # 12 chunks: each but the first of each phase starts from the gradient the one before ended with.
+    assert made[0].reused == len(steps) - 1 - 2
+    # The KL of an exaggerated snapshot is that of the true affinities (openTSNE's own correction), not P x 12's.
+    P = affinity.PerplexityBasedNN(x, perplexity=20, n_jobs=1, random_state=0).P
+    for it, coords, kl in (steps[2], steps[-1]):
+        true, grad = kl_divergence_bh(coords.astype(np.float64), P, 1, {"theta": 0.5}, should_eval_error=True)
+        assert kl == pytest.approx(true, rel=1e-3)
+        # The gradient a chunk reuses does not depend on whether the KL was evaluated with it.
+        assert np.array_equal(grad, kl_divergence_bh(coords.astype(np.float64), P, 1, {"theta": 0.5})[1])
+    assert steps[2][2] > steps[-1][2]  # and it falls
+
+
 def test_tsne_keeps_its_signature_and_small_sets_work(digits):
     coords = E.tsne(digits[0][:40], perplexity=100, seed=1, max_iter=250)
     assert coords.shape == (40, 2)
@@ -127,3 +172,28 @@ def test_tsne_demo_snapshots_and_summary():
     out = r.summary()
     assert r.status == "done" and {"seconds", "knn_acc_original", "trustworthiness"} <= set(out)
     assert out["knn_acc_original"] < last["knn_acc_original"]  # random features lose to raw pixels
+
+
+@pytest.mark.skipif(not E.HAVE_OPENTSNE, reason="openTSNE not installed")
+def test_tsne_demo_live_run_in_slices_ends_at_the_library_result(monkeypatch):
+    """Driven as the scheduler drives it (0.1 s slices), the demo shows embeddings in order, a new one every 25
+    iterations, and its final embedding is openTSNE's one-call result for the same subset and settings."""
+    from dlviz.demos import get_demo
+    from dlviz.runner import Runner
+
+    monkeypatch.setenv("DLVIZ_TSNE_THREADS", "1")
+    demo = get_demo("tsne")
+    cfg = replace(demo.default_config(), n_points=300, iterations=300, seed=4)
+    r = Runner(demo, cfg, "cpu")
+    r.play()
+    while not r.finished:
+        r.advance(0.1)
+    assert r.status == "done"
+    steps = [h["step"] for h in r.history]
+    assert steps == list(range(0, 301, cfg.every)) + [300]  # the last row: the final faithfulness metrics
+    seconds = [h["seconds"] for h in r.history]
+    assert seconds == sorted(seconds)
+    fs = subsample(load_builtin("pixels"), 300, 4)
+    ref, kl = E.opentsne_fit(fs.features, seed=4, max_iter=300)
+    assert r.latest.arrays["final"] and np.array_equal(r.latest.arrays["coords"], ref)
+    assert r.summary()["kl_divergence"] == kl and r.summary()["trustworthiness"] > 0.9

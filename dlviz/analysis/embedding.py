@@ -3,8 +3,9 @@
 t-SNE comes from a library, never hand-rolled: scikit-learn's Barnes-Hut t-SNE in one call (:func:`tsne`), or
 openTSNE (optional) optimized in chunks so a page can show the embedding as it forms (:func:`tsne_steps`).
 On the 1,797 digits both cost about the same CPU time per iteration; openTSNE is preferred for the live view
-because its optimizer state survives between chunks. Without openTSNE, :func:`tsne_steps` falls back to one
-scikit-learn call, so nothing breaks.
+because its optimizer state survives between chunks: chunked, it computes exactly the embedding of openTSNE's own
+one call (:func:`opentsne_fit`) at about the same cost (``python -m dlviz bench --only tsne-live`` measures both
+side by side). Without openTSNE, :func:`tsne_steps` falls back to one scikit-learn call, so nothing breaks.
 """
 
 from __future__ import annotations
@@ -88,6 +89,82 @@ def tsne(x: np.ndarray, n_components: int = 2, perplexity: float = 30.0, seed: i
     return model.fit_transform(x).astype(np.float32)  # its Barnes-Hut gradient is an OpenMP loop: limited
 
 
+class _ReusedGradient:
+    """openTSNE's Barnes-Hut objective that hands the next chunk the gradient the last one already computed.
+
+    Every ``TSNEEmbedding.optimize`` call ends with one more evaluation of the objective (gradient and KL) at the
+    final embedding, and the next call begins with the same evaluation at the same embedding: run in chunks of 25
+    iterations, t-SNE would compute ~4% more gradients than in one call. Here the end-of-chunk evaluation is kept
+    and returned (a copy) when the next chunk asks for the same embedding with the same affinities; anything else
+    is computed. The gradient does not depend on whether the KL is evaluated alongside (checked in the tests).
+    """
+
+    def __init__(self):
+        from openTSNE.tsne import kl_divergence_bh
+
+        self._fn = kl_divergence_bh
+        self._kept: tuple | None = None  # (embedding copy, P, P.data, error, gradient)
+        self.reused = 0  # evaluations saved (for tests and the benchmark)
+
+    def forget(self) -> None:
+        """Call after changing the affinities in place (the end of early exaggeration)."""
+        self._kept = None
+
+    def __call__(self, embedding, P, *args, reference_embedding=None, should_eval_error=False, **kwargs):
+        kept, self._kept = self._kept, None
+        if (kept is not None and reference_embedding is None and kept[1] is P and kept[2] is P.data
+                and np.array_equal(kept[0], embedding)):
+            self.reused += 1
+            return kept[3], kept[4].copy()
+        error, grad = self._fn(embedding, P, *args, reference_embedding=reference_embedding,
+                               should_eval_error=should_eval_error, **kwargs)
+        if should_eval_error and reference_embedding is None:  # the end of a chunk (openTSNE evaluates the KL)
+            self._kept = (np.array(embedding), P, P.data, error, grad.copy())
+        return error, grad
+
+
+def _start(x: np.ndarray, n_components: int, seed: int, init: str) -> np.ndarray:
+    """The initialization, (N, k) float32: the PCA start scaled to std 1e-4 on PC1, or N(0, 1e-4) noise."""
+    if init == "pca":
+        coords, _ = pca(x, n_components)
+        std = coords[:, 0].std()
+        return (coords / (std if std > 0 else 1.0) * 1e-4).astype(np.float32)  # the usual small-scale PCA start
+    return np.random.default_rng(seed).normal(scale=1e-4, size=(len(x), n_components)).astype(np.float32)
+
+
+def _learning_rate(learning_rate: float | str, n: int, early_exaggeration: float, opentsne: bool) -> float:
+    """The step size; "auto" is each library's rule (Belkina et al. 2019): N / exaggeration (openTSNE),
+    max(N / (4 exaggeration), 50) (scikit-learn)."""
+    if learning_rate != "auto":
+        return float(learning_rate)
+    return max(n / early_exaggeration, 1.0) if opentsne else max(n / early_exaggeration / 4, 50.0)
+
+
+@_limited
+def opentsne_fit(x: np.ndarray, n_components: int = 2, perplexity: float = 30.0, seed: int = 0,
+                 learning_rate: float | str = "auto", max_iter: int = 750, early_exaggeration: float = 12.0,
+                 init: str = "pca", exaggeration_iter: int = 250) -> tuple[np.ndarray, float]:
+    """openTSNE's own one call (``TSNE.fit``) with exactly the affinities, initialization, schedule, learning rate
+    and threads of :func:`tsne_steps`' openTSNE path: (coords (N, k) float32, final KL divergence).
+
+    The reference the live view is measured against (``python -m dlviz bench --only tsne-live``) and must
+    reproduce (the tests). Needs openTSNE.
+    """
+    from openTSNE import TSNE, affinity
+
+    x = np.asarray(x, dtype=np.float32)
+    init_coords = _start(x, n_components, seed, init)
+    lr = _learning_rate(learning_rate, len(x), early_exaggeration, True)
+    aff = affinity.PerplexityBasedNN(x, perplexity=_perplexity(perplexity, len(x)), n_jobs=_threads(),
+                                     random_state=seed)
+    ee_iter = min(exaggeration_iter, max_iter)
+    emb = TSNE(n_components=n_components, learning_rate=lr, early_exaggeration_iter=ee_iter,
+               early_exaggeration=early_exaggeration, n_iter=max_iter - ee_iter, initial_momentum=0.5,
+               final_momentum=0.8, negative_gradient_method="bh", n_jobs=_threads(), random_state=seed,
+               ).fit(affinities=aff, initialization=init_coords.astype(np.float64))
+    return np.array(emb, dtype=np.float32), float(emb.kl_divergence)
+
+
 def tsne_steps(x: np.ndarray, n_components: int = 2, perplexity: float = 30.0, seed: int = 0,
                learning_rate: float | str = "auto", max_iter: int = 750, early_exaggeration: float = 12.0,
                init: str = "pca", every: int = 25, engine: str = "openTSNE",
@@ -98,40 +175,47 @@ def tsne_steps(x: np.ndarray, n_components: int = 2, perplexity: float = 30.0, s
     the first ``exaggeration_iter`` iterations use ``early_exaggeration`` (momentum 0.5), the rest none
     (momentum 0.8), and a snapshot follows every ``every`` iterations. With scikit-learn the whole fit is one
     call, so the second yield is the final embedding.
+
+    The openTSNE path computes exactly what :func:`opentsne_fit` (the library's one call) computes, for about
+    the same time: the affinities are exaggerated once for the whole early phase, as ``TSNE.fit`` does (not
+    scaled up and back per chunk, which would round them differently), the optimizer's gains and momentum carry
+    over between chunks, and each chunk starts from the gradient the previous one ended with
+    (:class:`_ReusedGradient`). The KL of each snapshot is the one openTSNE evaluates at the end of a chunk.
     """
     x = np.asarray(x, dtype=np.float32)
-    n, rng = len(x), np.random.default_rng(seed)
-    perp = _perplexity(perplexity, n)
     openpath = engine == "openTSNE" and HAVE_OPENTSNE
-    # "auto": each library's own rule (Belkina et al. 2019): N / exaggeration (openTSNE), max(N / (4 ee), 50) (sklearn)
-    if learning_rate == "auto":
-        lr = max(n / early_exaggeration, 1.0) if openpath else max(n / early_exaggeration / 4, 50.0)
-    else:
-        lr = float(learning_rate)
-    if init == "pca":
-        init_coords, _ = pca(x, n_components)
-        std = init_coords[:, 0].std()
-        init_coords = init_coords / (std if std > 0 else 1.0) * 1e-4  # the usual small-scale PCA start
-    else:
-        init_coords = rng.normal(scale=1e-4, size=(n, n_components)).astype(np.float32)
-    yield 0, init_coords.astype(np.float32), float("nan")
+    perp, lr = _perplexity(perplexity, len(x)), _learning_rate(learning_rate, len(x), early_exaggeration, openpath)
+    init_coords = _start(x, n_components, seed, init)
+    yield 0, init_coords, float("nan")
     if not openpath:
         coords = tsne(x, n_components, perp, seed, lr, max_iter, early_exaggeration, init_coords)
         yield max(250, int(max_iter)), coords, float("nan")
         return
     from openTSNE import TSNEEmbedding, affinity
 
-    aff = affinity.PerplexityBasedNN(x, perplexity=perp, n_jobs=_threads(), random_state=seed)
-    emb = TSNEEmbedding(init_coords.astype(np.float64), aff, negative_gradient_method="bh", n_jobs=_threads(),
-                        random_state=seed)
-    done = 0
+    with threadpool_limits(_threads()):
+        aff = affinity.PerplexityBasedNN(x, perplexity=perp, n_jobs=_threads(), random_state=seed)
+    objective = _ReusedGradient()
+    emb = TSNEEmbedding(init_coords.astype(np.float64), aff, negative_gradient_method=objective,
+                        n_jobs=_threads(), random_state=seed)
+    ee_iter = min(exaggeration_iter, max_iter)
+    exaggerated = ee_iter > 0 and early_exaggeration != 1
+    if exaggerated:
+        aff.P *= early_exaggeration  # what TSNE.fit's first optimize call does, once for all its iterations
+    done, every = 0, max(1, int(every))
     while done < max_iter:
-        ee = done < exaggeration_iter
-        chunk = min(every, (exaggeration_iter if ee else max_iter) - done)
-        emb = emb.optimize(n_iter=chunk, exaggeration=early_exaggeration if ee else None,
-                           momentum=0.5 if ee else 0.8, learning_rate=lr, inplace=True)
+        ee = done < ee_iter
+        if not ee and exaggerated:
+            aff.P /= early_exaggeration  # ... and what it undoes after them
+            exaggerated = False
+            objective.forget()
+        chunk = min(every, (ee_iter if ee else max_iter) - done)
+        emb.optimize(n_iter=chunk, momentum=0.5 if ee else 0.8, learning_rate=lr, inplace=True)
         done += chunk
-        yield done, np.asarray(emb, dtype=np.float32).copy(), float(emb.kl_divergence)
+        kl = float(emb.kl_divergence)
+        if exaggerated:  # the KL of the exaggerated P: openTSNE's own correction gives the true P's
+            kl = kl / early_exaggeration - float(np.log(early_exaggeration))
+        yield done, np.array(emb, dtype=np.float32), kl
 
 
 @_limited

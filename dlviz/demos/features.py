@@ -8,13 +8,14 @@ page published in the session (see :func:`run_on`); the CLI and benchmark on the
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator
 
 import numpy as np
 import torch
 
-from ..analysis.embedding import ENGINES, _threads, HAVE_OPENTSNE, knn_accuracy_loo, pca, trustworthiness, tsne_steps
+from ..analysis.embedding import (ENGINES, _threads, HAVE_OPENTSNE, knn_accuracy_loo, opentsne_fit, pca,
+                                  trustworthiness, tsne_steps)
 from ..analysis.feature_sets import BUILTIN, FeatureSet, load_builtin, subsample
 from ..config import param
 from .base import Claim, Demo, Pacer, Preset, Snapshot
@@ -172,11 +173,107 @@ def _bench_tsne_digits(device: torch.device) -> dict:
     return out
 
 
+def _bench_tsne_live(device: torch.device) -> dict:
+    """The live t-SNE against the library it wraps, side by side in this process: all 1,797 digits (raw pixels,
+    the default config: 2-D, perplexity 30, PCA start, 750 iterations of which 250 exaggerated).
+
+    ``live``: the demo as the Features page runs it (:func:`run_on` on features already loaded) driven by a
+    :class:`~dlviz.runner.Runner` in 0.1 s slices, as the scheduler does, from its first snapshot to its last
+    (affinities, every snapshot, the final trustworthiness and k-NN accuracies included). ``library``: openTSNE's
+    own one call with the same affinities, initialization, schedule, learning rate and threads
+    (:func:`~dlviz.analysis.embedding.opentsne_fit`). ``sklearn``: scikit-learn's TSNE from the same start, for
+    reference. Medians over $DLVIZ_BENCH_REPS repetitions (default 4), live and library first in turn; wall clock
+    and process CPU time (all threads; the steadier figure on a shared machine). ``gap``: t-SNE compute seconds
+    between two embeddings the page receives once the optimization runs."""
+    import os
+
+    from threadpoolctl import threadpool_limits
+
+    from ..runner import Runner
+
+    if not HAVE_OPENTSNE:
+        return {"skipped": "openTSNE is not installed: the live view is one scikit-learn call"}
+    reps = max(1, int(os.environ.get("DLVIZ_BENCH_REPS", "4")))
+    fs = load_builtin("pixels")
+    config = Config()
+    x, n = fs.features, len(fs.labels)
+    live_demo = replace(DEMOS[0], run=lambda cfg, dev: run_on(fs, cfg))
+    out: dict = {"tsne_threads": _threads(), "n_points": n, "iterations": config.iterations, "repetitions": reps}
+
+    def live() -> dict:
+        r = Runner(live_demo, config, "cpu")
+        r.play()
+        t0, final_at = time.perf_counter(), None
+        while not r.finished:
+            r.advance(0.1)
+            if final_at is None and r.latest is not None and r.latest.step >= config.iterations:
+                final_at = time.perf_counter() - t0
+        if r.status != "done":
+            raise RuntimeError(f"the live run ended {r.status}: {r.message}")
+        secs = [h["seconds"] for h in r.history if h["step"] > 0]
+        return {"kl": r.latest.metrics["kl_divergence"], "coords": np.asarray(r.latest.arrays["coords"]),
+                "to_final_embedding": final_at, "snapshots": len(r.history), "first_gap": secs[0],
+                "gaps": np.diff(secs[:-1]) if len(secs) > 2 else np.zeros(1),  # the last: the final metrics
+                "trustworthiness": r.latest.metrics["trustworthiness"]}
+
+    def library() -> dict:
+        coords, kl = opentsne_fit(x, config.n_components, config.perplexity, config.seed, config.learning_rate,
+                                  config.iterations, config.early_exaggeration, config.init)
+        return {"kl": kl, "coords": coords}
+
+    def sklearn() -> dict:
+        from sklearn.manifold import TSNE
+
+        start = next(tsne_steps(x, config.n_components, config.perplexity, config.seed, init=config.init))[1]
+        with threadpool_limits(_threads()):
+            model = TSNE(config.n_components, perplexity=config.perplexity, learning_rate="auto",
+                         max_iter=config.iterations, early_exaggeration=config.early_exaggeration, init=start,
+                         random_state=config.seed, n_jobs=_threads())
+            model.fit_transform(x)
+        return {"kl": float(model.kl_divergence_)}
+
+    fns = {"live": live, "library": library, "sklearn": sklearn}
+    walls: dict = {k: [] for k in fns}
+    cpus: dict = {k: [] for k in fns}
+    last: dict = {}
+    for rep in range(reps):
+        for name in ("live", "sklearn", "library") if rep % 2 == 0 else ("library", "sklearn", "live"):
+            c, t = time.process_time(), time.perf_counter()
+            last[name] = fns[name]()
+            walls[name].append(time.perf_counter() - t)
+            cpus[name].append(time.process_time() - c)
+            if name == "live":
+                last.setdefault("live_to_final", []).append(last[name]["to_final_embedding"])
+    med = {k: float(np.median(v)) for k, v in walls.items()}
+    cpu = {k: float(np.median(v)) for k, v in cpus.items()}
+    lv = last["live"]
+    out.update({
+        "live_seconds": round(med["live"], 2), "library_seconds": round(med["library"], 2),
+        "sklearn_seconds": round(med["sklearn"], 2),
+        "ratio_live_to_library": round(med["live"] / med["library"], 3),
+        "ratio_cpu_live_to_library": round(cpu["live"] / cpu["library"], 3),
+        "ratio_paired_median": round(float(np.median(np.array(walls["live"]) / np.array(walls["library"]))), 3),
+        "live_to_final_embedding_seconds": round(float(np.median(last["live_to_final"])), 2),
+        "live_cpu_seconds": round(cpu["live"], 2), "library_cpu_seconds": round(cpu["library"], 2),
+        "sklearn_cpu_seconds": round(cpu["sklearn"], 2),
+        "live_seconds_each": [round(v, 2) for v in walls["live"]],
+        "library_seconds_each": [round(v, 2) for v in walls["library"]],
+        "kl_live": round(lv["kl"], 4), "kl_library": round(last["library"]["kl"], 4),
+        "kl_sklearn": round(last["sklearn"]["kl"], 4),
+        "identical_embedding": bool(np.array_equal(lv["coords"], last["library"]["coords"])),
+        "trustworthiness_live": round(lv["trustworthiness"], 4), "snapshots": lv["snapshots"],
+        "first_embedding_after_s": round(lv["first_gap"], 2),
+        "gap_median_s": round(float(np.median(lv["gaps"])), 3), "gap_max_s": round(float(np.max(lv["gaps"])), 3),
+        "target_ratio": 1.2,
+    })
+    return out
+
+
 DEMOS = [Demo(
     name="tsne", title="t-SNE of learned features",
     summary="t-SNE of raw pixels, a random network or a trained LeNet: the embedding forms as it optimizes.",
     config_cls=Config, presets=PRESETS, run=run, summarize=_summarize,
-    benchmarks={"tsne 1797 digits": _bench_tsne_digits},
+    benchmarks={"tsne 1797 digits": _bench_tsne_digits, "tsne-live": _bench_tsne_live},
 )]
 
 __all__ = ["Config", "PRESETS", "PERPLEXITY_GRID", "run", "run_on", "DEMOS"]
