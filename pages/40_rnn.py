@@ -11,7 +11,7 @@ from dlviz.demos import get_demo
 from dlviz.demos.rnn import CELL_SETS, K_STEPS, make_task, probe
 from dlviz.figures.rnn import (CELL_LABELS, gate_heatmaps, hidden_paths, input_gradient_figure, kstep_error_figure,
                                kstep_figure, sequence_figure, training_curves)
-from dlviz.ui import config_form, current_device, explain, live_run, show
+from dlviz.ui import config_form, current_device, explain, lecture_mode, live_run, show
 from dlviz.ui.topics import require_app
 from dlviz.i18n import N_, _
 
@@ -85,7 +85,8 @@ def draw_metrics(runner, task) -> None:
     for msg in runner.latest.arrays.get("diverged", {}).values():
         st.warning(msg, icon="💥")
     baseline = ADDING_BASELINE_MSE if task.name == "adding" else np.log(RECALL_SYMBOLS) if task.classify else None
-    show(training_curves(runner.history, cells, task.classify, baseline, runner.config.clip), key=f"{KEY}.curves")
+    show(training_curves(runner.history, cells, task.classify, baseline, runner.config.clip,
+                         height=265 if lecture_mode() else 330), key=f"{KEY}.curves")
 
 
 def draw_kstep(runner, task) -> None:

@@ -17,7 +17,7 @@ from dlviz.demos.ssl import CONTRASTIVE, load_data, queue_sweep, run_label, vari
 from dlviz.figures.common import embedding_scatter
 from dlviz.figures.ssl import (negatives_figure, pairs_figure, pca_figure, queue_sweep_figure, spectrum_figure,
                                ssl_curves)
-from dlviz.ui import config_form, current_device, explain, live_run, plain, show
+from dlviz.ui import config_form, current_device, explain, lecture_mode, live_run, plain, show
 from dlviz.ui.compute import queued
 from dlviz.ui.feature_sources import FeatureSource, publish
 from dlviz.ui.topics import require_app
@@ -148,6 +148,8 @@ def draw(runner) -> None:
     pres = ["", "b_"][:len(labels)]
     for pre, label in zip(pres, labels):
         metric_row(m, pre, label, cfg.out_dim)
+    show(ssl_curves(runner.history, labels, m["output_std_ref"], m["knn_acc_random_encoder"],
+                    m["knn_acc_pixels"], height=290 if lecture_mode() else 330), key=f"{KEY}.curves")
     st.caption(_("Baselines on the same test set (weighted cosine kNN, k=20): random-initialized encoder "
                  "**{knn_acc_random_encoder:.1%}**, raw pixels **{knn_acc_pixels:.1%}**.").format(
                    knn_acc_random_encoder=m['knn_acc_random_encoder'],
@@ -155,8 +157,6 @@ def draw(runner) -> None:
                + (" " + _("{method}: {n} negatives per query.").format(method=labels[0].split(',')[0],
                                                                           n=int(m['negatives']))
                   if cfg.method in CONTRASTIVE else ""))
-    show(ssl_curves(runner.history, labels, m["output_std_ref"], m["knn_acc_random_encoder"],
-                    m["knn_acc_pixels"]), key=f"{KEY}.curves")
     if "neg_age" in m or "b_neg_age" in m:
         show(negatives_figure(runner.history, labels), key=f"{KEY}.negatives")
         parts = [_("{run}: negatives {age:.1f} steps old on average (oldest {oldest:.0f}), consistency "

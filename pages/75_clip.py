@@ -13,7 +13,7 @@ from dlviz.demos import get_demo
 from dlviz.demos.clip import TEXT_DIM
 from dlviz.figures.clip import clip_curves, joint_pca_figure, ranking_figure, rgb_tiles, similarity_figure, template_bars
 from dlviz.models.clip import load_text_tower
-from dlviz.ui import config_form, current_device, explain, live_run, plain, show
+from dlviz.ui import config_form, current_device, explain, lecture_mode, live_run, plain, show
 from dlviz.ui.topics import require_app
 from dlviz.i18n import _, current_language
 
@@ -106,12 +106,12 @@ def draw(runner) -> None:
         + (" · " + _("loss {loss:.2f}").format(loss=m['loss']) if "loss" in m else ""))
     left, right = st.columns([4, 3])
     with left:
-        show(clip_curves(runner.history), key=f"{KEY}.curves")
+        show(clip_curves(runner.history, height=255 if lecture_mode() else 340), key=f"{KEY}.curves")
     with right:
         idx = snap.arrays["display"]
         labels = [str(data.attributes(int(i))[0]) for i in idx]  # one test image per digit; rows say the rest
         show(similarity_figure(snap.arrays["sim"], labels, [data.test_captions[i] for i in idx],
-                               m["logit_scale"]), key=f"{KEY}.sim")
+                               m["logit_scale"], height=300 if lecture_mode() else 360), key=f"{KEY}.sim")
 
 
 def draw_slow(runner) -> None:

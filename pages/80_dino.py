@@ -14,7 +14,7 @@ from dlviz.demos import get_demo
 from dlviz.demos.dino import DEPARTURES, N_SHOW, SUPERVISED_STEPS, photo_attention, train_supervised
 from dlviz.figures.dino import attention_figure, entropy_figure, iou_bars, iou_curves
 from dlviz.models.vit import CheckpointError, list_checkpoints, load_dino_checkpoint, weights_dir
-from dlviz.ui import config_form, current_device, explain, live_run, plain, show
+from dlviz.ui import config_form, current_device, explain, lecture_mode, live_run, plain, show
 from dlviz.ui.controls import linked_view
 from dlviz.ui.compute import queued
 from dlviz.ui.feature_sources import FeatureSource, publish
@@ -81,11 +81,11 @@ def draw(runner) -> None:
                        "object; a head focused on part of it scores high here, not there.").format(object_share=m['object_share']))
     c[5].metric(_("entropy"), f"{m['teacher_entropy']:.2f}", f"log K {m['log_k']:.2f}", delta_color="off",
                 help=_("The entropy of the teacher's mean output (nats); log K is uniform over the K dimensions."))
+    show(iou_curves(runner.history, height=215 if lecture_mode() else 320), key=f"{KEY}.ioucurves")
     st.caption(_("Attention maps and IoUs are measured every {eval_every} steps (last: step {eval_step:.0f}); the "
                  "loss and entropies move with every step.").format(
                    eval_every=runner.config.eval_every,
                    eval_step=m['eval_step']))
-    show(iou_curves(runner.history), key=f"{KEY}.ioucurves")
     bars = {_("DINO best head"): m["attn_iou_best"], _("DINO mean"): m["attn_iou_mean"],
             _("random init"): m["attn_iou_random_init"], _("brightness"): m["brightness_iou"]}
     sup = st.session_state.get(f"{KEY}.supervised")

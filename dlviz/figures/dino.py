@@ -125,7 +125,7 @@ def entropy_figure(history: Sequence[dict], log_k: float, height: int = 320) -> 
     return fig
 
 
-def iou_curves(history: Sequence[dict]) -> go.Figure:
+def iou_curves(history: Sequence[dict], height: int = 320) -> go.Figure:
     """IoU with the object over training (teacher best head / mean over heads, student, the two baselines), the
     best head's share of attention on the object against the object's share of the patches, and the loss."""
     history = [h for h in history if h.get("eval_step", h.get("step")) == h.get("step")]  # measured rows only
@@ -133,7 +133,7 @@ def iou_curves(history: Sequence[dict]) -> go.Figure:
                                     ["attn_iou_best", "attn_iou_mean", "student_iou_best",
                                      "attn_iou_random_init", "brightness_iou"]),
                                    (_("Attention on the object (best head)"), ["attn_mass_best", "object_share"]),
-                                   (_("DINO loss"), ["loss"])])
+                                   (_("DINO loss"), ["loss"])], height=height)
 
 
 def iou_bars(values: dict[str, float], head_iou: Sequence[float] | None = None) -> go.Figure:
