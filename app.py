@@ -10,9 +10,6 @@ from dlviz.ui import lecture_mode, render_sidebar
 from dlviz.ui.settings import init_from_link
 from dlviz.ui.topics import discover, mark_app_ran, pending_redirect
 
-st.set_page_config(page_title="dlviz", page_icon="🧠", layout="wide",
-                   initial_sidebar_state="collapsed" if lecture_mode() else "auto")
-
 TOPICS = discover()
 
 
@@ -33,6 +30,9 @@ def home() -> None:
 mark_app_ran()
 goto = pending_redirect()
 init_from_link(goto[1] if goto is not None else None)  # the link's language: the navigation's titles use it
+# After the link is read: a cold ?lecture=1 link opens with the sidebar closed (it took 300 px of a 1280 px projector).
+st.set_page_config(page_title="dlviz", page_icon="🧠", layout="wide",
+                   initial_sidebar_state="collapsed" if lecture_mode() else "auto")
 pages = [st.Page(home, title=_("Home"), icon="🏠", default=True)]
 by_path = {str(t.path): st.Page(str(t.path), title=_(t.title), icon=t.icon, url_path=t.slug) for t in TOPICS}
 nav = st.navigation(pages + list(by_path.values()))

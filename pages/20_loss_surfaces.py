@@ -131,7 +131,7 @@ def critical_points_section() -> None:
         a = snap.arrays
         paths = {_("a hair off the saddle"): a["path"]}
         if "escape_path" in a:
-            paths[_("escape step along the negative eigenvector")] = a["escape_path"]
+            paths[_("escape step")] = a["escape_path"]  # as the curves beside it name it: a short legend
         # The run's surface: the controls may have picked another one since it started (Reset applies them).
         if _surface_key(runner.config) == _surface_key(config):
             run_grid, run_crit = (X, Y, Z), crit

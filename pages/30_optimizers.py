@@ -18,7 +18,7 @@ from dlviz.figures.optimizers import (batch_paths_figure, curves_figure, error_c
                                       network_curves_figure,
                                       race_figure, rate_map_figure, schedule_figure, view_around)
 from dlviz.runner import RUNNING
-from dlviz.ui import config_form, current_device, explain, live_run, plain, show
+from dlviz.ui import config_form, current_device, explain, global_seed, live_run, part_switch, plain, show
 from dlviz.ui.compute import queued
 from dlviz.ui.topics import require_app
 from dlviz.i18n import N_, _, tr
@@ -28,7 +28,11 @@ require_app(__file__)
 KEY = "optimizers"
 demo = get_demo("optimizers")
 st.title(_("Optimizers: a race on a loss surface"))
-config = config_form(demo, KEY, columns=7)
+# The page's parts: a radio kept in the link (?part=condition), not st.tabs, which has no state (a refresh, or a
+# shared link, always opened the race). Each part draws only itself.
+PARTS = {"race": N_("🏁 Race"), "condition": N_("📐 Condition number"), "batch": N_("🎲 Mini-batch noise"),
+         "network": N_("🧠 Real network")}
+part = part_switch(KEY, PARTS)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -37,11 +41,9 @@ def surface_grid(surface: str, formula: str, view: tuple, n: int = 90):
     return resolve_surface(Config(surface=surface, formula=formula)).grid(n, bounds=view)
 
 
-race_tab, cond_tab, batch_tab, net_tab = st.tabs([_("🏁 Race"), _("📐 Condition number"), _("🎲 Mini-batch noise"),
-                                                  _("🧠 Real network")])
-
-with race_tab:
-    stage = st.container()  # figure first: buttons and the race above the explanation
+def race_part() -> None:
+    stage = st.container()  # figure first: buttons and the race above the controls and the explanation
+    config = config_form(demo, KEY, columns=7)
     try:
         surface = resolve_surface(config)
     except FormulaError as exc:
@@ -106,11 +108,10 @@ with race_tab:
             view = view_around(surf.bounds, np.concatenate(racing + [a["paths"][next(iter(a["paths"]))][:1]]))
             gx, gy, gz = surface_grid(runner.config.surface, runner.config.formula, view)
             notes(runner, surf, a)
-            upto = snap.step
-            if runner.status != RUNNING and snap.step > 0:
-                upto = st.slider(_("Scrub through the steps"), 0, snap.step, snap.step,
-                                 key=f"{KEY}.scrub.{id(runner.token)}.{snap.step}",
-                                 help=_("Drag to replay the race; press Start (or Resume) to continue."))
+            # The scrubber sits under the race (the race stays on the first screen); its value is read first.
+            scrub = f"{KEY}.scrub.{id(runner.token)}.{snap.step}"
+            scrubbing = runner.status != RUNNING and snap.step > 0
+            upto = int(st.session_state.get(scrub, snap.step)) if scrubbing else snap.step
             minima = surf.minima
             dists = {n: distance_to_minima(p, minima) for n, p in a["paths"].items()} if minima else None
             f_min = min(surf.value(*m) for m in minima) if minima else None
@@ -120,6 +121,9 @@ with race_tab:
                                  _("{surface}: step {step}, start ({x:.3g}, {y:.3g})").format(
                                      surface=_(surf.title), step=upto, x=runner.config.start_x, y=runner.config.start_y)),
                  key=f"{KEY}.fig_race")
+                if scrubbing:
+                    st.slider(_("Scrub through the steps"), 0, snap.step, snap.step, key=scrub,
+                              help=_("Drag to replay the race; press Start (or Resume) to continue."))
             with right:
                 rows = []
                 for n, p in a["paths"].items():
@@ -158,7 +162,7 @@ def _measured_rate(errors: np.ndarray, steps: int) -> float:
     return float((end / start) ** (1 / (steps - steps // 2))) if start > 0 else 0.0
 
 
-with cond_tab:
+def condition_part() -> None:
     explain(
         _("On a quadratic with curvatures 1 and κ every optimizer's error shrinks by a fixed factor per step, the "
         "**rate**. Gradient descent's best fixed learning rate balances the two directions; heavy-ball momentum's "
@@ -202,7 +206,7 @@ def regression_paths(steps: int, lr: float, seed: int):
     return batch_size_paths((1, 32, 1000), steps, lr, seed)
 
 
-with batch_tab:
+def batch_part() -> None:
     explain(
         _("Linear regression on 1,000 points, y = 2x₁ − 3.4x₂ + 4.2 + noise, trained by `torch.optim.SGD` from "
         "w = 0 with the same learning rate and number of steps; only the batch size differs. A mini-batch "
@@ -215,7 +219,7 @@ with batch_tab:
     c1, c2 = st.columns(2)
     lr_reg = c1.select_slider(_("Learning rate"), [0.003, 0.01, 0.03, 0.1, 0.3], value=0.03, key=f"{KEY}.reg_lr", format_func=_)
     steps_reg = c2.slider(_("Steps"), 20, 500, 200, step=10, key=f"{KEY}.reg_steps")
-    runs = regression_paths(steps_reg, lr_reg, int(config.seed))
+    runs = regression_paths(steps_reg, lr_reg, global_seed())
     show(batch_paths_figure(runs, TRUE_W), key=f"{KEY}.fig_batch")
 
 
@@ -240,7 +244,7 @@ def draw_net(runner) -> None:
          key=f"{KEY}.fig_net_plane")
 
 
-with net_tab:
+def network_part() -> None:
     net_stage = st.container()  # figure first
     explain(_("Copies of one small MLP (2 → 16 → 16 → 2, tanh) start from **the same initialization** and see **the "
             "same mini-batches** of the two-moons data; only the `torch.optim` optimizer differs. Their paths "
@@ -255,7 +259,7 @@ with net_tab:
     c = st.columns([3, 1, 1, 1])
     net_opts = c[0].multiselect(_("Optimizers"), list(OPTIMIZERS), default=["sgd", "momentum", "rmsprop", "adam"],
                                 format_func=label_of, key=f"{KEY}.net_opts")
-    net_cfg = NetConfig(**{n: n in net_opts for n in OPTIMIZERS}, seed=int(config.seed),
+    net_cfg = NetConfig(**{n: n in net_opts for n in OPTIMIZERS}, seed=global_seed(),
                         lr_scale=c[1].select_slider(_("lr scale"), [0.1, 0.3, 1.0, 3.0, 10.0, 30.0], 1.0,
                                                     key=f"{KEY}.net_lr", help=_("multiplies every default rate"), format_func=_),
                         steps=c[2].select_slider(_("steps"), [100, 200, 400, 1000, 2000], 400, key=f"{KEY}.net_steps", format_func=_),
@@ -264,3 +268,7 @@ with net_tab:
         st.warning(_("Pick at least one optimizer."), icon="🧠")
     else:
         live_run(f"{KEY}_net", get_demo("optimizers-network"), net_cfg, current_device(), draw_net, stage=net_stage)
+
+
+{"race": race_part, "condition": condition_part, "batch": batch_part, "network": network_part}[part]()
+st.query_params["part"] = part

@@ -51,7 +51,9 @@ def test_widgets_change_without_error():
     _no_exception(at)
     runner = at.session_state["optimizers._runner"]
     assert runner.config.surface == "himmelblau" and runner.config.nesterov and runner.config.noise == 0.2
+    at.radio(key="optimizers.part").set_value("condition").run()
     at.select_slider(key="optimizers.kappa").set_value(10).run()
+    at.radio(key="optimizers.part").set_value("batch").run()
     at.select_slider(key="optimizers.reg_lr").set_value(0.1).run()
     _no_exception(at)
 
@@ -83,7 +85,7 @@ def test_saddle_preset_notes_the_escape():
 
 
 def test_network_tab_trains_and_projects():
-    at = open_page(PAGE)
+    at = open_page(PAGE, query={"part": "network"})
     at.select_slider(key="optimizers.net_steps").set_value(100).run()
     at.multiselect(key="optimizers.net_opts").set_value(["sgd", "adam"]).run()
     at.button(key="optimizers_net.play").click().run()
@@ -94,3 +96,25 @@ def test_network_tab_trains_and_projects():
     at.button(key="optimizers.net_plane_go").click().run()
     _no_exception(at)
     assert at.session_state["optimizers.net_plane"][2]["L"].shape == (25, 25)
+
+
+def _q(at, name: str):
+    value = at.query_params.get(name)
+    return value[0] if isinstance(value, list) else value
+
+
+def test_the_part_is_in_the_link_and_a_refresh_restores_it():
+    """st.tabs kept no state: a refresh always showed the race. The part is a radio kept in the link (?part=)."""
+    at = open_page(PAGE, query={"part": "condition"})
+    _no_exception(at)
+    assert at.session_state["optimizers.part"] == "condition" and _q(at, "part") == "condition"
+    assert at.select_slider(key="optimizers.kappa").value == 100  # the part's own widgets, and not the race's
+    assert not [b for b in at.button if b.key == "optimizers.play"]
+    at.radio(key="optimizers.part").set_value("network").run()
+    assert _q(at, "part") == "network" and at.multiselect(key="optimizers.net_opts").value
+    refreshed = open_page(PAGE, query={k: _q(at, k) for k in at.query_params})  # a new session opens the link
+    assert refreshed.session_state["optimizers.part"] == "network" and _q(refreshed, "part") == "network"
+    at.radio(key="optimizers.part").set_value("race").run()  # back to the race: its settings go into the link
+    assert _q(at, "part") == "race" and _q(at, "preset") == "d2l-quadratic"
+    bad = open_page(PAGE, query={"part": "<b>x</b>"})
+    assert bad.session_state["optimizers.part"] == "race" and not bad.exception

@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .common import PALETTE, heatmap, montage
+from .common import CAPTION, PALETTE, caption_gap, heatmap, montage
 from ..i18n import N_, _
 
 MARGIN = dict(l=50, r=10, t=50, b=40)
@@ -26,7 +26,7 @@ def kernel_fit_figure(a: dict, w: float) -> go.Figure:
     fig.add_trace(go.Scatter(x=a["x_test"], y=a["pred_learned"], mode="lines", name=_("learned w = {w:.2f}").format(w=w),
                              line=dict(color=PALETTE[1], width=3)))
     fig.update_layout(title=_("Predictions on the test grid"), xaxis_title="x", yaxis_title="y", height=380,
-                      margin=MARGIN, legend=dict(orientation="h", y=-0.2))
+                      margin=MARGIN, legend=dict(orientation="h"))
     return fig
 
 
@@ -81,7 +81,7 @@ def sharpness_figure(dims: Sequence[int], stats: dict[str, np.ndarray], n_keys: 
     for col in (1, 2):
         fig.update_xaxes(type="log", title_text=_("dimension d"), row=1, col=col)
     fig.update_yaxes(type="log", row=1, col=2)
-    fig.update_layout(height=340, margin=MARGIN, legend=dict(orientation="h", y=-0.3))
+    fig.update_layout(height=340, margin=MARGIN, legend=dict(orientation="h"))
     return fig
 
 
@@ -97,7 +97,7 @@ def pe_columns(P: np.ndarray, cols: Sequence[int]) -> go.Figure:
     for i, c in enumerate(cols):
         fig.add_trace(go.Scatter(y=P[:, c], mode="lines", name=_("column {c}").format(c=c), line=dict(color=PALETTE[i % 10])))
     fig.update_layout(title=_("Selected columns: lower columns oscillate faster"), xaxis_title=_("position"),
-                      height=340, margin=MARGIN, legend=dict(orientation="h", y=-0.25))
+                      height=340, margin=MARGIN, legend=dict(orientation="h"))
     return fig
 
 
@@ -110,33 +110,39 @@ def pe_similarity(P: np.ndarray) -> go.Figure:
 def attention_grid(maps: np.ndarray, title: str, tile_px: int = 70) -> go.Figure:
     """Every head of every layer, (layers, heads, Q, K), as one montage: a row per layer, a column per head."""
     layers, heads, q, k = maps.shape
-    gap = max(1, q // 4)
+    gap = caption_gap(k, tile_px)  # room above each tile for its "L1 H1"
     z = montage(maps.reshape(layers * heads, q, k), heads, gap)
     fig = go.Figure(go.Heatmap(z=z, colorscale="Blues", zmin=0, zmax=1, showscale=False, hoverongaps=False,
                                hovertemplate="%{z:.2f}<extra></extra>"))
     fig.layout.annotations = [dict(x=h * (k + gap) + (k - 1) / 2, y=l * (q + gap) - 0.6, text=f"L{l + 1} H{h + 1}",
-                                   showarrow=False, yanchor="bottom", font=dict(size=10))
+                                   showarrow=False, yanchor="bottom", name=CAPTION, font=dict(size=14))
                               for l in range(layers) for h in range(heads)]
     fig.update_xaxes(visible=False, range=[-0.5, z.shape[1] - 0.5])
     fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", range=[z.shape[0] - 0.5, -gap - 1])
-    fig.update_layout(title=dict(text=title, font=dict(size=13)), height=int(layers * tile_px * 1.25) + 60,
-                      margin=dict(l=5, r=5, t=45, b=5), plot_bgcolor="rgba(0,0,0,0)")
+    # Drawn three side by side: the theme wraps the title to a third of the main area.
+    fig.update_layout(title=dict(text=title, font=dict(size=13)), height=int(layers * tile_px * (q + gap) / (k + gap)) + 60,
+                      margin=dict(l=5, r=5, t=45, b=5), plot_bgcolor="white", meta={"wrap_px": 320})
     return fig
 
 
 def attention_map(weights: np.ndarray, q_labels: Sequence[str], k_labels: Sequence[str], title: str,
                   target: Sequence[int] | None = None) -> go.Figure:
-    """One head's (Q, K) weights with token labels; ``target`` marks, per query, the key it should read."""
+    """One head's (Q, K) weights with token labels; ``target`` marks, per query, the key it should read: a frame
+    on the cell's border, so the weight written in the cell stays readable."""
     q, k = weights.shape
     fig = go.Figure(go.Heatmap(z=weights, colorscale="Blues", zmin=0, zmax=1, texttemplate="%{z:.2f}",
                                hovertemplate="query %{y}, key %{x}: %{z:.3f}<extra></extra>"))
     if target is not None:
-        fig.add_trace(go.Scatter(x=list(target), y=list(range(q)), mode="markers", name=_("source position"),
-                                 marker=dict(symbol="square-open", size=max(10, 220 // max(q, 1)), color="#d62728",
-                                             line=dict(width=2))))
-    fig.update_xaxes(tickvals=list(range(k)), ticktext=list(k_labels), side="top")
-    fig.update_yaxes(tickvals=list(range(q)), ticktext=list(q_labels), title_text=_("query"), autorange="reversed")
-    fig.update_layout(title=dict(text=_("{title}<br><sup>rows: queries · columns: keys attended to</sup>").format(title=title)),
-                      height=max(320, 40 * q + 150), margin=dict(l=60, r=10, t=100, b=10),
-                      showlegend=target is not None, legend=dict(orientation="h", y=-0.05))
+        frame = dict(color=PALETTE[1], width=3)
+        fig.layout.shapes = [dict(type="rect", x0=t - 0.5, x1=t + 0.5, y0=i - 0.5, y1=i + 0.5, line=frame,
+                                  layer="above") for i, t in enumerate(target)]
+        # The frames' legend entry: a marker of the same look that draws nothing on the map.
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=_("source position"), hoverinfo="skip",
+                                 marker=dict(symbol="square-open", size=14, color=PALETTE[1], line=dict(width=3))))
+    # Keys along the top (where a reader starts), queries down the side; the axis titles say which is which.
+    fig.update_xaxes(tickvals=list(range(k)), ticktext=list(k_labels), side="top", title_text=_("key attended to"),
+                     range=[-0.5, k - 0.5])
+    fig.update_yaxes(tickvals=list(range(q)), ticktext=list(q_labels), title_text=_("query"), range=[q - 0.5, -0.5])
+    fig.update_layout(title=title, height=max(320, 40 * q + 150), margin=dict(l=60, r=10, t=100, b=10),
+                      showlegend=target is not None, legend=dict(orientation="h"))
     return fig

@@ -8,9 +8,14 @@ import numpy as np
 import plotly.graph_objects as go
 from ..i18n import N_, _
 
-# GAN Lab's colors: green = real, purple = fake; the discriminator field greys out at 1/2.
-REAL, FAKE = "#1b9e4b", "#7b3294"
-D_SCALE = [[0.0, "#762a83"], [0.25, "#c2a5cf"], [0.5, "#f2f2f2"], [0.75, "#a6dba0"], [1.0, "#1b7837"]]
+# GAN Lab's colors: green = real, purple = fake (a pair colour-blind readers tell apart). The discriminator's field
+# stays light, pale purple through grey (D = 1/2) to pale green, so that samples of either colour, each with a dark
+# outline, stand out on any part of it (tests/test_figures_theme.py checks the contrast).
+REAL, FAKE = "#178a3f", "#7b3294"
+OUTLINE = "#1a1a1a"
+D_SCALE = [[0.0, "#c3a6d2"], [0.25, "#d6cadb"], [0.5, "#dadada"], [0.75, "#c8e3c2"], [1.0, "#a3d69e"]]
+SAMPLE_MARKER = dict(size=7, line=dict(color=OUTLINE, width=1))
+GRADIENT = "#d95f02"  # orange: neither a sample's colour nor the field's
 LAYERS = ("discriminator", "real", "generated", "gradients", "manifold")
 
 
@@ -55,10 +60,10 @@ def gan_plane_figure(a: dict, probability: bool = True, layers: Collection[str] 
                                  opacity=0.45, name=_("G(noise grid)"), hoverinfo="skip", connectgaps=False))
     if "real" in layers:
         fig.add_trace(go.Scatter(x=a["real"][:, 0], y=a["real"][:, 1], mode="markers", name=_("real"),
-                                 marker=dict(color=REAL, size=4, opacity=0.7)))
+                                 marker=dict(color=REAL, **SAMPLE_MARKER)))
     if "generated" in layers:
         fig.add_trace(go.Scatter(x=a["fake"][:, 0], y=a["fake"][:, 1], mode="markers", name=_("generated"),
-                                 marker=dict(color=FAKE, size=4, opacity=0.8)))
+                                 marker=dict(color=FAKE, **SAMPLE_MARKER)))
     if "gradients" in layers:
         vec = np.asarray(a["arrow_vec"], dtype=np.float64)
         norm = np.linalg.norm(vec, axis=1).max()
@@ -66,14 +71,14 @@ def gan_plane_figure(a: dict, probability: bool = True, layers: Collection[str] 
         start = a["arrow_from"]
         end = start + scale * vec
         xs, ys = _segments(start, end)
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#e66101", width=1.5),
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=GRADIENT, width=2),
                                  name=_("G's gradient"), hoverinfo="skip"))
         fig.add_trace(go.Scatter(x=end[:, 0], y=end[:, 1], mode="markers", showlegend=False, hoverinfo="skip",
-                                 marker=dict(color="#e66101", size=4, symbol="circle")))
+                                 marker=dict(color=GRADIENT, size=4, symbol="circle")))
     fig.update_xaxes(range=[x0, x1], constrain="domain", title_text="x₁")
     fig.update_yaxes(range=[y0, y1], scaleanchor="x", scaleratio=1, constrain="domain", title_text="x₂")
     fig.update_layout(title=title, height=height, margin=dict(l=40, r=10, t=40 if title else 10, b=40),
-                      legend=dict(orientation="h", y=-0.12), plot_bgcolor="white", uirevision="plane")
+                      legend=dict(orientation="h"), plot_bgcolor="white", uirevision="plane")
     return fig
 
 
@@ -103,7 +108,7 @@ def gan_1d_figure(a: dict, data_mean: float, title: str = "", height: int = 440)
                       yaxis=dict(title=_("density"), range=[z_row * 1.15, top]),
                       yaxis2=dict(title="D(x)", overlaying="y", side="right", range=[-0.35 * 1.15, 1.0],
                                   showgrid=False, tickvals=[0, 0.5, 1]),
-                      legend=dict(orientation="h", y=-0.18), plot_bgcolor="white")
+                      legend=dict(orientation="h"), plot_bgcolor="white")
     return fig
 
 

@@ -14,6 +14,12 @@ from .common import PALETTE
 from ..i18n import N_, _
 
 
+# The surface under the racers in light greys (low = darker): every racer's colour, light ones included, stays
+# visible on it, which a coloured map cannot promise (SGD's blue vanished on a blue one).
+SURFACE_SCALE = [[0.0, "#d6d6d6"], [0.5, "#ececec"], [1.0, "#fcfcfc"]]
+OUTLINE = "#1a1a1a"  # a dark rim on every racer's markers, for the light colours of the palette
+
+
 def color_of(name: str) -> str:
     """A fixed color per optimizer, so every figure of the page agrees."""
     names = list(OPTIMIZERS)
@@ -56,19 +62,20 @@ def race_figure(X: np.ndarray, Y: np.ndarray, Z: np.ndarray, paths: Mapping[str,
     The view (xmin, xmax, ymin, ymax) defaults to the grid's extent; a path leaving it runs off the edge.
     """
     zc, zlabel = contour_values(Z)
-    fig = go.Figure(go.Contour(x=X[0], y=Y[:, 0], z=zc, colorscale="Blues", reversescale=True, ncontours=30,
-                               contours=dict(coloring="heatmap", showlines=True), line=dict(width=0.5),
-                               colorbar=dict(title=zlabel, thickness=12), hoverinfo="skip", opacity=0.85))
+    fig = go.Figure(go.Contour(x=X[0], y=Y[:, 0], z=zc, colorscale=SURFACE_SCALE, ncontours=30,
+                               contours=dict(coloring="heatmap", showlines=True), line=dict(width=0.7, color="#8c8c8c"),
+                               colorbar=dict(title=zlabel, thickness=12), hoverinfo="skip"))
     for name, p in paths.items():
         p = np.asarray(p)
         q = p if upto is None else p[: upto + 1]
         c = color_of(name)
         fig.add_trace(go.Scatter(x=q[:, 0], y=q[:, 1], mode="lines+markers", name=label_of(name),
-                                 line=dict(color=c, width=2.5), marker=dict(size=5, color=c),
+                                 line=dict(color=c, width=3), marker=dict(size=7, color=c,
+                                                                          line=dict(color=OUTLINE, width=1)),
                                  hovertemplate=f"{label_of(name)} step %{{customdata}}: (%{{x:.4g}}, %{{y:.4g}})"
                                                "<extra></extra>", customdata=np.arange(len(q))))
         fig.add_trace(go.Scatter(x=q[-1:, 0], y=q[-1:, 1], mode="markers", showlegend=False, hoverinfo="skip",
-                                 marker=dict(size=13, color=c, line=dict(color="white", width=2))))
+                                 marker=dict(size=14, color=c, line=dict(color=OUTLINE, width=2))))
     first = next(iter(paths.values()), None)
     if first is not None and len(first):
         fig.add_trace(go.Scatter(x=[first[0, 0]], y=[first[0, 1]], mode="markers", name=_("start"),
@@ -81,8 +88,9 @@ def race_figure(X: np.ndarray, Y: np.ndarray, Z: np.ndarray, paths: Mapping[str,
     fig.update_xaxes(range=[x0, x1], title_text=axis_titles[0], constrain="domain")
     fig.update_yaxes(range=[y0, y1], title_text=axis_titles[1], constrain="domain",
                      **(dict(scaleanchor="x", scaleratio=1) if equal_aspect else {}))
+    # Drawn in the wider of two columns (3:2 at 1280 px): its title wraps at that width, not at half the page.
     fig.update_layout(title=title, height=height, margin=dict(l=50, r=10, t=50, b=40),
-                      legend=dict(orientation="h", y=-0.15), uirevision="race")
+                      legend=dict(orientation="h"), uirevision="race", plot_bgcolor="white", meta={"wrap_px": 600})
     return fig
 
 
@@ -105,7 +113,7 @@ def curves_figure(losses: Mapping[str, np.ndarray], dists: Mapping[str, np.ndarr
         fig.update_xaxes(title_text=_("step"), row=1, col=col)
         if col == 2 or f_min is not None:
             fig.update_yaxes(type="log", exponentformat="power", dtick=1, row=1, col=col)
-    fig.update_layout(height=height, margin=dict(l=50, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(height=height, margin=dict(l=50, r=10, t=40, b=40), legend=dict(orientation="h"))
     return fig
 
 
@@ -136,7 +144,7 @@ def rate_map_figure(lrs: np.ndarray, betas: np.ndarray, rate: np.ndarray, best: 
                                          line=dict(color="white", width=2))))
     fig.update_layout(title=_("Rate per step over (η, β); yellow: no convergence"), height=height,
                       xaxis_title=_("learning rate η"), yaxis_title=_("momentum β"), margin=dict(l=50, r=10, t=40, b=40),
-                      legend=dict(orientation="h", y=-0.2))
+                      legend=dict(orientation="h"))
     return fig
 
 
@@ -149,7 +157,7 @@ def error_curves_figure(errors: Mapping[str, np.ndarray], height: int = 320) -> 
                                  line=dict(color=color_of(key), width=2)))
     fig.update_layout(title=_("Distance to the minimum"), height=height, xaxis_title=_("step"), yaxis_type="log",
                       yaxis_exponentformat="power", margin=dict(l=50, r=10, t=40, b=40),
-                      legend=dict(orientation="h", y=-0.3))
+                      legend=dict(orientation="h"))
     return fig
 
 
@@ -170,7 +178,7 @@ def batch_paths_figure(runs: Mapping[int, Mapping[str, np.ndarray]], true_w: tup
     fig.update_yaxes(title_text="w₂", row=1, col=1)
     fig.update_xaxes(title_text=_("step"), row=1, col=2)
     fig.update_yaxes(type="log", exponentformat="power", row=1, col=2)
-    fig.update_layout(height=height, margin=dict(l=50, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.2))
+    fig.update_layout(height=height, margin=dict(l=50, r=10, t=40, b=40), legend=dict(orientation="h"))
     return fig
 
 
@@ -185,5 +193,5 @@ def network_curves_figure(history: Sequence[Mapping[str, float]], names: Sequenc
                                      line=dict(color=color_of(name), width=2)), row=1, col=col)
     fig.update_yaxes(type="log", exponentformat="power", row=1, col=1)
     fig.update_xaxes(title_text=_("step"))
-    fig.update_layout(height=height, margin=dict(l=50, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(height=height, margin=dict(l=50, r=10, t=40, b=40), legend=dict(orientation="h"))
     return fig

@@ -11,8 +11,20 @@ from plotly.subplots import make_subplots
 from .common import PALETTE
 from ..i18n import N_, _
 
-KIND_STYLE = {"minimum": ("#2ca02c", "circle"), "maximum": ("#d62728", "triangle-up"),
-              "saddle": ("#ff7f0e", "x"), "degenerate": ("#7f7f7f", "diamond")}
+# Colour-blind safe (Okabe & Ito) and told apart by shape too.
+KIND_STYLE = {"minimum": (PALETTE[2], "circle"), "maximum": (PALETTE[1], "triangle-up"),
+              "saddle": (PALETTE[4], "x"), "degenerate": ("#999999", "diamond")}
+LINE, CASING = "#1a1a1a", "white"  # lines over the colour map: dark, on a white casing that shows on dark colours
+
+
+def _cased_lines(xs: list, ys: list, name: str, width: float, dash: str = "solid") -> list[go.Scatter]:
+    """A dark line over a wider white one: visible on every colour of the map, and a dark (not a white,
+    invisible) swatch in the legend."""
+    group = f"cased:{name}"
+    return [go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=CASING, width=width + 2.5), hoverinfo="skip",
+                       showlegend=False, legendgroup=group),
+            go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=LINE, width=width, dash=dash), hoverinfo="skip",
+                       name=name, legendgroup=group)]
 
 
 def display_z(Z: np.ndarray) -> tuple[np.ndarray, str]:
@@ -62,10 +74,11 @@ def surface_figure(X: np.ndarray, Y: np.ndarray, Z: np.ndarray, critical: Sequen
         for a, b, du, dv in zip(fx.ravel(), fy.ravel(), u.ravel(), v.ravel()):
             segs_x += [a, a + du, None]
             segs_y += [b, b + dv, None]
-        fig.add_trace(go.Scatter(x=segs_x, y=segs_y, mode="lines", line=dict(color="white", width=1.2),
-                                 name=_("-gradient"), hoverinfo="skip"), row=1, col=2)
+        for trace in _cased_lines(segs_x, segs_y, _("-gradient"), 1.2):
+            fig.add_trace(trace, row=1, col=2)
         fig.add_trace(go.Scatter(x=(fx + u).ravel(), y=(fy + v).ravel(), mode="markers", showlegend=False,
-                                 marker=dict(color="white", size=3), hoverinfo="skip"), row=1, col=2)
+                                 marker=dict(color=LINE, size=5, line=dict(color=CASING, width=1)), hoverinfo="skip",
+                                 legendgroup=f"cased:{_('-gradient')}"), row=1, col=2)
     for i, (name, path) in enumerate((paths or {}).items()):
         color = PALETTE[(i + 3) % 10]
         fig.add_trace(go.Scatter(x=path[:, 0], y=path[:, 1], mode="lines+markers", name=name,
@@ -77,10 +90,24 @@ def surface_figure(X: np.ndarray, Y: np.ndarray, Z: np.ndarray, critical: Sequen
     fig.update_xaxes(title_text="x", range=[x[0], x[-1]], row=1, col=2)
     fig.update_yaxes(title_text="y", range=[y[0], y[-1]], row=1, col=2)
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-                      scene=dict(xaxis_title="x", yaxis_title="y", zaxis_title="f", aspectmode="cube",
-                                 camera=dict(eye=dict(x=1.5, y=-1.5, z=1.0))),
-                      legend=dict(orientation="h", y=-0.12), uirevision=revision or title)
+                      # Seen from a little farther and flatter than a cube: the front corner's tick labels
+                      # (x, y and z meet there) stay inside the scene and apart.
+                      scene=dict(xaxis_title="x", yaxis_title="y", zaxis_title="f", aspectmode="manual",
+                                 aspectratio=dict(x=1, y=1, z=0.75), camera=dict(eye=dict(x=1.75, y=-1.75, z=1.1)),
+                                 zaxis=dict(range=_z_range(Z))),
+                      legend=dict(orientation="h"), uirevision=revision or title)
     return fig
+
+
+def _z_range(Z: np.ndarray) -> list[float] | None:
+    """The z axis with room below the surface: its lowest tick label then sits above the corner where the x and y
+    axes' labels meet (they overlapped there)."""
+    finite = Z[np.isfinite(Z)]
+    if not finite.size:
+        return None
+    lo, hi = float(finite.min()), float(finite.max())
+    span = hi - lo or 1.0
+    return [lo - 0.15 * span, hi + 0.02 * span]
 
 
 def descent_curves(history: Sequence[dict], height: int = 300) -> go.Figure:
@@ -98,7 +125,7 @@ def descent_curves(history: Sequence[dict], height: int = 300) -> go.Figure:
                                  showlegend=False, legendgroup=name), row=1, col=2)
     fig.update_yaxes(type="log", exponentformat="power", row=1, col=2)
     fig.update_xaxes(title_text=_("step"))
-    fig.update_layout(height=height, margin=dict(l=40, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.3))
+    fig.update_layout(height=height, margin=dict(l=40, r=10, t=40, b=40), legend=dict(orientation="h"))
     return fig
 
 
@@ -152,7 +179,7 @@ def loss_steps_figure(losses: dict[str, np.ndarray], grad_norms: dict[str, np.nd
                                  legendgroup=name), row=1, col=2)
     fig.update_yaxes(type="log", exponentformat="power", row=1, col=2)
     fig.update_xaxes(title_text=_("step"))
-    fig.update_layout(height=height, margin=dict(l=40, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.3))
+    fig.update_layout(height=height, margin=dict(l=40, r=10, t=40, b=40), legend=dict(orientation="h"))
     return fig
 
 
@@ -173,9 +200,9 @@ def contour_paths_figure(X: np.ndarray, Y: np.ndarray, Z: np.ndarray, critical: 
     if pivot is not None and eigenvectors is not None:
         L = 0.15 * max(x[-1] - x[0], y[-1] - y[0])
         for v, lam, dash in zip(eigenvectors, eigenvalues, ("solid", "dot")):
-            fig.add_trace(go.Scatter(x=[pivot[0] - L * v[0], pivot[0] + L * v[0]],
-                                     y=[pivot[1] - L * v[1], pivot[1] + L * v[1]], mode="lines",
-                                     line=dict(color="white", width=3, dash=dash), name=_("eigenvector, λ = {lam:.3g}").format(lam=lam)))
+            fig.add_traces(_cased_lines([pivot[0] - L * v[0], pivot[0] + L * v[0]],
+                                        [pivot[1] - L * v[1], pivot[1] + L * v[1]],
+                                        _("eigenvector, λ = {lam:.3g}").format(lam=lam), 3, dash))
     for i, (name, path) in enumerate(paths.items()):
         fig.add_trace(go.Scatter(x=path[:, 0], y=path[:, 1], mode="lines+markers", name=name,
                                  line=dict(color=PALETTE[(i + 3) % 10], width=2), marker=dict(size=3)))
@@ -183,6 +210,6 @@ def contour_paths_figure(X: np.ndarray, Y: np.ndarray, Z: np.ndarray, critical: 
                                  marker=dict(color=PALETTE[(i + 3) % 10], size=12, line=dict(color="black", width=1))))
     fig.update_xaxes(title_text="x", range=[x[0], x[-1]])
     fig.update_yaxes(title_text="y", range=[y[0], y[-1]])
-    fig.update_layout(height=height, margin=dict(l=40, r=10, t=30, b=40), legend=dict(orientation="h", y=-0.18),
+    fig.update_layout(height=height, margin=dict(l=40, r=10, t=30, b=40), legend=dict(orientation="h"),
                       uirevision="paths")
     return fig

@@ -27,6 +27,15 @@ STEADY_CSS = """
 [data-testid="stPageLink-NavLink"] * { white-space: normal !important; overflow: visible !important;
   text-overflow: clip !important; line-height: 1.35 !important; }
 [data-testid="stPageLink-NavLink"] { height: auto !important; }
+/* The sidebar's page names wrap too: "GAN: a generator against a discr…" named no page. */
+[data-testid="stSidebarNavLink"] { height: auto !important; min-height: 2rem; padding-top: 0.2rem; padding-bottom: 0.2rem; }
+[data-testid="stSidebarNavLink"] .stMarkdownEllipsis, [data-testid="stSidebarNavLink"] p {
+  white-space: normal !important; overflow: visible !important; text-overflow: clip !important; line-height: 1.3 !important; }
+/* dlviz.ui.show draws a chart in slots stacked in one cell: the newest on top covers the previous drawings once
+   drawn, and lets them show through until then (no empty frame between redraws). */
+[class*="st-key-dlviz_buf_"] { display: grid !important; grid-template-columns: minmax(0, 1fr); gap: 0 !important;
+  justify-items: stretch; justify-content: stretch; width: 100%; }
+[class*="st-key-dlviz_buf_"] > * { grid-area: 1 / 1; min-width: 0; width: 100% !important; }
 </style>
 """
 
@@ -40,6 +49,16 @@ h1 { font-size: 2.6rem !important; } h2 { font-size: 2.0rem !important; } h3 { f
 .katex { font-size: 1.5em; }
 [data-testid="stMainBlockContainer"] { padding-top: 1.5rem; max-width: 100%; }
 .stButton button kbd { display: none; }
+/* The lecturer's side, not the room's: the sidebar's page names and the labels of the controls keep the normal size
+   (px: rem is the enlarged root size here): every page name shows whole in two or three lines, and a row of seven
+   toggles ("Momentum", "AdaGrad", "AdamW") is not cut (measured at 1280x720 with the sidebar closed). */
+[data-testid="stSidebarNav"] span, [data-testid="stSidebarNav"] p { font-size: 16px !important; }
+[data-testid="stExpanderDetails"] [data-testid="stWidgetLabel"] p,
+[data-testid="stExpanderDetails"] [data-baseweb="checkbox"] p { font-size: 16px !important; }
+/* A switch's "?" took the room of its name ("Mom…", "Ada…", "Ada…"): a switch says what it includes by its name,
+   at 14 px so that "Momentum" fits a seventh of the page beside its switch. */
+[data-testid="stExpanderDetails"] [data-testid="stCheckbox"] [data-testid="stTooltipIcon"] { display: none; }
+[data-testid="stExpanderDetails"] [data-testid="stCheckbox"] p { font-size: 14px !important; }
 </style>
 """
 

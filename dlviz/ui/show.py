@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import re
+import time
 
 import plotly.graph_objects as go
 import streamlit as st
 
-from ..figures.common import FONT_FAMILY, metric_name
+from ..figures.common import TEXT, apply_theme, metric_name
 from ..i18n import _
 from .settings import lecture_mode
 
@@ -17,7 +19,7 @@ from .settings import lecture_mode
 # anything else is shown as is. Escaping all of them also disarms Streamlit's own syntax (``$`` math,
 # ``:red[...]`` colors, ``:material/...:`` icons) and HTML.
 _MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
-TITLE_COLOR = "#262730"  # streamlit's text colour
+TITLE_COLOR = TEXT  # streamlit's text colour
 _AUTOLINK_START = re.compile(r"(?i)(https?|ftp|www|mailto)")
 
 
@@ -69,19 +71,116 @@ def with_cursor(fig: go.Figure, step: int | None) -> go.Figure:
 
 
 def show(fig: go.Figure, key: str | None = None, **kwargs):
-    """``st.plotly_chart`` with larger fonts in lecture mode; returns the selection event when ``on_select``.
-    A rewound run's curves get a cursor at the step shown (:func:`cursor_at`)."""
+    """``st.plotly_chart`` in the app's theme (:func:`dlviz.figures.common.apply_theme`: larger text in lecture
+    mode, dark titles and tick labels, legends clear of the axes); returns the selection event when ``on_select``.
+    A rewound run's curves get a cursor at the step shown (:func:`cursor_at`). A chart with a ``key`` is
+    buffered (:func:`_buffered`) so that a live redraw never shows an empty frame."""
     fig = with_cursor(fig, _CURSOR.get())
-    if lecture_mode():
-        fig.update_layout(font=dict(size=18))
-        fig.update_annotations(font_size=18)
-    # Titles dark, not the theme's light grey: they must read from the back of the room. The font list puts the
-    # CJK fonts a Chinese desktop has after the Latin ones, so Chinese text never shows as boxes.
-    fig.update_layout(title_font_color=TITLE_COLOR, font_family=FONT_FAMILY)
-    for note in fig.layout.annotations or ():  # subplot titles; annotations that chose a colour keep it
-        if note.font is None or note.font.color is None:
-            note.font.color = TITLE_COLOR
-    return st.plotly_chart(fig, key=key, width="stretch", config={"displaylogo": False}, **kwargs)
+    apply_theme(fig, lecture_mode())
+    config = {"displaylogo": False}
+    if key is None or kwargs.get("on_select", "ignore") != "ignore":  # a selectable chart is a widget: one of it
+        return st.plotly_chart(fig, key=key, width="stretch", config=config, **kwargs)
+    return _buffered(fig, key, config, **kwargs)
+
+
+# -- buffered charts ------------------------------------------------------------------------------------------------
+# Streamlit names a plotly chart by a hash of its figure, and the browser keys the chart's element by that name:
+# every new figure mounts a new element, and react-plotly draws it only after the browser has shown the empty one.
+# A chart redrawn several times a second was empty in 6 of 150 samples on the GAN page (every 50 ms in Chromium;
+# 23-39 of 150 with the machine's 2 cores busy; the CNN page's curves 19 of 60). So a chart has SLOTS slots stacked
+# in one grid cell (STEADY_CSS in dlviz.ui.settings), the newest on top: a new figure replaces the oldest, and the
+# others are sent again unchanged
+# (same name: the browser keeps their drawings; over 10 kB one travels as a reference to the message the browser
+# has cached). Until the new one is drawn its slot is empty and transparent and the previous drawing shows through;
+# once drawn, its opaque background (apply_theme) covers the others. Two slots were not enough on a busy machine:
+# a browser that falls one redraw behind mounts both at once (2 of 150 samples empty on the GAN page, 4 of 60 on
+# the CNN page); three keep a drawing from two redraws back (0 of 150; tests/test_browser_figures.py samples it).
+# A figure that stays on top for HOLD_S sheds the others. A figure is compared with the one on top by its JSON
+# (1-5 ms): only a changed figure takes a slot.
+SLOTS = 3
+HOLD_S = 3.0
+_CHARTS = "dlviz._charts"  # session state: chart key -> _Slots
+_MAX_CHARTS = 64  # per session, the least recently drawn forgotten first
+
+
+@dataclasses.dataclass
+class _Slots:
+    figs: list  # the figure in each slot (None: empty)
+    order: list  # the slots holding a figure, newest first
+    since: float = 0.0  # time.monotonic() when the newest figure was put in
+    spec: str | None = None  # a digest of the newest figure's JSON, when it was computed
+
+
+_SLOT = ".slot"  # the keys of a chart's other slots: "cnn.curves.slot1", "cnn.curves.slot2"
+
+
+def chart_key(element_key: str) -> str:
+    """The key a page gave :func:`show` for a chart element of any of its slots (tests count charts by it)."""
+    return re.sub(re.escape(_SLOT) + r"\d+$", "", element_key)
+
+
+def _digest(fig: go.Figure) -> str:
+    import hashlib
+
+    import plotly.io
+
+    return hashlib.blake2b(plotly.io.to_json(fig, validate=False).encode(), digest_size=16).hexdigest()
+
+
+def _key_class(key: str) -> str:
+    """The CSS class streamlit gives the element of ``key`` (dlviz.browser.key_class, without importing it)."""
+    return "st-key-" + re.sub(r"[^a-zA-Z0-9_-]", "-", key.strip())
+
+
+def _place(slots: _Slots | None, fig: go.Figure, now: float) -> _Slots:
+    """Put ``fig`` in a slot: the top one if it shows the same figure (the same object, or the same JSON: a rerun
+    that rebuilds an unchanged chart leaves it alone), else an empty slot or the oldest, which becomes the top."""
+    if slots is None:
+        return _Slots([fig] + [None] * (SLOTS - 1), [0], now)
+    top = slots.order[0]
+    digest = None
+    if fig is not slots.figs[top]:
+        slots.spec = slots.spec or _digest(slots.figs[top])
+        digest = _digest(fig)
+    if digest is None or digest == slots.spec:
+        slots.figs[top] = fig
+        if now - slots.since > HOLD_S:  # drawn long ago: the others can go
+            slots.figs = [fig if i == top else None for i in range(SLOTS)]
+            slots.order = [top]
+        return slots
+    free = [i for i in range(SLOTS) if slots.figs[i] is None]
+    slot = free[0] if free else slots.order[-1]
+    slots.figs[slot] = fig
+    slots.order = [slot] + [i for i in slots.order if i != slot]
+    slots.since, slots.spec = now, digest
+    # A drawing of another height would show under or beside the new one (a grid that gained a row): it goes.
+    height = fig.layout.height
+    for i in slots.order[1:]:
+        if slots.figs[i].layout.height != height:
+            slots.figs[i] = None
+    slots.order = [i for i in slots.order if slots.figs[i] is not None]
+    return slots
+
+
+def _buffered(fig: go.Figure, key: str, config: dict, **kwargs):
+    charts = st.session_state.setdefault(_CHARTS, {})
+    slots = charts[key] = _place(charts.pop(key, None), fig, time.monotonic())
+    while len(charts) > _MAX_CHARTS:
+        charts.pop(next(iter(charts)))
+    keys = [key] + [f"{key}{_SLOT}{i}" for i in range(1, SLOTS)]
+    out = None
+    with st.container(key=f"dlviz_buf_{key}"):
+        for slot, shown in enumerate(slots.figs):
+            if shown is None:
+                st.empty()
+            else:
+                drawn = st.plotly_chart(shown, key=keys[slot], width="stretch", config=config, **kwargs)
+                out = drawn if slot == slots.order[0] else out
+        # After the charts, newest on top: until this arrives, the previous order holds.
+        st.markdown("<style>" + " ".join(f".{_key_class(keys[slot])} {{ z-index: {SLOTS - rank}; }}"
+                                         for rank, slot in enumerate(slots.order)) + "</style>",
+                    unsafe_allow_html=True)
+    return out
 
 
 def metric_row(items: dict[str, str]) -> None:
