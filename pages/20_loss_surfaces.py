@@ -15,7 +15,7 @@ from dlviz.demos import loss_surfaces as lsd
 from dlviz.figures import landscape as lf
 from dlviz.figures import surfaces as sf
 from dlviz.figures.common import metric_curves
-from dlviz.ui import config_form, current_device, explain, live_run, metric_row, plain, show
+from dlviz.ui import config_form, current_device, explain, lecture_mode, live_run, metric_row, plain, show
 from dlviz.ui.compute import queued
 from dlviz.ui.topics import require_app
 from dlviz.i18n import N_, _, tr
@@ -146,9 +146,9 @@ def critical_points_section() -> None:
         left, right = st.columns([1, 1])
         with left:
             show(sf.contour_paths_figure(*run_grid, run_crit, paths, a["pivot"], a["eigenvectors"],
-                                         a["eigenvalues"]), key=f"{KEY}.paths")
+                                         a["eigenvalues"], height=320 if lecture_mode() else 420), key=f"{KEY}.paths")
         with right:
-            show(sf.descent_curves(runner.history), key=f"{KEY}.descent")
+            show(sf.descent_curves(runner.history, height=260 if lecture_mode() else 300), key=f"{KEY}.descent")
             if snap.metrics["lr_used"] < runner.config.lr:
                 st.caption(_("Step size capped at {lr_used:.3g} = 1 / (largest curvature at a critical point) so that descent is "
                              "stable on this surface.").format(lr_used=snap.metrics['lr_used']))
@@ -221,7 +221,8 @@ def landscape_section() -> None:
                     _("step"): f"{snap.step} / {runner.config.steps}",
                     "‖θ − θ₀‖": f"{m['distance_from_init']:.2f}"})
         show(metric_curves(runner.history, [(_("loss"), ["train_loss", "test_loss"]),
-                                            (_("accuracy"), ["train_acc", "test_acc"])]), key=f"{KEY}.curves")
+                                            (_("accuracy"), ["train_acc", "test_acc"])],
+                           height=255 if lecture_mode() else 320), key=f"{KEY}.curves")
         landscape_views(runner, snap)
 
     live_run(KEY, demo, config, current_device(), draw, stage=stage)

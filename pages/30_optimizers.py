@@ -18,7 +18,7 @@ from dlviz.figures.optimizers import (batch_paths_figure, curves_figure, error_c
                                       network_curves_figure,
                                       race_figure, rate_map_figure, schedule_figure, view_around)
 from dlviz.runner import RUNNING
-from dlviz.ui import config_form, current_device, explain, global_seed, live_run, part_switch, plain, show
+from dlviz.ui import config_form, current_device, explain, global_seed, lecture_mode, live_run, part_switch, plain, show
 from dlviz.ui.compute import queued
 from dlviz.ui.topics import require_app
 from dlviz.i18n import N_, _, tr
@@ -119,7 +119,8 @@ def race_part() -> None:
             with left:
                 show(race_figure(gx, gy, gz, a["paths"], upto, minima, view,
                                  _("{surface}: step {step}, start ({x:.3g}, {y:.3g})").format(
-                                     surface=_(surf.title), step=upto, x=runner.config.start_x, y=runner.config.start_y)),
+                                     surface=_(surf.title), step=upto, x=runner.config.start_x, y=runner.config.start_y),
+                                 height=340 if lecture_mode() else 480),
                  key=f"{KEY}.fig_race")
                 if scrubbing:
                     st.slider(_("Scrub through the steps"), 0, snap.step, snap.step, key=scrub,

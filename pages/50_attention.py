@@ -10,7 +10,7 @@ from dlviz.demos import get_demo
 from dlviz.figures import attention as figs
 from dlviz.figures.common import metric_curves
 from dlviz.models.attention import compare_scoring, positional_encoding, softmax_sharpness
-from dlviz.ui import config_form, current_device, explain, global_seed, live_run, part_switch, show
+from dlviz.ui import config_form, current_device, explain, global_seed, lecture_mode, live_run, part_switch, show
 from dlviz.ui.topics import require_app
 from dlviz.i18n import N_, _
 
@@ -53,10 +53,11 @@ def draw_kernel(runner) -> None:
     c[3].metric(_("training loss"), f"{m['train_loss']:.4f}")
     left, right = st.columns([1, 1])
     with left:
-        show(figs.kernel_fit_figure(a, m["w"]), key=f"{KEY}.kr.fit")
+        show(figs.kernel_fit_figure(a, m["w"], height=210 if lecture_mode() else 380), key=f"{KEY}.kr.fit")
     with right:
         show(metric_curves(runner.history, [("w", ["w"]), (_("test MSE against the truth"),
-                                                             ["mse_nonparametric", "mse_learned"])], height=380),
+                                                             ["mse_nonparametric", "mse_learned"])],
+                           height=210 if lecture_mode() else 380),
              key=f"{KEY}.kr.curves")
     show(figs.kernel_attention_figure(a, m["w"]), key=f"{KEY}.kr.attn")
 
@@ -150,7 +151,8 @@ def draw_transformer(runner) -> None:
                      "interchangeable)."))
     c[3].metric(_("training loss"), f"{m['train_loss']:.3f}")
     show(metric_curves(runner.history, [(_("training loss (cross-entropy)"), ["train_loss"]),
-                                        (_("held-out accuracy and alignment"), ["token_acc", "seq_acc", "diag_mass"])]),
+                                        (_("held-out accuracy and alignment"), ["token_acc", "seq_acc", "diag_mass"])],
+                       height=210 if lecture_mode() else 320),
          key=f"{KEY}.tf.curves")
     ex = st.slider(_("Example (held-out sequence)"), 0, len(a["src"]) - 1, 0, key=f"{KEY}.tf.example")
     src, tgt, pred = a["src"][ex], a["tgt"][ex], a["pred"][ex]

@@ -9,7 +9,7 @@ from dlviz.demos import get_demo
 from dlviz.demos.gan import VISIT_WINDOW, digit_classifier
 from dlviz.figures.common import image_grid, metric_curves
 from dlviz.figures.gan import LAYERS, class_histogram_figure, gan_1d_figure, gan_plane_figure
-from dlviz.ui import config_form, current_device, explain, live_run, show
+from dlviz.ui import config_form, current_device, explain, lecture_mode, live_run, show
 from dlviz.ui.topics import require_app
 from dlviz.i18n import N_, _
 
@@ -57,27 +57,41 @@ def page_2d():
         if snap is None:
             return
         m, prob = snap.metrics, runner.config.loss != "wgan-gp"  # the run's loss, not the widget's
+        items = []  # (label, value, help)
         if "modes_covered" in m:
-            c = st.columns(3)
-            c[0].metric(_("modes covered"), f"{m['modes_covered']:.0f} / {m['modes_total']:.0f}",
-                        help=_("A mode counts when at least 1% of 2,000 samples lie within 3σ of it."))
-            c[1].metric(_("now / visited"), f"{m['modes_now']:.0f} / {m['modes_visited']:.0f}",
-                        help=_("Modes nearest to at least 1/(2K) of the samples now, and in any snapshot of the last {VISIT_WINDOW} "
-                               "steps: few now but many visited = a clump hopping between modes.").format(VISIT_WINDOW=VISIT_WINDOW))
-            c[2].metric(_("high quality"), f"{m['high_quality']:.0%}", help=_("Within 3σ of some mode."))
-        c = st.columns(4)
-        c[0].metric(_("spread"), f"{m['spread']:.2f}",
-                    help=_("Total std of the generated samples / the data's: 1 = as spread out, near 0 = collapsed."))
-        c[1].metric(_("JS divergence"), f"{m['js']:.3f}",
-                    help=_("Between histograms of 2,000 real and 2,000 generated samples on a 40x40 grid: 0 for equal "
-                         "histograms, ln 2 = 0.693 when no cell holds both. Finite samples bias it up (about 0.01 "
-                         "for two samples of the ring itself); detail finer than a cell is invisible to it."))
-        c[2].metric(_("mean D(real)") if prob else _("mean f(real)"), f"{m['d_real']:.2f}")
-        c[3].metric(_("mean D(generated)") if prob else _("mean f(generated)"), f"{m['d_fake']:.2f}")
+            items += [(_("modes covered"), f"{m['modes_covered']:.0f} / {m['modes_total']:.0f}",
+                       _("A mode counts when at least 1% of 2,000 samples lie within 3σ of it.")),
+                      (_("now / visited"), f"{m['modes_now']:.0f} / {m['modes_visited']:.0f}",
+                       _("Modes nearest to at least 1/(2K) of the samples now, and in any snapshot of the last "
+                         "{VISIT_WINDOW} steps: few now but many visited = a clump hopping between modes.").format(
+                           VISIT_WINDOW=VISIT_WINDOW)),
+                      (_("high quality"), f"{m['high_quality']:.0%}", _("Within 3σ of some mode."))]
+        items += [(_("spread"), f"{m['spread']:.2f}",
+                   _("Total std of the generated samples / the data's: 1 = as spread out, near 0 = collapsed.")),
+                  (_("JS divergence"), f"{m['js']:.3f}",
+                   _("Between histograms of 2,000 real and 2,000 generated samples on a 40x40 grid: 0 for equal "
+                     "histograms, ln 2 = 0.693 when no cell holds both. Finite samples bias it up (about 0.01 "
+                     "for two samples of the ring itself); detail finer than a cell is invisible to it.")),
+                  (_("mean D(real)") if prob else _("mean f(real)"), f"{m['d_real']:.2f}", None),
+                  (_("mean D(generated)") if prob else _("mean f(generated)"), f"{m['d_fake']:.2f}", None)]
+        lecture = lecture_mode()
+
+        def metric_rows(per_row: int, row_items: list) -> None:
+            for i in range(0, len(row_items), per_row):
+                for col, (label, value, help) in zip(st.columns(per_row), row_items[i:i + per_row]):
+                    col.metric(label, value, help=help)
+
+        if not lecture:  # modes on one row, the rest on the next
+            split = 3 if "modes_covered" in m else 0
+            metric_rows(4, items[:split])
+            metric_rows(4, items[split:])
         left, right = st.columns([1.3, 1])
-        with left:
-            show(gan_plane_figure(snap.arrays, prob, shown, title=_("Step {step}").format(step=snap.step)), key=f"{KEY}.2d.plane")
+        with left:  # in lecture mode the field starts right under the buttons: the first screen holds it whole
+            show(gan_plane_figure(snap.arrays, prob, shown, title=_("Step {step}").format(step=snap.step),
+                                  height=360 if lecture else 560), key=f"{KEY}.2d.plane")
         with right:
+            if lecture:  # D's means are in the curves below
+                metric_rows(3, items[:-2])
             extra = [(_("modes: covered, now, visited"), ["modes_covered", "modes_now", "modes_visited"]),
                      (_("quality, spread, JS"), ["high_quality", "spread", "js"])] \
                 if "modes_covered" in m else [(_("divergence (grid)"), ["js", "kl"]), (_("spread"), ["spread"])]
@@ -114,7 +128,8 @@ def page_1d():
         cfg = runner.config  # the run's data, not the widgets' (they may have changed since it started)
         c[2].metric(_("generator mean"), f"{m['gen_mean']:.2f}", help=_("data: {data_mean:.2f}").format(data_mean=cfg.data_mean))
         c[3].metric(_("generator std"), f"{m['gen_std']:.2f}", help=_("data: {data_std:.2f}").format(data_std=cfg.data_std))
-        show(gan_1d_figure(snap.arrays, cfg.data_mean, title=_("Step {step}").format(step=snap.step)), key=f"{KEY}.1d.fig")
+        show(gan_1d_figure(snap.arrays, cfg.data_mean, title=_("Step {step}").format(step=snap.step),
+                           height=235 if lecture_mode() else 440), key=f"{KEY}.1d.fig")
         loss_panels(runner, [(_("|D - 1/2| and JS"), ["d_gap", "js"])])
 
     live_run(f"{KEY}.1d", demo, config, current_device(), draw, stage=stage, main_view=lambda r: gan_1d_figure(
@@ -143,7 +158,7 @@ def page_digits():
         c[3].metric(_("mean D(generated)"), f"{m['d_fake']:.2f}")
         left, right = st.columns([1, 1])
         with left:
-            show(image_grid(snap.arrays["samples"], ncols=8, tile_px=48,
+            show(image_grid(snap.arrays["samples"], ncols=8, tile_px=32 if lecture_mode() else 48,
                             title=_("64 fixed noise vectors at step {step}").format(step=snap.step)), key=f"{KEY}.digits.samples")
         with right:
             show(class_histogram_figure(snap.arrays["class_hist"], m["class_entropy"]), key=f"{KEY}.digits.hist")

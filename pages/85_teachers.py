@@ -16,7 +16,7 @@ from dlviz.figures import teachers as figs
 from dlviz.figures.common import image_grid
 from dlviz.i18n import N_, _
 from dlviz.models.student import mean_soft_targets
-from dlviz.ui import config_form, current_device, explain, live_run, part_switch, show
+from dlviz.ui import config_form, current_device, explain, lecture_mode, live_run, part_switch, show
 from dlviz.ui.compute import queued
 from dlviz.ui.topics import require_app
 
@@ -182,7 +182,7 @@ def draw_ema(runner) -> None:
                     help=_("mean ± std of the test accuracy over the snapshots in the last quarter of the steps so "
                            "far (the shaded band)"))
         c[3].metric(_("last quarter: EMA"), f"{ema_mean:.1%} ± {ema_std * 100:.1f}")
-    show(figs.ema_curves(h), key=f"{KEY}.ema.curves")
+    show(figs.ema_curves(h, height=285 if lecture_mode() else 300), key=f"{KEY}.ema.curves")
 
 
 {"distill": distill_part, "ema": ema_part}[part]()

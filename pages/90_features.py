@@ -16,7 +16,8 @@ from dlviz.demos import get_demo
 from dlviz.demos.features import PERPLEXITY_GRID, run_on
 from dlviz.figures.common import embedding_scatter, image_grid, metric_curves
 from dlviz.figures.features import explained_variance_figure, mark_selection, small_multiples
-from dlviz.ui import config_form, current_device, explain, global_seed, live_run, show
+from dlviz.ui import config_form, current_device, explain, global_seed, lecture_mode, live_run, show
+from dlviz.ui.live import lecture_layout
 from dlviz.ui.compute import queued
 from dlviz.ui.feature_sources import sources
 from dlviz.ui.topics import require_app
@@ -29,6 +30,7 @@ GRID_POINTS = 600  # the perplexity small multiples embed a seeded subset: four 
 ss = st.session_state
 demo = get_demo("tsne")
 st.title(_("Feature explorer: what did the models learn?"))
+stage = st.container()  # figure first: the live t-SNE (or the PCA) right under the title; the choices below
 explain(
     _("**PCA** rotates the centered features onto the directions of largest variance (an SVD) and keeps the top "
     "ones: linear, instant, and distances along the kept axes are real. **t-SNE** (van der Maaten & Hinton, 2008) "
@@ -127,7 +129,8 @@ def view(fs: FeatureSet, tag: str, coords: np.ndarray, title: str, final: bool) 
     point = int(ss.get(f"{KEY}.point", 0))
     nbrs = cached((tag, "nn", point), lambda: nearest_neighbours(fs.features, 8, point))
     hover = [f"#{i}: {fs.class_names[int(fs.labels[i])]}" for i in range(n)]
-    fig = mark_selection(embedding_scatter(coords, fs.labels, title, hover, fs.class_names, height=520),
+    fig = mark_selection(embedding_scatter(coords, fs.labels, title, hover, fs.class_names,
+                                             height=330 if lecture_mode() else 520),
                          coords, point, nbrs)
     left, right = st.columns([3, 2])
     with left:
@@ -158,8 +161,10 @@ def view(fs: FeatureSet, tag: str, coords: np.ndarray, title: str, final: bool) 
 if method == "PCA":
     coords, _unused = pca(fs.features, config.n_components)
     ratio = explained_variance(fs.features, 20)
-    view(fs, tag, coords, _("PCA of {name}: PC1 {pc1:.0%}, PC2 {pc2:.0%} of the variance").format(
-        name=tr(fs.name), pc1=ratio[0], pc2=ratio[1]), True)
+    lecture_layout()
+    with stage:
+        view(fs, tag, coords, _("PCA of {name}: PC1 {pc1:.0%}, PC2 {pc2:.0%} of the variance").format(
+            name=tr(fs.name), pc1=ratio[0], pc2=ratio[1]), True)
     show(explained_variance_figure(ratio), key=f"{KEY}.var")
 else:
     if config.engine == "openTSNE" and not HAVE_OPENTSNE:
@@ -202,7 +207,7 @@ else:
 
     # A slower refresh than training pages: each redraw sends 1,797 points; on a busy machine the browser needed
     # more than 0.6 s to draw them (the plot stayed blank at a 0.6 s period, drew at 2.5 s; measured).
-    live_run(KEY, live_demo, tsne_config, current_device(), draw, every_s=1.2)
+    live_run(KEY, live_demo, tsne_config, current_device(), draw, every_s=1.2, stage=stage)
 
 # -- small multiples over perplexity --------------------------------------------------------------------------
 st.subheader(_("The same data at perplexity 5, 30, 50 and 100"))

@@ -14,7 +14,7 @@ from ..i18n import N_, _
 MARGIN = dict(l=50, r=10, t=50, b=40)
 
 
-def kernel_fit_figure(a: dict, w: float) -> go.Figure:
+def kernel_fit_figure(a: dict, w: float, height: int = 380) -> go.Figure:
     """Training points, the truth and both Nadaraya-Watson predictions over the test grid."""
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=a["x_train"], y=a["y_train"], mode="markers", name=_("training data"),
@@ -25,7 +25,7 @@ def kernel_fit_figure(a: dict, w: float) -> go.Figure:
                              line=dict(color=PALETTE[0], width=3)))
     fig.add_trace(go.Scatter(x=a["x_test"], y=a["pred_learned"], mode="lines", name=_("learned w = {w:.2f}").format(w=w),
                              line=dict(color=PALETTE[1], width=3)))
-    fig.update_layout(title=_("Predictions on the test grid"), xaxis_title="x", yaxis_title="y", height=380,
+    fig.update_layout(title=_("Predictions on the test grid"), xaxis_title="x", yaxis_title="y", height=height,
                       margin=MARGIN, legend=dict(orientation="h"))
     return fig
 

@@ -38,6 +38,7 @@ COMPACT_CSS = """
 [data-testid="stMain"] [data-testid="stMetricValue"] { font-size: 2.0rem; line-height: 1.15; }
 [data-testid="stMain"] [data-testid="stMetric"] label { margin-bottom: 0; min-height: 0; }
 [data-testid="stMain"] [data-testid="stMetricDelta"] { font-size: 0.9rem; }
+[data-testid="stMain"] [data-testid="stRadio"] label p { font-size: 1rem !important; }
 [data-testid="stMain"] [data-testid="stCaptionContainer"], [data-testid="stMain"] [data-testid="stCaptionContainer"] p {
   margin: 0; font-size: 0.8rem; }
 </style>
@@ -348,6 +349,14 @@ def shared_view(runner: Runner, name: str, build: Callable[[], object], *parts) 
     return value
 
 
+def lecture_layout() -> None:
+    """The compact lecture-mode layout (COMPACT_CSS) on this page; live_run applies it, figure-first pages call it."""
+    from .settings import lecture_mode
+
+    if lecture_mode():
+        st.sidebar.markdown(COMPACT_CSS, unsafe_allow_html=True)  # in the sidebar: no gap in the main area
+
+
 def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[[Runner], None],
              draw_slow: Callable[[Runner], None] | None = None, every_s: float = EVERY_S,
              slow_every_s: float = SLOW_EVERY_S, pace_s: float = 0.0, stage=None, views=None,
@@ -366,10 +375,7 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
     Paused or finished, a timeline rewinds every figure to a checkpoint (``Runner.at_step``); ``main_view(runner)``
     (a plotly figure; default: the loss and accuracy curves) is what the HTML and GIF replays show.
     """
-    from .settings import lecture_mode
-
-    if lecture_mode():
-        st.sidebar.markdown(COMPACT_CSS, unsafe_allow_html=True)  # in the sidebar: no gap in the main area
+    lecture_layout()
     pace_s = max(pace_s, PACES.get(st.session_state.get(f"{key}.pace"), 0.0))  # the page's own pace, or slower
     runner = _runner_for(key, demo, config, device, pace_s)
     if runner.pace_s != pace_s and _others_watch(runner, session_id()):
