@@ -91,7 +91,7 @@ def page_2d():
                                   height=360 if lecture else 560), key=f"{KEY}.2d.plane")
         with right:
             if lecture:  # D's means are in the curves below
-                metric_rows(3, items[:-2])
+                metric_rows(3 if len(items) < 7 else 2, items[:-2])
             extra = [(_("modes: covered, now, visited"), ["modes_covered", "modes_now", "modes_visited"]),
                      (_("quality, spread, JS"), ["high_quality", "spread", "js"])] \
                 if "modes_covered" in m else [(_("divergence (grid)"), ["js", "kl"]), (_("spread"), ["spread"])]

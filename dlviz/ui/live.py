@@ -37,6 +37,7 @@ COMPACT_CSS = """
 [data-testid="stMain"] [data-testid="stVerticalBlock"] { gap: 0.55rem; }
 [data-testid="stMain"] [data-testid="stMetricValue"] { font-size: 2.0rem; line-height: 1.15; }
 [data-testid="stMain"] [data-testid="stMetric"] label { margin-bottom: 0; min-height: 0; }
+[data-testid="stMain"] [data-testid="stMetricLabel"] p { font-size: 1.05rem !important; }  /* whole labels */
 [data-testid="stMain"] [data-testid="stMetricDelta"] { font-size: 0.9rem; }
 [data-testid="stMain"] [data-testid="stRadio"] label p { font-size: 1rem !important; }
 [data-testid="stMain"] [data-testid="stCaptionContainer"], [data-testid="stMain"] [data-testid="stCaptionContainer"] p {
