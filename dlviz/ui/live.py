@@ -224,13 +224,16 @@ def default_main_view(runner: Runner):
 
 
 def replay_frames(runner: Runner, main_view: Callable, progress: Callable[[float], None] | None = None) -> list:
-    """(step, figure) for every checkpoint of ``runner``: the main view as it was then, curves up to that step."""
+    """(step, figure) for every checkpoint of ``runner``: the main view as it was then, curves up to that step,
+    in the app's theme at lecture sizes (the files are for slides)."""
+    from ..figures.common import apply_theme
+
     frames, steps = [], [c.step for c in runner.checkpoints]
     for i, step in enumerate(steps):
         view = runner.at_step(step)
         view.history = [h for h in view.history if h["step"] <= step]
         view.cursor = None
-        frames.append((step, main_view(view)))
+        frames.append((step, apply_theme(main_view(view), lecture=True)))  # for slides: the projector's sizes
         if progress is not None:
             progress((i + 1) / len(steps))
     return frames
