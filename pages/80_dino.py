@@ -65,8 +65,8 @@ def draw(runner) -> None:
     c = st.columns(6)
     # Short labels and deltas: six columns at 1280 px in lecture mode; the long form is in each help.
     c[0].metric(_("best head IoU"), f"{m['attn_iou_best']:.2f}",
-                _("{delta:+.2f} vs init").format(delta=m['attn_iou_best'] - m['attn_iou_random_init']),
-                help=_("The teacher's last layer. Head {value:.0f}, the best on 256 other held-out images; the highest IoU "
+                f"{m['attn_iou_best'] - m['attn_iou_random_init']:+.2f}",
+                help=_("The change against the untrained ViT is under the value. The teacher's last layer. Head {value:.0f}, the best on 256 other held-out images; the highest IoU "
                        "of any head on these images is {get:.2f}.").format(
                          value=m.get('best_head', 0) + 1,
                          get=m.get('attn_iou_max', m['attn_iou_best'])))

@@ -143,10 +143,10 @@ def _control_row(key: str, runner: Runner, config, device, pace_s: float, main_v
         r.request_step()
         sched.start(r, me)
 
-    # Paused or finished, the timeline takes the speed slider's place (and some width): the first screen of a
-    # projector keeps its height. The speed is kept meanwhile (a widget not drawn would lose its value).
+    # Paused or finished, the timeline takes the speed slider's place: the first screen of a projector keeps its
+    # height. The speed is kept meanwhile (a widget not drawn would lose its value).
     rewinding = _can_rewind(runner)
-    c = st.columns([1, 1, 1, 1, 1.9, 0.6] if rewinding else [1, 1, 1, 1, 1.2, 0.7])  # labels fit at 1280 px
+    c = st.columns([1, 1, 1, 1, 1.2, 0.7])  # wide enough for the label and its key at 1280 px, sidebar open
     running = runner.status == RUNNING
     # Keyboard (Streamlit reserves C and R; S did not reach the Step button once the speed slider was added, N
     # does): Space starts and pauses (only one of the two is enabled), N steps,
