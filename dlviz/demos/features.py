@@ -57,11 +57,13 @@ PRESETS = {
                             lambda s: s["knn_acc_embedding"] >= 0.98 and s["trustworthiness"] >= 0.99,
                             ("knn_acc_embedding", "trustworthiness", "fragments_per_class", "kl_divergence"))),
     "no-exaggeration": Preset("No early exaggeration", Config(early_exaggeration=1.0, init="random"),
-                              "From random noise and without exaggeration the digits still separate, but the "
-                              "optimization ends at a worse optimum: a higher KL divergence than the standard run's.",
-                              Claim("the final KL divergence is above 0.78 (the standard run's: 0.770-0.775) while "
-                                    "5-NN accuracy in the map stays >= 98%",
-                                    lambda s: s["kl_divergence"] > 0.78 and s["knn_acc_embedding"] >= 0.98,
+                              "From random noise and without exaggeration the digits still separate. Measured on seeds "
+                              "300-314, the final KL divergence is 0.769-0.803 against the standard run's 0.772-0.778: "
+                              "on 1,797 points exaggeration barely changes the optimum; it matters on large data sets, "
+                              "where clusters split apart early.",
+                              Claim("without exaggeration, from a random start, 5-NN accuracy in the final map is still "
+                                    ">= 98%",
+                                    lambda s: s["knn_acc_embedding"] >= 0.98,
                                     ("kl_divergence", "knn_acc_embedding", "fragments_per_class"))),
     "tiny-perplexity": Preset("Perplexity 5", Config(perplexity=5.0),
                               "Each point keeps only ~5 neighbours: many small clumps that are not real classes.",
