@@ -350,6 +350,7 @@ LIVE_PARTS = [  # (page, {part widget: the option's label}, test id)
     ("pages/20_loss_surfaces.py", {}, "critical-points"),
     ("pages/20_loss_surfaces.py", {"surf.section": "Landscape of a real network"}, "landscape"),
     ("pages/30_optimizers.py", {}, "optimizers"),
+    ("pages/30_optimizers.py", {"optimizers.part": "🧠 Real network"}, "optimizer-network"),
     ("pages/40_rnn.py", {}, "rnn"),
     ("pages/50_attention.py", {}, "kernel-regression"),
     ("pages/50_attention.py", {"attn.part": "4 · Transformer heads"}, "transformer"),
@@ -400,7 +401,8 @@ def _shown(w) -> str | None:
         return None
 
 
-PART_KEYS = {"surf.section", "attn.part", "gan.view", "features.method", "features.source", "teach.part"}  # other parts
+PART_KEYS = {"surf.section", "attn.part", "gan.view", "features.method", "features.source", "teach.part",
+             "optimizers.part"}  # other parts
 # CI: one direction per part (alternating, about 40 s); a long run: both.
 MID_RUN = [(page, setup, end, f"{name}-{'max' if end else 'min'}") for i, (page, setup, name) in enumerate(LIVE_PARTS)
            for end in (1, 0) if LONG or end == i % 2]
@@ -456,7 +458,10 @@ def test_every_control_changed_mid_run(page, setup, end, app_env):
         with r._lock:  # the slice in flight ends at its next yield
             pass
         at.run()
-        timeline = next(w for w in at.select_slider if w.key == f"{prefix}.rewind")
+        timeline = next((w for w in at.select_slider if w.key == f"{prefix}.rewind"), None)
+        now = at.session_state[k]
+        assert timeline is not None, (prefix, now is r, now.status, len(now.checkpoints), now.replaying,
+                                      [w.key for w in at.select_slider], changed)
         timeline.set_value(r.checkpoints[0].step).run()
         problems = run_failures(at)
         assert not problems, f"{page} {setup}: rewound\n" + "\n---\n".join(problems)
