@@ -253,13 +253,17 @@ def _replay_files(key: str, runner: Runner, main_view: Callable) -> None:
                  help=_("The page's main view at each of the {n} checkpoints kept, as a page that plays offline "
                         "and as a GIF for slides.").format(n=len(runner.checkpoints))):
         bar = st.progress(0.0, text=_("Drawing the checkpoints..."))
-        frames = replay_frames(runner.frozen(), main_view, lambda f: bar.progress(f, text=_("Drawing the "
-                                                                                            "checkpoints...")))
-        title = f"{runner.demo.title} · seed {getattr(runner.config, 'seed', '')}"
-        html = queued(_("Writing the replay"), replay_html, frames, title)
-        gif = queued(_("Encoding the GIF"), replay_gif, frames, caption=title)
+        try:
+            frames = replay_frames(runner.frozen(), main_view,
+                                   lambda f: bar.progress(f, text=_("Drawing the checkpoints...")))
+            title = f"{_(runner.demo.title)} · seed {getattr(runner.config, 'seed', '')}"
+            html = queued(_("Writing the replay"), replay_html, frames, title)
+            gif = queued(_("Encoding the GIF"), replay_gif, frames, caption=title)
+            ss[slot] = (stamp, html, gif)
+        except Exception as exc:  # a view that cannot draw an old checkpoint: a message, never a traceback
+            st.error(plain(_("The replay could not be made ({error}). The CSV and JSON still work.").format(
+                error=f"{type(exc).__name__}: {exc}"[:200])), icon="🛑")
         bar.empty()
-        ss[slot] = (stamp, html, gif)
     made = ss.get(slot)
     if made is not None:
         if made[0] != stamp:
