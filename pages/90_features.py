@@ -17,7 +17,6 @@ from dlviz.demos.features import PERPLEXITY_GRID, run_on
 from dlviz.figures.common import embedding_scatter, image_grid, metric_curves
 from dlviz.figures.features import explained_variance_figure, mark_selection, small_multiples
 from dlviz.ui import config_form, current_device, explain, global_seed, lecture_mode, live_run, show
-from dlviz.ui.live import lecture_layout
 from dlviz.ui.compute import queued
 from dlviz.ui.feature_sources import sources
 from dlviz.ui.topics import require_app
@@ -161,7 +160,6 @@ def view(fs: FeatureSet, tag: str, coords: np.ndarray, title: str, final: bool) 
 if method == "PCA":
     coords, _unused = pca(fs.features, config.n_components)
     ratio = explained_variance(fs.features, 20)
-    lecture_layout()
     with stage:
         view(fs, tag, coords, _("PCA of {name}: PC1 {pc1:.0%}, PC2 {pc2:.0%} of the variance").format(
             name=tr(fs.name), pc1=ratio[0], pc2=ratio[1]), True)

@@ -20,30 +20,13 @@ import streamlit as st
 import torch
 
 from ..demos.base import Demo
+from ..figures.common import apply_theme, metric_curves
 from ..i18n import N_, _, current_language, tr
 from ..runner import DONE, FAILED, IDLE, PAUSED, RUNNING, Runner
 from ..scheduler import scheduler
 from .compute import queued
 from .show import cursor_at, plain
 
-# Lecture mode on a live page: the first screen of a 1280x720 projector holds the title, the buttons, the status
-# line, the metric row and the main figure whole. Lecture mode's 1.3rem root font makes every rem-based gap and
-# margin 30% larger too; these take that back for the main area (measured on the CNN page: the curves ended at
-# y = 806 before, 700 after).
-COMPACT_CSS = """
-<style>
-[data-testid="stMain"] h1 { font-size: 2.1rem !important; padding: 0 0 0.25rem 0 !important; line-height: 1.3 !important; }
-[data-testid="stHeader"] { background: transparent; }  /* the title starts under the toolbar row: not hidden by it */
-[data-testid="stMain"] [data-testid="stVerticalBlock"] { gap: 0.55rem; }
-[data-testid="stMain"] [data-testid="stMetricValue"] { font-size: 2.0rem; line-height: 1.15; }
-[data-testid="stMain"] [data-testid="stMetric"] label { margin-bottom: 0; min-height: 0; }
-[data-testid="stMain"] [data-testid="stMetricLabel"] p { font-size: 1.05rem !important; }  /* whole labels */
-[data-testid="stMain"] [data-testid="stMetricDelta"] { font-size: 0.9rem; }
-[data-testid="stMain"] [data-testid="stRadio"] label p { font-size: 1rem !important; }
-[data-testid="stMain"] [data-testid="stCaptionContainer"], [data-testid="stMain"] [data-testid="stCaptionContainer"] p {
-  margin: 0; font-size: 0.8rem; }
-</style>
-"""
 PACES = {N_("full speed"): 0.0, N_("10 snapshots/s"): 0.1, N_("3 snapshots/s"): 1 / 3, N_("1 snapshot/s"): 1.0,
          N_("1 every 3 s"): 3.0}  # at least this long between snapshots: a 0.3 s phenomenon slowed down to narrate
 EVERY_S = 0.2  # redraw period while running: 0.1 s of training every 0.2 s measured 3.7-4.0 refreshes/s on the
@@ -215,19 +198,17 @@ def run_json(runner: Runner, link: str = "") -> str:
 
 def default_main_view(runner: Runner):
     """The run's loss (and accuracy) curves: the main view of a page that names none, for the replay files."""
-    from ..figures.common import metric_curves
-
     keys = list(dict.fromkeys(k for r in runner.history for k in r if k != "step"))
     panels = [(title, ks[:3]) for title, ks in ((_("loss"), [k for k in keys if "loss" in k]),
                                                 (_("accuracy"), [k for k in keys if "acc" in k])) if ks]
-    return metric_curves(runner.history, panels or [(keys[0], keys[:1])] if keys else [("", [])])
+    if not panels:  # a demo without loss or accuracy: its first metric
+        panels = [(keys[0], keys[:1])] if keys else [("", [])]
+    return metric_curves(runner.history, panels)
 
 
 def replay_frames(runner: Runner, main_view: Callable, progress: Callable[[float], None] | None = None) -> list:
     """(step, figure) for every checkpoint of ``runner``: the main view as it was then, curves up to that step,
     in the app's theme at lecture sizes (the files are for slides)."""
-    from ..figures.common import apply_theme
-
     frames, steps = [], [c.step for c in runner.checkpoints]
     for i, step in enumerate(steps):
         view = runner.at_step(step)
@@ -357,14 +338,6 @@ def shared_view(runner: Runner, name: str, build: Callable[[], object], *parts) 
     return value
 
 
-def lecture_layout() -> None:
-    """The compact lecture-mode layout (COMPACT_CSS) on this page; live_run applies it, figure-first pages call it."""
-    from .settings import lecture_mode
-
-    if lecture_mode():
-        st.sidebar.markdown(COMPACT_CSS, unsafe_allow_html=True)  # in the sidebar: no gap in the main area
-
-
 def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[[Runner], None],
              draw_slow: Callable[[Runner], None] | None = None, every_s: float = EVERY_S,
              slow_every_s: float = SLOW_EVERY_S, pace_s: float = 0.0, stage=None, views=None,
@@ -383,7 +356,6 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
     Paused or finished, a timeline rewinds every figure to a checkpoint (``Runner.at_step``); ``main_view(runner)``
     (a plotly figure; default: the loss and accuracy curves) is what the HTML and GIF replays show.
     """
-    lecture_layout()
     pace_s = max(pace_s, PACES.get(st.session_state.get(f"{key}.pace"), 0.0))  # the page's own pace, or slower
     runner = _runner_for(key, demo, config, device, pace_s)
     if runner.pace_s != pace_s and _others_watch(runner, session_id()):

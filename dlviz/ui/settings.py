@@ -44,8 +44,20 @@ STEADY_CSS = """
 LECTURE_CSS = """
 <style>
 html, body, [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.3rem; }
-h1 { font-size: 2.6rem !important; } h2 { font-size: 2.0rem !important; } h3 { font-size: 1.6rem !important; }
-[data-testid="stMetricValue"] { font-size: 2.4rem; }
+h2 { font-size: 2.0rem !important; } h3 { font-size: 1.6rem !important; }
+/* The first screen of a 1280x720 projector holds the title, the buttons, the status line, the metric row and the
+   main figure whole. The 1.3rem root font makes every rem-based gap and margin 30% larger too; these take that back
+   in the main area (measured on the CNN page: the curves ended at y = 806 before, 672 after). */
+[data-testid="stMain"] h1 { font-size: 2.1rem !important; padding: 0 0 0.25rem 0 !important; line-height: 1.3 !important; }
+[data-testid="stHeader"] { background: transparent; }  /* the title starts under the toolbar row: not hidden by it */
+[data-testid="stMain"] [data-testid="stVerticalBlock"] { gap: 0.55rem; }
+[data-testid="stMain"] [data-testid="stMetricValue"] { font-size: 2.0rem; line-height: 1.15; }
+[data-testid="stMain"] [data-testid="stMetric"] label { margin-bottom: 0; min-height: 0; }
+[data-testid="stMain"] [data-testid="stMetricLabel"] p { font-size: 1.05rem !important; }  /* whole labels */
+[data-testid="stMain"] [data-testid="stMetricDelta"] { font-size: 0.9rem; }
+[data-testid="stMain"] [data-testid="stRadio"] label p { font-size: 1rem !important; }
+[data-testid="stMain"] [data-testid="stCaptionContainer"], [data-testid="stMain"] [data-testid="stCaptionContainer"] p {
+  margin: 0; font-size: 0.8rem; }
 .katex { font-size: 1.5em; }
 [data-testid="stMainBlockContainer"] { padding-top: 1.5rem; max-width: 100%; }
 .stButton button kbd { display: none; }
