@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dlviz.analysis.critical_points import curve_critical_points, derivatives, gradient_descent
+from dlviz.analysis.critical_points import curve_critical_points, derivatives, mse_vs_cross_entropy
 from dlviz.analysis.formula import FormulaError
-from dlviz.analysis.surfaces import CURVES, two_logit_surfaces
+from dlviz.analysis.surfaces import CURVES
 from dlviz.demos import get_demo
 from dlviz.demos import loss_surfaces as lsd
 from dlviz.figures import landscape as lf
@@ -17,6 +17,7 @@ from dlviz.figures import surfaces as sf
 from dlviz.figures.common import metric_curves
 from dlviz.ui import config_form, current_device, explain, lecture_mode, live_run, metric_row, plain, show
 from dlviz.ui.compute import queued
+from dlviz.ui.explanations import SURF_LANDSCAPE, SURF_MSE_CE
 from dlviz.ui.topics import require_app
 from dlviz.i18n import N_, _, tr
 
@@ -161,27 +162,12 @@ def critical_points_section() -> None:
 
 def mse_ce_section() -> None:
     KEY = "mse"
-    explain(
-        _("A two-layer net with **one weight per layer** (after Glorot & Bengio, 2010) classifies 64 points: "
-        "h = tanh(w₁x), logits z = (−w₂h, w₂h). Its loss is a surface over (w₁, w₂). With w₁w₂ ≪ 0 the net is "
-        "confidently wrong: the softmax saturates, so MSE is flat there while cross-entropy keeps a slope."),
-        r"\ell_{\mathrm{MSE}} = 2\,(1 - \sigma(m))^2 ,\qquad \ell_{\mathrm{CE}} = -\log \sigma(m) ,\qquad "
-        r"m = z_{y} - z_{\bar y}",
-        r"\frac{\partial \ell_{\mathrm{MSE}}}{\partial m} = -4\,\sigma(m)(1-\sigma(m))^2 \to 0,\qquad "
-        r"\frac{\partial \ell_{\mathrm{CE}}}{\partial m} = -(1 - \sigma(m)) \to -1 \quad (m \to -\infty)",
-        claim=_("From the confidently wrong corner, gradient descent on MSE barely moves for many steps; on "
-              "cross-entropy it leaves at once."))
+    explain(SURF_MSE_CE.text, *SURF_MSE_CE.formulas, claim=SURF_MSE_CE.claim)
     c = st.columns(3)
     lr = c[0].select_slider(_("learning rate"), [0.01, 0.03, 0.1, 0.2, 0.5, 1.0], value=0.1, key=f"{KEY}.lr", format_func=_)
     steps = c[1].slider(_("steps"), 10, 500, 200, key=f"{KEY}.steps")
     corner = c[2].slider(_("start (w₁, w₂) = (s, −s)"), 1.0, 4.0, 3.0, 0.5, key=f"{KEY}.corner")
-    surfaces, paths, losses, grads = {}, {}, {}, {}
-    for name, s in two_logit_surfaces().items():
-        X, Y, Z = s.grid(45)
-        r = gradient_descent(s, (corner, -corner), lr, steps)
-        title = _(s.title)
-        surfaces[title], losses[title], grads[title] = (X, Y, Z), r["loss"], r["grad_norm"]
-        paths[title] = np.column_stack([r["path"], r["loss"]])
+    surfaces, paths, losses, grads = mse_vs_cross_entropy(corner, lr, steps)
     show(sf.loss_pair_figure(surfaces, paths), key=f"{KEY}.pair")
     show(sf.loss_steps_figure(losses, grads), key=f"{KEY}.steps_fig")
     (mse_name, ce_name) = list(losses)
@@ -198,19 +184,7 @@ def landscape_section() -> None:
     KEY, demo = "land", get_demo("landscape")
     stage = st.container()  # figure first: buttons and the live view above the controls
     config = config_form(demo, KEY)
-    explain(
-        _("A small network trains live; on request its loss is evaluated on planes and lines through weight space "
-        "(on the first 1,024 training examples, and on the test set). Random directions are **filter-normalized** "
-        "(Li et al., 2018): each filter of a direction gets the norm of the matching filter of the weights, so "
-        "slices of different networks are comparable. Biases and BatchNorm parameters get a zero direction, and "
-        "BatchNorm runs in evaluation mode with its running statistics (the statistics of the trained model)."),
-        r"L(a, b) = \mathcal{L}(\theta^* + a\,\delta + b\,\eta),\qquad \delta_{i,j} \leftarrow "
-        r"\frac{\delta_{i,j}}{\lVert\delta_{i,j}\rVert}\lVert\theta^*_{i,j}\rVert",
-        claim=_("The line from initialization to the trained weights descends without bumps; the trained weights "
-              "sit in a basin whose sharpness is the top Hessian eigenvalue λ_max. Whether small batches end in "
-              "flatter basins than large ones (same learning rate and steps) is what the twins test, but raw λ_max "
-              "changes when the weights are rescaled and full-batch descent holds it near 2/η: read it beside ‖θ‖ "
-              "and 2/η."))
+    explain(SURF_LANDSCAPE.text, *SURF_LANDSCAPE.formulas, claim=SURF_LANDSCAPE.claim)
 
     def draw(runner) -> None:
         snap = runner.latest

@@ -9,9 +9,8 @@ import streamlit as st
 
 from dlviz.analysis.formula import FormulaError
 from dlviz.analysis.schedules import SCHEDULE_LATEX
-from dlviz.analysis.trajectories import (OPTIMIZERS, TRUE_W, batch_size_paths, condition_quadratic,
-                                         distance_to_minima, max_curvature, optimal_settings, quadratic_rate,
-                                         trajectory)
+from dlviz.analysis.trajectories import (OPTIMIZERS, TRUE_W, batch_size_paths, condition_study,
+                                         distance_to_minima, max_curvature, measured_rate)
 from dlviz.demos import get_demo
 from dlviz.demos.optimizers import Config, NetConfig, network_plane, resolve_surface
 from dlviz.figures.optimizers import (batch_paths_figure, curves_figure, error_curves_figure, label_of,
@@ -20,6 +19,7 @@ from dlviz.figures.optimizers import (batch_paths_figure, curves_figure, error_c
 from dlviz.runner import RUNNING
 from dlviz.ui import config_form, current_device, explain, global_seed, lecture_mode, live_run, part_switch, plain, show
 from dlviz.ui.compute import queued
+from dlviz.ui.explanations import OPT_BATCH, OPT_CONDITION, OPT_NETWORK
 from dlviz.ui.topics import require_app
 from dlviz.i18n import N_, _, tr
 
@@ -143,38 +143,11 @@ def race_part() -> None:
 
         live_run(KEY, demo, config, current_device(), draw, every_s=0.3, pace_s=0.3 if smooth else 0.0, stage=stage)
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def condition_view(kappa: float, steps: int):
-    """Optimal settings, the rate map over (lr, beta), and torch.optim paths of best GD and momentum."""
-    best = optimal_settings(kappa)
-    lr_axis = np.linspace(0, 2.2 * max(best["gd_lr"], best["momentum_lr"]), 161)[1:]
-    beta_axis = np.linspace(0, 0.99, 100)
-    rate = quadratic_rate(lr_axis[None, :], beta_axis[:, None], (1.0, float(kappa)))
-    fq, start = condition_quadratic(float(kappa)), (1.0, 1.0 / np.sqrt(kappa))  # both directions: same loss
-    gd = trajectory(fq, start, "sgd", steps, best["gd_lr"])
-    mom = trajectory(fq, start, "momentum", steps, best["momentum_lr"], beta=best["momentum_beta"])
-    return best, lr_axis, beta_axis, rate, gd, mom
-
-
-def _measured_rate(errors: np.ndarray, steps: int) -> float:
-    """The error's shrink factor per step over the last half of the run; 0 when it reached the minimum exactly
-    (κ = 1: the best gradient step lands on it at once, and 0/0 would print nan)."""
-    start, end = errors[steps // 2], max(errors[-1], 1e-300)
-    return float((end / start) ** (1 / (steps - steps // 2))) if start > 0 else 0.0
+condition_view = st.cache_data(max_entries=16, show_spinner=False)(condition_study)  # a pure function: shared
 
 
 def condition_part() -> None:
-    explain(
-        _("On a quadratic with curvatures 1 and κ every optimizer's error shrinks by a fixed factor per step, the "
-        "**rate**. Gradient descent's best fixed learning rate balances the two directions; heavy-ball momentum's "
-        "best (η, β) makes both directions contract equally fast (Goh, *Why Momentum Really Works*, 2017):"),
-        r"f(x, y) = \tfrac12 (x^2 + \kappa y^2),\qquad \text{GD: } \eta^\star = \frac{2}{1+\kappa},\ "
-        r"\text{rate} = \frac{\kappa-1}{\kappa+1}",
-        r"\text{momentum: } \eta^\star = \Big(\frac{2}{1+\sqrt\kappa}\Big)^2,\ "
-        r"\beta^\star = \Big(\frac{\sqrt\kappa-1}{\sqrt\kappa+1}\Big)^2,\ \text{rate} = \frac{\sqrt\kappa-1}{\sqrt\kappa+1}",
-        claim=_("Momentum's rate depends on √κ instead of κ: at κ = 100 gradient descent needs about 10x more steps "
-              "per digit of accuracy."),
-    )
+    explain(OPT_CONDITION.text, *OPT_CONDITION.formulas, claim=OPT_CONDITION.claim)
     kappa = st.select_slider(_("Condition number κ"), [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000], value=100,
                              key=f"{KEY}.kappa", format_func=_)
     steps = st.slider(_("Steps"), 20, 300, 100, key=f"{KEY}.cond_steps")
@@ -196,9 +169,9 @@ def condition_part() -> None:
     show(error_curves_figure(errors), key=f"{KEY}.fig_conderr")
     st.caption(_("Measured over the last half of the run: gradient descent shrinks the error by {measured_rate:.4f} "
                  "per step (theory {gd_rate:.4f}), momentum by {measured_rate2:.4f} (theory {momentum_rate:.4f}).").format(
-                   measured_rate=_measured_rate(np.linalg.norm(gd, axis=1), steps),
+                   measured_rate=measured_rate(np.linalg.norm(gd, axis=1), steps),
                    gd_rate=best['gd_rate'],
-                   measured_rate2=_measured_rate(np.linalg.norm(mom, axis=1), steps),
+                   measured_rate2=measured_rate(np.linalg.norm(mom, axis=1), steps),
                    momentum_rate=best['momentum_rate']))
 
 
@@ -208,15 +181,7 @@ def regression_paths(steps: int, lr: float, seed: int):
 
 
 def batch_part() -> None:
-    explain(
-        _("Linear regression on 1,000 points, y = 2x₁ − 3.4x₂ + 4.2 + noise, trained by `torch.optim.SGD` from "
-        "w = 0 with the same learning rate and number of steps; only the batch size differs. A mini-batch "
-        "gradient is an unbiased but noisy estimate of the full gradient; its noise shrinks like 1/√B:"),
-        r"\hat g_B = \frac{1}{B}\sum_{i \in \mathcal{B}} \nabla_w \tfrac12 (w^\top x_i + b - y_i)^2,\qquad "
-        r"\mathbb{E}[\hat g_B] = \nabla L(w),\quad \operatorname{Var}[\hat g_B] \propto \tfrac1B",
-        claim=_("Batch size 1 wanders around the full-batch path and keeps jittering near the minimum; batch 32 is "
-              "already close to the full-batch path at 1/30 of its cost per step."),
-    )
+    explain(OPT_BATCH.text, *OPT_BATCH.formulas, claim=OPT_BATCH.claim)
     c1, c2 = st.columns(2)
     lr_reg = c1.select_slider(_("Learning rate"), [0.003, 0.01, 0.03, 0.1, 0.3], value=0.03, key=f"{KEY}.reg_lr", format_func=_)
     steps_reg = c2.slider(_("Steps"), 20, 500, 200, step=10, key=f"{KEY}.reg_steps")
@@ -247,16 +212,7 @@ def draw_net(runner) -> None:
 
 def network_part() -> None:
     net_stage = st.container()  # figure first
-    explain(_("Copies of one small MLP (2 → 16 → 16 → 2, tanh) start from **the same initialization** and see **the "
-            "same mini-batches** of the two-moons data; only the `torch.optim` optimizer differs. Their paths "
-            "live in a space of hundreds of parameters; we project them onto the plane spanned by the top two "
-            "directions of their displacements from the start (the top two right singular vectors of the stacked "
-            "displacements: an uncentered PCA, so the start stays at the plane's origin), and compute the loss "
-            "on that plane:"),
-            r"\theta(a, b) = \theta_0 + a\,d_1 + b\,d_2,\qquad d_1, d_2 = \text{top-2 right singular vectors of } "
-            r"\{\theta^{(k)}_t - \theta_0\}",
-            claim=_("Adaptive methods and momentum leave the flat start region faster; the plane is a slice, so "
-                  "a path can look as if it crosses a contour 'uphill' while descending in the directions left out."))
+    explain(OPT_NETWORK.text, *OPT_NETWORK.formulas, claim=OPT_NETWORK.claim)
     c = st.columns([3, 1, 1, 1])
     net_opts = c[0].multiselect(_("Optimizers"), list(OPTIMIZERS), default=["sgd", "momentum", "rmsprop", "adam"],
                                 format_func=label_of, key=f"{KEY}.net_opts")

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..i18n import N_
-from .surfaces import Curve, Surface
+from ..i18n import N_, _
+from .surfaces import Curve, Surface, two_logit_surfaces
 
 KINDS = (N_("minimum"), N_("maximum"), N_("saddle"), N_("degenerate"))  # shown with _()
 
@@ -195,3 +195,16 @@ def saddle_starts(point: CriticalPoint, hair: float = 1e-4, escape: float = 0.05
     c = np.array([point.x, point.y])
     hair_start = c + hair * v_pos + 1e-3 * hair * v_neg
     return {"hair": tuple(map(float, hair_start)), "escape": tuple(map(float, c + escape * v_neg))}
+
+
+def mse_vs_cross_entropy(corner: float, lr: float, steps: int) -> tuple[dict, dict, dict, dict]:
+    """The loss-surface page's MSE-vs-cross-entropy part: both losses of the one-weight-per-layer net, each as a
+    45x45 grid and a gradient-descent run from (corner, -corner). Returns (surfaces, paths, losses, gradient norms),
+    each keyed by the surface's (translated) title: grids (X, Y, Z), paths (steps, 3) with the loss, per-step arrays."""
+    surfaces, paths, losses, grads = {}, {}, {}, {}
+    for s in two_logit_surfaces().values():
+        r = gradient_descent(s, (corner, -corner), lr, steps)
+        title = _(s.title)
+        surfaces[title], losses[title], grads[title] = s.grid(45), r["loss"], r["grad_norm"]
+        paths[title] = np.column_stack([r["path"], r["loss"]])
+    return surfaces, paths, losses, grads

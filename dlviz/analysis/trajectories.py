@@ -291,3 +291,23 @@ def plane_loss(model: torch.nn.Module, origin: np.ndarray, basis: np.ndarray, x:
                 out[i, j] = float(loss_fn(torch.func.functional_call(model, params, (x,))))
     A, B = np.meshgrid(a_axis, b_axis)
     return A, B, out
+
+
+def condition_study(kappa: float, steps: int):
+    """The condition-number part of the optimizer page: the optimal settings, the rate map over (lr, beta), and
+    the torch.optim paths of the best gradient descent and the best momentum on the κ-conditioned quadratic."""
+    best = optimal_settings(kappa)
+    lr_axis = np.linspace(0, 2.2 * max(best["gd_lr"], best["momentum_lr"]), 161)[1:]
+    beta_axis = np.linspace(0, 0.99, 100)
+    rate = quadratic_rate(lr_axis[None, :], beta_axis[:, None], (1.0, float(kappa)))
+    fq, start = condition_quadratic(float(kappa)), (1.0, 1.0 / np.sqrt(kappa))  # both directions: same loss
+    gd = trajectory(fq, start, "sgd", steps, best["gd_lr"])
+    mom = trajectory(fq, start, "momentum", steps, best["momentum_lr"], beta=best["momentum_beta"])
+    return best, lr_axis, beta_axis, rate, gd, mom
+
+
+def measured_rate(errors: np.ndarray, steps: int) -> float:
+    """The error's shrink factor per step over the last half of the run; 0 when it reached the minimum exactly
+    (κ = 1: the best gradient step lands on it at once, and 0/0 would print nan)."""
+    start, end = errors[steps // 2], max(errors[-1], 1e-300)
+    return float((end / start) ** (1 / (steps - steps // 2))) if start > 0 else 0.0
