@@ -42,6 +42,28 @@ def test_attention_rows_are_distributions_and_last_layer_matches():
     assert vit(torch.randn(2, 1, 16, 16)).shape == (2, 96)
 
 
+def test_registers_sit_between_cls_and_patches_and_stay_out_of_the_maps():
+    from dlviz.analysis.attention_masks import cls_attention
+
+    torch.manual_seed(0)
+    vit = VisionTransformer(32, 4, 1, 96, 2, 3, registers=4).eval()
+    assert vit.reg_tokens.shape == (1, 4, 96) and vit.pos_embed.shape == (1, 65, 96)  # registers have no position
+    x = torch.randn(2, 1, 32, 32)
+    attn = vit.get_last_selfattention(x)
+    assert attn.shape == (2, 3, 69, 69)
+    maps = cls_attention(attn, (8, 8))
+    # The maps are the CLS row's last 64 columns: what the CLS token gives itself and the registers is not in them.
+    torch.testing.assert_close(maps.flatten(2).sum(-1) + attn[:, :, 0, :5].sum(-1), torch.ones(2, 3))
+    fake = torch.zeros(1, 1, 69, 69)
+    fake[0, 0, 0, 1:5] = 0.5  # half of the CLS attention on the registers
+    fake[0, 0, 0, 5 + 9] = 0.5  # the other half on patch (1, 1)
+    assert cls_attention(fake, (8, 8))[0, 0, 1, 1] == 0.5 and cls_attention(fake, (8, 8)).sum() == 0.5
+    # Without registers (official DINO checkpoints) nothing changes.
+    assert VisionTransformer(32, 4, 1, 96, 2, 3).reg_tokens is None
+    assert "reg_tokens" not in VisionTransformer(32, 4, 1, 96, 2, 3).state_dict()
+    assert vit(torch.randn(2, 1, 16, 16)).shape == (2, 96)  # local crops: positions interpolated, registers kept
+
+
 def test_mass_mask_is_the_smallest_set_holding_the_mass():
     torch.manual_seed(1)
     maps = torch.rand(5, 4, 4) ** 3
@@ -137,6 +159,7 @@ def test_departures_text_matches_the_code():
     assert GLOBAL_SCALE == (0.5, 1.0) and "50-100%" in text
     assert Config().out_dim == 512 and "K = 512" in text and Config().local_crops == 0
     assert CLIP_NORM == 3.0 and "global norm of 3" in text
+    assert Config().registers == 4 and "4 register tokens" in text
     head = DINOHead(96, 512, use_bn=True)
     assert head.last_layer.weight_g.requires_grad and "norm_last_layer=False" in text  # trainable norm
     student = MultiCropWrapper(VisionTransformer(32, 4, 1, 96, 1, 3), head)

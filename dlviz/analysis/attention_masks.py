@@ -15,9 +15,11 @@ PATCH_OBJECT_FRACTION = 0.25
 
 
 def cls_attention(attn: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-    """(B, heads, N, N) attention -> (B, heads, gh, gw) CLS-to-patch attention (rows sum to <= 1)."""
+    """(B, heads, N, N) attention -> (B, heads, gh, gw) CLS-to-patch attention (rows sum to <= 1).
+
+    The patches are the last gh * gw tokens (after the CLS token and any registers)."""
     B, H = attn.shape[:2]
-    return attn[:, :, 0, 1:].reshape(B, H, *grid)
+    return attn[:, :, 0, attn.shape[-1] - grid[0] * grid[1]:].reshape(B, H, *grid)
 
 
 def mass_mask(maps: torch.Tensor, keep: float = 0.6) -> torch.Tensor:

@@ -67,20 +67,30 @@ class PatchEmbed(nn.Module):
 
 
 class VisionTransformer(nn.Module):
-    """ViT with a CLS token; ``forward`` returns the normalized CLS output (B, embed_dim)."""
+    """ViT with a CLS token; ``forward`` returns the normalized CLS output (B, embed_dim).
+
+    ``registers`` > 0 adds that many learned tokens without a position (Darcet et al. 2024, "Vision Transformers
+    Need Registers"), placed between the CLS token and the patches: the tokens are [CLS, registers, patches],
+    so the CLS-to-patch attention is always the last ``grid`` columns. Official DINO has none.
+    """
 
     def __init__(self, img_size: int = 32, patch_size: int = 4, in_chans: int = 1, embed_dim: int = 96,
-                 depth: int = 4, num_heads: int = 3, mlp_ratio: float = 4.0, qkv_bias: bool = True):
+                 depth: int = 4, num_heads: int = 3, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 registers: int = 0):
         super().__init__()
         self.patch_size, self.embed_dim, self.num_heads, self.img_size = patch_size, embed_dim, num_heads, img_size
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
         n_patches = (img_size // patch_size) ** 2
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, n_patches + 1, embed_dim))
+        self.registers = registers
+        self.reg_tokens = nn.Parameter(torch.zeros(1, registers, embed_dim)) if registers else None
         self.blocks = nn.ModuleList([Block(embed_dim, num_heads, mlp_ratio, qkv_bias) for _ in range(depth)])
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
+        if registers:
+            nn.init.trunc_normal_(self.reg_tokens, std=0.02)
         self.apply(_init_weights)
 
     def interpolate_pos_encoding(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -98,7 +108,10 @@ class VisionTransformer(nn.Module):
     def prepare_tokens(self, x: torch.Tensor) -> torch.Tensor:
         B, _, h, w = x.shape
         t = torch.cat([self.cls_token.expand(B, -1, -1), self.patch_embed(x)], dim=1)
-        return t + self.interpolate_pos_encoding(t, h, w)
+        t = t + self.interpolate_pos_encoding(t, h, w)
+        if self.reg_tokens is None:
+            return t
+        return torch.cat([t[:, :1], self.reg_tokens.expand(B, -1, -1), t[:, 1:]], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = self.prepare_tokens(x)
@@ -107,7 +120,7 @@ class VisionTransformer(nn.Module):
         return self.norm(t)[:, 0]
 
     def get_selfattention(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Attention of every layer: a list of ``depth`` tensors (B, heads, N, N), N = 1 + patches."""
+        """Attention of every layer: a list of ``depth`` tensors (B, heads, N, N), N = 1 + registers + patches."""
         t, out = self.prepare_tokens(x), []
         for blk in self.blocks:
             out.append(blk(t, return_attention=True))
