@@ -89,8 +89,9 @@ def attention_figure(images: np.ndarray, maps: np.ndarray, keep_masks: np.ndarra
         for c, t in enumerate(tiles):
             canvas[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = t
     fig = go.Figure(go.Image(z=canvas.astype(np.uint8), hoverinfo="skip"))
-    names = ["image" + (" (object outlined)" if object_masks is not None else "")]
-    names += [f"head {i + 1}" for i in range(heads)] + [f"mask {i + 1}" for i in range(heads)]
+    names = [_("image (object outlined)") if object_masks is not None else _("image")]
+    names += [_("head {n}").format(n=i + 1) for i in range(heads)]
+    names += [_("mask {n}").format(n=i + 1) for i in range(heads)]
     fig.layout.annotations = [dict(x=c * (w + gap) + (w - 1) / 2, y=-gap, text=t, showarrow=False,
                                    yanchor="bottom", font=dict(size=11)) for c, t in enumerate(names)]
     if row_labels:
@@ -142,7 +143,7 @@ def iou_bars(values: dict[str, float], head_iou: Sequence[float] | None = None) 
     fig = go.Figure(go.Bar(x=names, y=vals, marker_color=[PALETTE[i % 10] for i in range(len(names))],
                            text=[f"{v:.2f}" for v in vals], textposition="outside", name=_("IoU")))
     if head_iou is not None:
-        fig.add_trace(go.Bar(x=[f"head {i + 1}" for i in range(len(head_iou))], y=list(head_iou),
+        fig.add_trace(go.Bar(x=[_("head {n}").format(n=i + 1) for i in range(len(head_iou))], y=list(head_iou),
                              marker_color="#bbbbbb", text=[f"{v:.2f}" for v in head_iou], textposition="outside",
                              name=_("per head (teacher)")))
     fig.update_layout(title=_("IoU with the object mask (mean over held-out images)"), height=340, showlegend=False,
