@@ -208,3 +208,11 @@ def test_a_changed_chart_goes_into_another_slot_on_top_of_the_drawings_before_it
     taller = common.metric_curves(_history(["loss"], 7), [("loss", ["loss"])], height=500)
     slots = _place(_place(slots, figs[0], 10.0), taller, 10.2)  # a drawing of another height would show around it
     assert [slots.figs[i] for i in slots.order] == [taller]
+
+
+def test_a_curve_of_one_or_two_points_shows_its_markers_and_a_longer_one_is_a_plain_line():
+    """The first snapshots of a run: a line of one point draws nothing, so such a series shows markers."""
+    one = common.metric_curves(_history(["loss"], n=1), [("loss", ["loss"])])
+    two = common.metric_curves(_history(["loss"], n=2), [("loss", ["loss"])])
+    many = common.metric_curves(_history(["loss"], n=3), [("loss", ["loss"])])
+    assert [f.data[0].mode for f in (one, two, many)] == ["lines+markers", "lines+markers", "lines"]

@@ -42,7 +42,9 @@ def metric_curves(history: Sequence[dict], panels: Sequence[tuple[str, Sequence[
     for col, (_title, keys) in enumerate(panels, start=1):
         for k in keys:
             rows = [r for r in history if k in r]
-            fig.add_trace(go.Scatter(x=[r[x] for r in rows], y=[r[k] for r in rows], mode="lines",
+            # A line needs two points: a series of one or two (the first snapshots of a run) shows its markers.
+            fig.add_trace(go.Scatter(x=[r[x] for r in rows], y=[r[k] for r in rows],
+                                     mode="lines" if len(rows) > 2 else "lines+markers",
                                      name=metric_name(k), line=dict(color=PALETTE[n % 10], width=2.5)),
                           row=1, col=col)
             n += 1
