@@ -159,7 +159,7 @@ def test_departures_text_matches_the_code():
     assert GLOBAL_SCALE == (0.5, 1.0) and "50-100%" in text
     assert Config().out_dim == 512 and "K = 512" in text and Config().local_crops == 0
     assert CLIP_NORM == 3.0 and "global norm of 3" in text
-    assert Config().registers == 4 and "4 register tokens" in text
+    assert Config().registers == 0  # DINO's ViT: registers did not raise the share of seeds that pass
     head = DINOHead(96, 512, use_bn=True)
     assert head.last_layer.weight_g.requires_grad and "norm_last_layer=False" in text  # trainable norm
     student = MultiCropWrapper(VisionTransformer(32, 4, 1, 96, 1, 3), head)
