@@ -38,7 +38,7 @@ explain(
     r"P_t = \mathrm{softmax}\!\left(\frac{g_t(x) - c}{\tau_t}\right)",
     r"c \leftarrow m\, c + (1 - m)\,\frac{1}{B}\sum_i g_t(x_i) \quad (m = 0.9)",
     r"\theta_t \leftarrow \lambda\,\theta_t + (1 - \lambda)\,\theta_s \quad (\lambda: \lambda_0 \to 1,\ \text{cosine};"
-    r"\ \lambda_0 = 0.996 \text{ in the paper, } 0.9 \text{ here for a short run})",
+    r"\ \lambda_0 = 0.996 \text{ in the paper, } 0.95 \text{ here for a short run})",
     claim=_("The temperature divides the logits: a low teacher temperature (0.04 < 0.1 of the student) is the "
           "*sharpening*, which pushes each image to one dimension; *centering* subtracts the running mean, "
           "which stops one dimension from winning for every image. Each alone collapses (watch the entropies): "
