@@ -111,7 +111,8 @@ PRESETS = {
                    "(low per-sample entropy) and diverse over images (high entropy of the mean).",
                    # Measured with the per-run generators, 1 torch thread (the app's and the CLI's count on 2
                    # cores), best-head IoU, brightness 0.42-0.44. Teacher EMA 0.95 (2026-12-02), unseen seeds
-                   # 600-607: 0.64, 0.61, 0.68, 0.63, 0.59, 0.55, 0.63, 0.63 (8 of 8; 173-190 s each). With EMA
+                   # 600-607: 0.64, 0.61, 0.68, 0.63, 0.59, 0.55, 0.63, 0.63 (8 of 8; 173-190 s each); then
+                   # 700-704: 0.57, 0.56, 0.63, 0.45, 0.58 (4 of 5): 12 of 13 unseen seeds. With EMA
                    # 0.9 (before): 11 of 16 seeds (0-5: 0.60, 0.61, 0.48, 0.61, 0.58, 0.25; 110-114: 0.43, 0.64,
                    # 0.56, 0.56, 0.58; 300-304: 0.44, 0.32, 0.55, 0.58, 0.57), the failing runs losing their heads
                    # at the end of the warm-up. Registers, a 100-step warm-up, the paper's photometric
