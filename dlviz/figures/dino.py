@@ -89,7 +89,8 @@ def attention_figure(images: np.ndarray, maps: np.ndarray, keep_masks: np.ndarra
         for c, t in enumerate(tiles):
             canvas[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = t
     fig = go.Figure(go.Image(z=canvas.astype(np.uint8), hoverinfo="skip"))
-    names = [_("image (object outlined)") if object_masks is not None else _("image")]
+    # Two lines: on one, "image (object outlined)" ran into the next tile's label.
+    names = [_("image") + ("<br>" + _("(outlined)") if object_masks is not None else "")]
     names += [_("head {n}").format(n=i + 1) for i in range(heads)]
     names += [_("mask {n}").format(n=i + 1) for i in range(heads)]
     fig.layout.annotations = [dict(x=c * (w + gap) + (w - 1) / 2, y=-gap, text=t, showarrow=False,
