@@ -79,8 +79,8 @@ class Config:
     # DINO's 0.996 suits runs of 100k+ steps; in a 500-step lecture run the teacher then lags the student
     # (measured, seed 0, head picked on the scored images: best-head IoU 0.44 at 0.996, 0.45 at 0.99, 0.60 at 0.9).
     # 0.9 was too fast: the teacher's entropy swung between 1.7 and 4.4 nats all run long and 5 of 16 seeds lost
-    # their heads (README, "Measured"); 0.99 never reached the digit (with registers, seeds 1 and 6: 0.28, 0.33). 0.95, tried
-    # straight on unseen seeds 600-607, passed all 8 (best-head IoU 0.55-0.68).
+    # their heads (README, "Measured"); 0.99 never reached the digit (with registers, seeds 1 and 6: 0.28, 0.33).
+    # 0.95, tried straight on unseen seeds 600-607, passed all 8 (best-head IoU 0.55-0.68).
     teacher_momentum: float = param(0.95, "EMA rate of the teacher at step 0 (cosine schedule to 1); short runs "
                                     "need a faster teacher than DINO's 0.996",
                                     choices=(0.9, 0.95, 0.99, 0.996, 0.999), label="teacher EMA")

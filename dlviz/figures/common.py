@@ -358,9 +358,10 @@ def apply_theme(fig: go.Figure, lecture: bool) -> go.Figure:
     names = _legend_names(traces, lay)
     colorbar = any(t["colorbar"] and t["showscale"] is not False and t["type"] in _NO_LEGEND for t in traces)
     # A taller top band than the figure's own adds to the figure: the plot keeps the size its builder gave it.
-    height = base_height + max(0, up["margin"]["t"] - (meta or {}).get("dlviz_top", (lay.get("margin") or {}).get("t", 100)))
+    own_top = (meta or {}).get("dlviz_top", (lay.get("margin") or {}).get("t", 100))  # the builder's top margin
+    height = base_height + max(0, up["margin"]["t"] - own_top)
     if meta is not None:
-        up["meta"]["dlviz_top"] = (meta or {}).get("dlviz_top", (lay.get("margin") or {}).get("t", 100))
+        up["meta"]["dlviz_top"] = own_top
     if names and ((lay.get("legend") or {}).get("orientation") == "h" or colorbar):
         # Entries in one flow, groups or not ("grouped" stacks each group on rows of its own).
         up["legend"].update(orientation="h", xref="paper", x=0, xanchor="left", yref="container", y=0,

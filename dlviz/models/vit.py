@@ -83,7 +83,6 @@ class VisionTransformer(nn.Module):
         n_patches = (img_size // patch_size) ** 2
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, n_patches + 1, embed_dim))
-        self.registers = registers
         self.reg_tokens = nn.Parameter(torch.zeros(1, registers, embed_dim)) if registers else None
         self.blocks = nn.ModuleList([Block(embed_dim, num_heads, mlp_ratio, qkv_bias) for _ in range(depth)])
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
