@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import itertools
 import os
+import statistics
 import threading
 import time
 import weakref
@@ -39,6 +41,80 @@ SLICE_S = 0.1  # training per turn: short enough that ten runs each move several
 DRAW_SHARE = 0.5  # of one core: what all sessions' live redraws may take together (python holds one lock, the
 # GIL, for drawing and for the training loop's own python: without a cap, five sessions redrawing the CNN page
 # five times a second cut a shared run's training from 700 to 107 steps in 15 s; measured with dlviz.ui.loadtest)
+
+
+GATE_FROM = 15  # sessions redrawing training runs from which they take turns (Scheduler.crowded)
+PERIODS = (0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.2, 1.6, 2.4, 3.2, 5.0)  # live redraw periods the server chooses
+DRAW_GUESS_S = 0.01  # a round of redraws before any was measured (the CNN page, 2 cores: curves 3-4 ms, views 20 ms / 7.5)
+
+
+class DrawGate:
+    """Timed redraws of training runs take turns: one session draws at a time, first come first served, and
+    drawing time is budgeted (a token bucket: it accrues at ``share`` seconds per second, at most ``burst_s``
+    ahead), so that drawing holds at most ``share`` of the wall clock and the training threads have the
+    interpreter to themselves the rest. A lightly used server never waits (a gate that shut after every redraw
+    for as long again cut 10 sessions from 2.2 to 1.2 refreshes/s).
+
+    Why: python runs one thread at a time (the GIL). Every torch call of a training step lets go of it and must
+    take it back; with twenty script threads redrawing, each take waited for another thread's turn (up to the
+    5 ms switch interval), and a shared CNN run on 2 cores fell from 1,085 steps in 12 s (one session) to 30 (20
+    sessions) while the interpreter was busy only half the time. Queued here, a session's thread sleeps and does
+    not compete. A redraw waits at most ``max_wait_s`` (then draws anyway: a gate never hangs a page)."""
+
+    def __init__(self, share: float = DRAW_SHARE, max_wait_s: float = 10.0, burst_s: float = 0.1):
+        self.share, self.max_wait_s = share, max_wait_s
+        self._cv = threading.Condition()
+        self._queue: collections.deque = collections.deque()
+        self._busy = False
+        self._credit, self._credited_at = burst_s, time.monotonic()  # seconds of drawing allowed now
+        self.burst_s = burst_s
+        self._inside = threading.local()
+
+    def waiting(self) -> int:
+        return len(self._queue)
+
+    @contextlib.contextmanager
+    def turn(self):
+        """Draw inside ``with gate.turn():``; yields the seconds this redraw waited for its turn. First come, first
+        served: live curves and heavier views alike (a session's two areas run on one thread, so holding its views
+        back held its curves back too)."""
+        if getattr(self._inside, "on", False):  # a redraw inside a redraw (a page drawing a fragment in a full run)
+            yield 0.0
+            return
+        t_ask = time.monotonic()
+        me = object()
+        with self._cv:
+            self._queue.append(me)
+            try:
+                while True:
+                    now = time.monotonic()
+                    if now - t_ask > self.max_wait_s:
+                        break
+                    self._refill(now)
+                    first = not self._busy and self._queue[0] is me
+                    if first and self._credit >= 0:
+                        break
+                    self._cv.wait(min(self.max_wait_s, max(0.001, -self._credit / self.share)) if first else 0.25)
+            finally:
+                self._queue.remove(me)
+            self._busy = True
+        t0 = time.monotonic()
+        self._inside.on = True
+        try:
+            yield t0 - t_ask
+        finally:
+            self._inside.on = False
+            spent = time.monotonic() - t0
+            with self._cv:
+                self._busy = False
+                self._refill(time.monotonic())
+                self._credit -= min(spent, 2.0)
+                self._cv.notify_all()
+
+    def _refill(self, now: float) -> None:
+        """Drawing time accrues at ``share`` seconds per second, up to ``burst_s`` (the caller holds the lock)."""
+        self._credit = min(self.burst_s, self._credit + (now - self._credited_at) * self.share)
+        self._credited_at = now
 
 
 def default_workers(device_type: str = "cpu") -> int:
@@ -93,29 +169,61 @@ class Scheduler:
         self._known: weakref.WeakSet[Runner] = weakref.WeakSet()
         self._threads: list[threading.Thread] = []
         self.slices = 0  # slices trained (the load benchmark reads it)
-        self._drawers: dict[str, tuple[float, float]] = {}  # session -> (when it last redrew a live run, its cost)
+        self.gate = DrawGate()  # the timed redraws take turns (see DrawGate)
+        self._drawers: dict[tuple[str, str], tuple[float, float]] = {}  # (session, part) -> (when drawn, cost a round)
 
     # -- drawing budget ---------------------------------------------------------------------------------
-    def drew(self, session: str, seconds: float) -> None:
-        """A session redrew the live area of a training run, which took ``seconds`` (a running mean per session)."""
-        _, before = self._drawers.get(session, (0.0, seconds))
-        self._drawers[session] = (time.monotonic(), before + 0.3 * (min(seconds, 2.0) - before))
+    def drew(self, session: str, seconds: float, part: str = "live") -> None:
+        """A session redrew ``part`` of a page whose run trains, which took ``seconds`` per round of live redraws
+        (a part redrawn every k rounds reports its time / k)."""
+        self._drawers[(session, part)] = (time.monotonic(), min(seconds, 2.0))
+
+    def _round_cost(self) -> float:
+        """A session's typical cost of one round of redraws: the median over sessions of each part's last cost.
+        A median, not a mean: the session that happens to build a new snapshot's shared figures (once for all)
+        took 10-50 times the others' time, and a mean made the period jump from 0.6 to 1.6 s and back."""
+        now, parts = time.monotonic(), {}
+        for (_, part), (t, cost) in list(self._drawers.items()):
+            if now - t <= 10.0:
+                parts.setdefault(part, []).append(cost)
+        return sum(statistics.median(costs) for costs in parts.values()) if parts else DRAW_GUESS_S
 
     def drawing_sessions(self, within_s: float = 5.0) -> int:
         return len(self._recent(within_s))
 
-    def _recent(self, within_s: float) -> list[float]:
-        now = time.monotonic()
-        for s, (t, _) in list(self._drawers.items()):
+    def _recent(self, within_s: float) -> set[str]:
+        """Sessions that drew within ``within_s``."""
+        now, out = time.monotonic(), set()
+        for (session, part), (t, _) in list(self._drawers.items()):
             if now - t > 60:
-                self._drawers.pop(s, None)
-        return [cost for t, cost in list(self._drawers.values()) if now - t <= within_s]
+                self._drawers.pop((session, part), None)
+            elif now - t <= within_s:
+                out.add(session)
+        return out
+
+    def _watching(self) -> set[str]:
+        """Sessions that showed a training run in the last 10 s (each will redraw it)."""
+        now = time.monotonic()
+        with self._cv:
+            runs = list(self._in_lane.values())
+        return {s for r in runs if r.status == RUNNING for s, t in list(r.viewers.items()) if now - t <= 10.0}
+
+    def crowded(self) -> bool:
+        """Enough sessions redraw training runs that their redraws should take turns (DrawGate): on 2 cores the
+        gate took 40 sessions on one run from 0.24 to 0.56-0.59 refreshes/s each (20: 0.71 to 0.87), and 10
+        sessions from 2.2 to 1.4 (measured with dlviz.ui.loadtest, 12 s windows): so from GATE_FROM sessions on."""
+        return len(self._watching() | self._recent(5.0)) >= GATE_FROM
 
     def refresh_period(self, every_s: float) -> float:
         """The live redraw period for every session now: ``every_s`` while the server is lightly used, longer as
-        more sessions watch, so that their redraws together take at most DRAW_SHARE of a core."""
-        load = sum(self._recent(5.0))  # seconds of drawing per round of redraws of every watching session
-        return round(min(5.0, max(every_s, load / DRAW_SHARE)), 2)
+        more sessions watch, so that their redraws together take at most DRAW_SHARE of a core: sessions watching
+        a training run (those that pressed Start but have not drawn yet included: 20 students press Start in the
+        same second, and timers set from the load so far asked for several cores' worth of redraws) times the
+        typical cost of a round of redraws (DRAW_GUESS_S before any was measured). Periods come from a ladder, so
+        that small changes in the load do not make every page rerun in full to set a new timer."""
+        n = len(self._watching() | self._recent(5.0))
+        wanted = max(every_s, n * self._round_cost() / DRAW_SHARE)
+        return next((p for p in PERIODS if p >= wanted - 1e-9 and p >= every_s), PERIODS[-1])
 
     # -- training ----------------------------------------------------------------------------------------
     def start(self, runner: Runner, session: str | None = None, key: tuple | None = None) -> None:
@@ -137,6 +245,20 @@ class Scheduler:
                 self._in_lane[id(runner)] = runner
                 self._ready.append(runner)
                 self._cv.notify_all()  # the computation thread waits on the same condition
+
+    def start_or_join(self, runner: Runner, session: str, key: tuple) -> Runner:
+        """Start's one step, atomic: the run with ``key`` already training on the server, which ``session`` now
+        watches, or else ``runner``, asked to play and started (and the run identical Starts join). Two students
+        pressing Start in the same instant used to start two runs, each a shared run of its own (a class of 40
+        trained 3 runs)."""
+        with self._cv:
+            twin = self.shared(key)
+            if twin is not None and twin is not runner:
+                twin.seen(session)
+                return twin
+            runner.play()
+            self.start(runner, session, key)
+            return runner
 
     def shared(self, key: tuple) -> Runner | None:
         """A run with this key that is training now, for an identical Start to attach to."""

@@ -150,9 +150,16 @@ def draw_features(runner, first, snap, data) -> None:
                       help=_("PCA is instant and redrawn live; t-SNE takes a second and is computed for the "
                            "current step when you press the button."), format_func=_)
     labels = data.y_test.numpy()
-    hover_text = _("test #{i}: true {label}, predicted {pred}")
-    hover = [hover_text.format(i=i, label=data.classes[labels[i]], pred=data.classes[snap.arrays['test_pred'][i]])
-             for i in range(len(labels))]
+
+    def hover():  # per snapshot (the predictions change), for every session that draws this run
+        text = _("test #{i}: true {label}, predicted {pred}")
+        return shared_view(runner, "hover", lambda: [
+            text.format(i=i, label=data.classes[labels[i]], pred=data.classes[snap.arrays['test_pred'][i]])
+            for i in range(len(labels))])
+
+    def scatter(coords, title):
+        return embedding_scatter(coords, labels, title, hover(), data.classes)
+
     ss = st.session_state
     if method == "t-SNE":
         cache = ss.get(f"{KEY}.tsne")
@@ -164,16 +171,19 @@ def draw_features(runner, first, snap, data) -> None:
         if cache is None or cache[0] is not runner.token:  # the run's token, not an id(): ids are reused
             st.info(_("Press the button to embed the features before training and at the current step."))
             return
-        step, before, after = cache[1], cache[2], cache[3]
-    else:
-        step, (before, _unused), (after, _unused) = snap.step, pca(first.arrays["features"]), pca(snap.arrays["features"])
+        step = cache[1]
+        before = scatter(cache[2], _("{method} before training").format(method=method))
+        after = scatter(cache[3], _("{method} at step {step}").format(method=method, step=step))
+    else:  # PCA: redrawn live, built once per snapshot for every session watching the run
+        before = shared_view(runner, "pca0", lambda: scatter(
+            pca(first.arrays["features"])[0], _("{method} before training").format(method=method)))
+        after = shared_view(runner, "pca1", lambda: scatter(
+            pca(snap.arrays["features"])[0], _("{method} at step {step}").format(method=method, step=snap.step)))
     left, right = st.columns(2)
     with left:
-        show(embedding_scatter(before, labels, _("{method} before training").format(method=method), hover, data.classes),
-             key=f"{KEY}.emb0")
+        show(before, key=f"{KEY}.emb0")
     with right:
-        event = show(embedding_scatter(after, labels, _("{method} at step {step}").format(method=method, step=step), hover, data.classes),
-                     key=f"{KEY}.emb1", on_select="rerun", selection_mode=("points", "box", "lasso"))
+        event = show(after, key=f"{KEY}.emb1", on_select="rerun", selection_mode=("points", "box", "lasso"))
     points = (event or {}).get("selection", {}).get("points", []) if event else []
     # A selection made on an earlier run's plot can name points this run's (smaller) test set does not have.
     chosen = [int(p["customdata"]) for p in points if "customdata" in p and int(p["customdata"]) < len(labels)][:16]

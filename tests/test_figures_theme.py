@@ -216,3 +216,56 @@ def test_a_curve_of_one_or_two_points_shows_its_markers_and_a_longer_one_is_a_pl
     two = common.metric_curves(_history(["loss"], n=2), [("loss", ["loss"])])
     many = common.metric_curves(_history(["loss"], n=3), [("loss", ["loss"])])
     assert [f.data[0].mode for f in (one, two, many)] == ["lines+markers", "lines+markers", "lines"]
+
+
+def test_a_chart_made_from_its_json_is_the_element_st_plotly_chart_makes(monkeypatch):
+    """dlviz.ui.show sends a figure's JSON made once (a class sharing a run serializes each figure once, not once
+    per student and redraw); the element must be the one st.plotly_chart makes from the figure, to the byte, and
+    its size too, or the browser would draw something else (and remount every chart on each redraw)."""
+    import importlib
+
+    from streamlit.delta_generator import DeltaGenerator
+    from streamlit.testing.v1 import AppTest
+
+    show_mod = importlib.import_module("dlviz.ui.show")
+    assert show_mod._FAST is not None, "streamlit's plotly chart internals moved: update plotly_json_chart"
+    sent = []
+    enqueue = DeltaGenerator._enqueue
+
+    def recording(self, delta_type, element_proto, layout_config=None, *args, **kwargs):
+        if delta_type == "plotly_chart":
+            sent.append((element_proto.SerializeToString(), repr(layout_config)))
+        return enqueue(self, delta_type, element_proto, layout_config, *args, **kwargs)
+
+    monkeypatch.setattr(DeltaGenerator, "_enqueue", recording)
+
+    def script(fast: bool, select):
+        import streamlit as st
+
+        from dlviz.figures import common
+        from dlviz.ui.show import _to_json, plotly_json_chart
+
+        fig = common.apply_theme(common.metric_curves(
+            [{"step": i, "loss": 1 / (i + 1)} for i in range(5)], [("loss", ["loss"])], height=333), True)
+        with st.container(key="box"):
+            if fast:
+                value = plotly_json_chart(_to_json(fig), fig.layout.height, "chart", {"displaylogo": False}, select)
+            elif select:
+                value = st.plotly_chart(fig, key="chart", width="stretch", config={"displaylogo": False},
+                                        on_select="rerun", selection_mode=select)
+            else:
+                st.plotly_chart(fig, key="chart", width="stretch", config={"displaylogo": False})
+                value = None
+        st.session_state["value"] = repr(value)
+
+    for select in (None, ("points", "box")):
+        sent.clear()
+        values = []
+        for fast in (False, True):
+            at = AppTest.from_function(script, args=(fast, select)).run()
+            assert not at.exception and len(at.get("plotly_chart")) == 1
+            values.append(at.session_state["value"])
+        (slow, slow_size), (fast, fast_size) = sent
+        assert fast == slow and fast_size == slow_size and values[0] == values[1]
+        assert b'"dlviz_height":333' in fast and "height=" in fast_size  # a real figure, a size
+        assert (values[0] == "None") == (select is None)  # a selectable chart returns its (empty) selection

@@ -108,3 +108,48 @@ def test_cnn_page_rewinds_every_figure_and_makes_the_replay_files():
     assert html.count("<script") >= 1 and 'src="http' not in html and gif[:6] == b"GIF89a"
     at.button(key="cnn.play").click().run()  # Resume: the timeline goes away and the run goes on from the end
     assert "cnn.rewind" not in at.session_state
+
+
+def test_a_shared_view_is_built_once_by_one_session_while_the_others_draw_the_last_one():
+    """Twenty sessions redrawing one training run at the same moment: one builds the new snapshot's figure, the
+    others draw the previous one meanwhile; the figure is themed before anyone sees it and serialized once."""
+    import threading
+
+    from dlviz.runner import PAUSED, RUNNING
+    from dlviz.ui.live import shared_view
+    from dlviz.ui.show import _themed_json
+
+    r = Runner(TOY, ToyConfig(steps=40))
+    r.run_to_end(until=lambda s: s.step >= 10)
+    r.status = RUNNING  # as a training run looks to the pages (the worker is not needed here)
+    builds, gate = [], threading.Event()
+
+    def build():
+        builds.append(threading.get_ident())
+        gate.wait(5)  # slow enough that every other session arrives while it builds
+        return metric_curves([{"step": i, "loss": 1 / (i + 1)} for i in range(r.snapshots_seen)], [("loss", ["loss"])])
+
+    gate.set()
+    old = shared_view(r, "curves", build)  # the last snapshot's figure
+    gate.clear()
+    r.snapshots_seen += 1  # a new snapshot
+    got = [None] * 20
+
+    def redraw(i):
+        got[i] = shared_view(r, "curves", build)
+
+    threads = [threading.Thread(target=redraw, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads[1:]:
+        t.join(0.05)
+    gate.set()
+    for t in threads:
+        t.join(5)
+    assert len(builds) == 2  # the old one, then one build for 20 sessions
+    new = shared_view(r, "curves", build)
+    assert new is not old and all(g in (old, new) for g in got) and got.count(new) >= 1
+    assert new.layout.meta["dlviz_theme"]  # themed before it was shared
+    assert _themed_json(new, False) is _themed_json(new, False)  # one JSON for every session
+    r.status = PAUSED  # a paused run draws exactly the step shown: it waits for no one and gets the new one
+    assert shared_view(r, "curves", build) is not new and len(builds) == 3

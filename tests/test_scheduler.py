@@ -180,6 +180,96 @@ def test_redraws_slow_down_as_more_sessions_watch():
     assert sched.drawing_sessions() == 21
 
 
+def test_the_period_counts_sessions_that_pressed_start_and_ignores_one_costly_redraw():
+    """Forty students press Start in the same second: the first timers are set for the load to come; and the
+    session that builds a snapshot's shared figures (once for all) does not stretch everyone's period."""
+    sched = Scheduler(workers=1)
+    r = Runner(WALK, WalkConfig(steps=100_000, work_s=0.001))
+    r.prime()
+    r.play()
+    sched.start(r, "s0")
+    try:
+        alone, quiet = sched.refresh_period(0.2), not sched.crowded()
+        for i in range(1, 40):
+            r.seen(f"s{i}")  # watching, not drawn yet
+        crowd = sched.refresh_period(0.2)
+        assert alone == 0.2 and crowd > 0.6 and quiet and sched.crowded(), (alone, crowd)  # 40 x DRAW_GUESS_S (10 ms) / half a core = 0.8 s
+        for i in range(40):
+            sched.drew(f"s{i}", 0.004)
+        calm = sched.refresh_period(0.2)
+        sched.drew("s0", 0.8)  # the builder of a new snapshot's figures
+        assert sched.refresh_period(0.2) == calm == 0.4  # 40 x 4 ms / 0.5 = 0.32 s: the ladder's 0.4
+    finally:
+        sched.cancel_all()
+
+
+def test_the_draw_gate_lets_one_redraw_in_at_a_time_and_keeps_drawing_to_its_share():
+    from dlviz.scheduler import DrawGate
+
+    gate, inside, most, order = DrawGate(share=0.5), [0], [0], []
+    lock = threading.Lock()
+
+    def redraw(i):
+        with gate.turn():
+            with gate.turn():  # a redraw inside a redraw does not wait for itself
+                with lock:
+                    inside[0] += 1
+                    most[0] = max(most[0], inside[0])
+                    order.append(i)
+                time.sleep(0.05)
+                with lock:
+                    inside[0] -= 1
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=redraw, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+        time.sleep(0.005)  # in this order
+    for t in threads:
+        t.join(10)
+    took = time.monotonic() - t0
+    assert most[0] == 1 and sorted(order) == list(range(6))
+    assert order == list(range(6))  # first come, first served
+    assert took >= (6 * 0.05 - gate.burst_s) / 0.5 - 0.02  # past its burst, drawing took at most half the time
+    gate = DrawGate(share=0.5, max_wait_s=0.2)
+    with gate.turn():
+        waited = []
+
+        def late():
+            with gate.turn() as w:
+                waited.append(w)
+
+        t = threading.Thread(target=late)
+        t.start()
+        t.join(2)
+    assert waited and 0.15 < waited[0] < 1.0  # a redraw never hangs: after max_wait_s it draws anyway
+
+
+def test_identical_starts_at_the_same_instant_make_one_run():
+    """Start is atomic: 20 sessions pressing it at once on the same settings make one run they all watch."""
+    sched = Scheduler(workers=1)
+    config = WalkConfig(steps=100_000, work_s=0.001)
+    runners = [Runner(WALK, config) for _ in range(20)]
+    for r in runners:
+        r.prime()
+    got, barrier = [None] * 20, threading.Barrier(20)
+
+    def press(i):
+        barrier.wait()
+        got[i] = sched.start_or_join(runners[i], f"s{i}", ("walk", repr(config)))
+
+    threads = [threading.Thread(target=press, args=(i,)) for i in range(20)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert len({id(g) for g in got}) == 1 and got[0].status == RUNNING
+        assert got[0].watchers() == 20 and sched.running() == 1
+    finally:
+        sched.cancel_all()
+
+
 def test_a_paced_run_delivers_at_most_one_snapshot_per_pace():
     sched = Scheduler(workers=1, slice_s=0.05)
     r = Runner(WALK, WalkConfig(steps=100_000, every=1, work_s=0.0))

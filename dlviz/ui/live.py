@@ -10,8 +10,10 @@ Pause, Step or Reset then gives the session a run of its own (a copy that replay
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import json
+import threading
 import time
 import uuid
 from typing import Callable
@@ -25,7 +27,7 @@ from ..i18n import N_, _, current_language, tr
 from ..runner import DONE, FAILED, IDLE, PAUSED, RUNNING, Runner
 from ..scheduler import scheduler
 from .compute import queued
-from .show import cursor_at, plain
+from .show import cursor_at, freeze, plain
 
 PACES = {N_("full speed"): 0.0, N_("10 snapshots/s"): 0.1, N_("3 snapshots/s"): 1 / 3, N_("1 snapshot/s"): 1.0,
          N_("1 every 3 s"): 3.0}  # at least this long between snapshots: a 0.3 s phenomenon slowed down to narrate
@@ -104,15 +106,14 @@ def _control_row(key: str, runner: Runner, config, device, pace_s: float, main_v
             reset()
         r: Runner = ss[rk]
         k = share_key(r.demo, r.config, r.device)
-        if r.status == IDLE:
-            twin = sched.shared(k)
-            if twin is not None and twin is not r:  # the same run trains already: watch it
-                r.cancel()
-                ss[rk] = twin
-                twin.seen(me)
-                return
-        r.play()
-        sched.start(r, me, k)
+        if r.status != IDLE:  # Resume
+            r.play()
+            sched.start(r, me, k)
+            return
+        joined = sched.start_or_join(r, me, k)
+        if joined is not r:  # the same run trains already: watch it
+            r.cancel()
+            ss[rk] = joined
 
     def pause():
         r: Runner = ss[rk]
@@ -287,7 +288,10 @@ def _export(key: str, runner: Runner, main_view: Callable | None = None) -> None
 
 
 def _status(key: str, runner: Runner, draw_ms: float | None, period: float) -> None:
-    step = max(runner.latest.step if runner.latest else 0, runner.progress_step)
+    step = runner.latest.step if runner.latest else 0
+    if runner.status == RUNNING:  # between snapshots the heartbeats say how far training got; paused, the step is
+        step = max(step, runner.progress_step)  # the last snapshot's, the one every figure shows (a pause that
+        # landed on a heartbeat read "step 820" and then "step 825" with nothing changed)
     label = {IDLE: _("ready"), RUNNING: _("training"), PAUSED: _("paused"), DONE: _("finished"),
              FAILED: _("stopped")}[runner.status]
     if runner.stepping:
@@ -320,22 +324,59 @@ def _status(key: str, runner: Runner, draw_ms: float | None, period: float) -> N
         st.error(plain(tr(runner.message)), icon="🛑")  # messages may quote a formula or a value from a link
 
 
+_BUILDS = threading.Condition()  # guards _BUILDING: the shared views being built now, by (views dict id, key)
+_BUILDING: set = set()
+_REBUILD_S: contextvars.ContextVar[float] = contextvars.ContextVar("dlviz_rebuild_s", default=0.0)
+
+
+@contextlib.contextmanager
+def _rebuild_within(period_s: float):
+    """Shared views drawn inside are rebuilt at most once per ``period_s`` (a little less) while a run trains."""
+    token = _REBUILD_S.set(period_s * 0.9)
+    try:
+        yield
+    finally:
+        _REBUILD_S.reset(token)
+
+
 def shared_view(runner: Runner, name: str, build: Callable[[], object], *parts) -> object:
     """``build()`` once per snapshot of ``runner`` (per lecture mode and ``parts``), shared by every session that
     draws this run: a class watching one shared run costs one build of each figure per snapshot, not one per
     student and redraw (building a plotly figure is most of a redraw: 49 ms vs 1 ms to serialize it). Sessions
-    in different languages share the run but not its figures (titles and legends are text)."""
+    in different languages share the run but not its figures (titles and legends are text).
+
+    While the run trains, a view is rebuilt at most once per redraw period of the area drawing it (live_run sets
+    it; the period grows with the sessions watching), and one session builds it while the others draw the last
+    one: with 20 sessions a new snapshot reached some session's heavier views at every one of their redraws, and
+    their builds took 40% of the interpreter. A paused or rewound run's views are the step shown, always."""
     from .settings import lecture_mode
 
     key = (name, lecture_mode(), current_language(), parts)  # figures carry text: one per language
     stamp = (runner.snapshots_seen, runner.status, runner.cursor)  # a rewound view is another picture
-    views = runner._views
-    hit = views.get(key)
-    if hit is not None and hit[0] == stamp:
-        return hit[1]
-    value = build()
-    views[key] = (stamp, value)
-    return value
+    views, mine = runner._views, (id(runner._views), key)
+    live = stamp[1] == RUNNING and stamp[2] is None
+    with _BUILDS:
+        while True:
+            hit = views.get(key)
+            if hit is not None and hit[0] == stamp:
+                return hit[1]
+            recent = live and hit is not None and hit[0][1] == RUNNING and hit[0][2] is None
+            if recent and time.monotonic() - hit[2] < _REBUILD_S.get():
+                return hit[1]  # built less than a redraw period ago
+            if mine not in _BUILDING:
+                _BUILDING.add(mine)
+                break
+            if recent:
+                return hit[1]  # the next one is being built: this redraw shows the last one
+            _BUILDS.wait(0.5)
+    try:
+        value = freeze(build(), key[1])  # themed before others see it, serialized once (dlviz.ui.show.freeze)
+        views[key] = (stamp, value, time.monotonic())
+        return value
+    finally:
+        with _BUILDS:
+            _BUILDING.discard(mine)
+            _BUILDS.notify_all()
 
 
 def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[[Runner], None],
@@ -378,12 +419,16 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
         r.seen(me)
         if r.status == RUNNING:
             sched.start(r)  # a no-op while it trains; puts back a run that lost its place
-        t0 = time.perf_counter()
-        frozen = _shown(key, r)  # one consistent state for every figure of this redraw; the worker trains on
-        _status(key, frozen, ss.get(f"{key}._draw_ms"), ss[f"{key}._period"][0])
-        with cursor_at(frozen.cursor):
-            draw(frozen)
-        spent = time.perf_counter() - t0
+        # On a crowded server timed redraws take turns (scheduler.DrawGate); shared views are rebuilt once per
+        # period at most.
+        gated = r.status == RUNNING and sched.crowded()
+        with sched.gate.turn() if gated else contextlib.nullcontext(), _rebuild_within(ss[f"{key}._period"][0]):
+            t0 = time.perf_counter()
+            frozen = _shown(key, r)  # one consistent state for every figure of this redraw; the worker trains on
+            _status(key, frozen, ss.get(f"{key}._draw_ms"), ss[f"{key}._period"][0])
+            with cursor_at(frozen.cursor):
+                draw(frozen)
+            spent = time.perf_counter() - t0
         ss[f"{key}._draw_ms"] = spent * 1000
         if r.status == RUNNING:  # timed redraws only: a page drawn once does not load the server
             sched.drew(me, spent)
@@ -391,19 +436,27 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
             st.rerun()  # the run ended or paused since the buttons were drawn: redraw them, set the timer
         used, since = ss[f"{key}._period"]
         wanted = sched.refresh_period(every_s)
-        if r.status == RUNNING and time.monotonic() - since > 5 and not 0.6 < wanted / used < 1.6:
+        if r.status == RUNNING and time.monotonic() - since > 3 and not 0.5 <= wanted / used <= 2.0:
             st.rerun()  # the server got busier or quieter: a full run sets the new period
 
     with stage if stage is not None else contextlib.nullcontext():
         live_area()
     if draw_slow is not None:
-        @st.fragment(run_every=slow_every_s * period / every_s if runner.status == RUNNING else None)
+        slow_s = slow_every_s * period / every_s
+
+        @st.fragment(run_every=slow_s if runner.status == RUNNING else None)
         def slow_area():
-            t0 = time.perf_counter()
-            shown = _shown(key, st.session_state[f"{key}._runner"])
-            with cursor_at(shown.cursor):
-                draw_slow(shown)
-            st.session_state[f"{key}._slow_ms"] = (time.perf_counter() - t0) * 1000
+            r: Runner = st.session_state[f"{key}._runner"]
+            gated = r.status == RUNNING and sched.crowded()
+            with sched.gate.turn() if gated else contextlib.nullcontext(), _rebuild_within(slow_s):
+                t0 = time.perf_counter()
+                shown = _shown(key, r)
+                with cursor_at(shown.cursor):
+                    draw_slow(shown)
+                spent = time.perf_counter() - t0
+            st.session_state[f"{key}._slow_ms"] = spent * 1000
+            if r.status == RUNNING:  # in the drawing budget too, as its share of each round of live redraws
+                sched.drew(me, spent * every_s / slow_every_s, part="views")
 
         with views if views is not None else contextlib.nullcontext():
             slow_area()
