@@ -288,10 +288,10 @@ def _export(key: str, runner: Runner, main_view: Callable | None = None) -> None
 
 
 def _status(key: str, runner: Runner, draw_ms: float | None, period: float) -> None:
-    step = runner.latest.step if runner.latest else 0
-    if runner.status == RUNNING:  # between snapshots the heartbeats say how far training got; paused, the step is
-        step = max(step, runner.progress_step)  # the last snapshot's, the one every figure shows (a pause that
-        # landed on a heartbeat read "step 820" and then "step 825" with nothing changed)
+    step = max(runner.latest.step if runner.latest else 0, runner.checkpoints[-1].step if runner.checkpoints else 0)
+    if runner.status == RUNNING:  # between snapshots the heartbeats say how far training got; paused, the run's
+        step = max(step, runner.progress_step)  # step is its last snapshot's, rewound or not (a pause that landed
+        # on a heartbeat read "step 820", then "step 825" once rewound, with nothing changed)
     label = {IDLE: _("ready"), RUNNING: _("training"), PAUSED: _("paused"), DONE: _("finished"),
              FAILED: _("stopped")}[runner.status]
     if runner.stepping:
