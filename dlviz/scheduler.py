@@ -43,7 +43,7 @@ DRAW_SHARE = 0.5  # of one core: what all sessions' live redraws may take togeth
 # five times a second cut a shared run's training from 700 to 107 steps in 15 s; measured with dlviz.ui.loadtest)
 
 
-GATE_FROM = 15  # sessions redrawing training runs from which they take turns (Scheduler.crowded)
+CROWDED_S = 0.5  # a round of everyone's redraws longer than this (at DRAW_SHARE): they take turns (crowded)
 PERIODS = (0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.2, 1.6, 2.4, 3.2, 5.0)  # live redraw periods the server chooses
 DRAW_GUESS_S = 0.01  # a round of redraws before any was measured (the CNN page, 2 cores: curves 3-4 ms, views 20 ms / 7.5)
 
@@ -208,11 +208,16 @@ class Scheduler:
             runs = list(self._in_lane.values())
         return {s for r in runs if r.status == RUNNING for s, t in list(r.viewers.items()) if now - t <= 10.0}
 
+    def _demand(self) -> float:
+        """Seconds of a core that one round of redraws by every watching session takes, over DRAW_SHARE."""
+        return len(self._watching() | self._recent(5.0)) * self._round_cost() / DRAW_SHARE
+
     def crowded(self) -> bool:
-        """Enough sessions redraw training runs that their redraws should take turns (DrawGate): on 2 cores the
-        gate took 40 sessions on one run from 0.24 to 0.56-0.59 refreshes/s each (20: 0.71 to 0.87), and 10
-        sessions from 2.2 to 1.4 (measured with dlviz.ui.loadtest, 12 s windows): so from GATE_FROM sessions on."""
-        return len(self._watching() | self._recent(5.0)) >= GATE_FROM
+        """Redraws of training runs would take more than half a core at a period of CROWDED_S: they then take turns
+        (DrawGate). Measured on 2 cores (dlviz.ui.loadtest, 12 s windows, one CNN run): with turns 40 sessions went
+        from 0.24 to 0.56-0.67 refreshes/s each and 20 from 0.71 to 0.87-1.3; but turns for 10 sessions, whose
+        redraws fit, cut them from 2.2-4.1 to 1.4-1.7 (a threshold of 0.2 s engaged them there)."""
+        return self._demand() > CROWDED_S
 
     def refresh_period(self, every_s: float) -> float:
         """The live redraw period for every session now: ``every_s`` while the server is lightly used, longer as
@@ -221,8 +226,7 @@ class Scheduler:
         same second, and timers set from the load so far asked for several cores' worth of redraws) times the
         typical cost of a round of redraws (DRAW_GUESS_S before any was measured). Periods come from a ladder, so
         that small changes in the load do not make every page rerun in full to set a new timer."""
-        n = len(self._watching() | self._recent(5.0))
-        wanted = max(every_s, n * self._round_cost() / DRAW_SHARE)
+        wanted = max(every_s, self._demand())
         return next((p for p in PERIODS if p >= wanted - 1e-9 and p >= every_s), PERIODS[-1])
 
     # -- training ----------------------------------------------------------------------------------------
@@ -243,7 +247,10 @@ class Scheduler:
             self._known.add(runner)
             if id(runner) not in self._in_lane:
                 self._in_lane[id(runner)] = runner
-                self._ready.append(runner)
+                if runner.progress_step == 0:  # a run just started goes first: its first step shows at once
+                    self._ready.appendleft(runner)  # (the others lose one slice of 0.1 s)
+                else:
+                    self._ready.append(runner)
                 self._cv.notify_all()  # the computation thread waits on the same condition
 
     def start_or_join(self, runner: Runner, session: str, key: tuple) -> Runner:
