@@ -45,7 +45,8 @@ DRAW_SHARE = 0.5  # of one core: what all sessions' live redraws may take togeth
 
 CROWDED_S = 0.5  # a round of everyone's redraws longer than this (at DRAW_SHARE): they take turns (crowded)
 PERIODS = (0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.2, 1.6, 2.4, 3.2, 5.0)  # live redraw periods the server chooses
-DRAW_GUESS_S = 0.01  # a round of redraws before any was measured (the CNN page, 2 cores: curves 3-4 ms, views 20 ms / 7.5)
+DRAW_GUESS_S = 0.01  # a round of redraws before any was measured (the CNN page on 2 cores: curves 3-4 ms, plus
+# its heavier views, 20 ms every 7.5 rounds)
 
 
 class DrawGate:
@@ -69,9 +70,6 @@ class DrawGate:
         self._credit, self._credited_at = burst_s, time.monotonic()  # seconds of drawing allowed now
         self.burst_s = burst_s
         self._inside = threading.local()
-
-    def waiting(self) -> int:
-        return len(self._queue)
 
     @contextlib.contextmanager
     def turn(self):
