@@ -7,19 +7,19 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dlviz.analysis.critical_points import curve_critical_points, derivatives, mse_vs_cross_entropy
+from dlviz.analysis.critical_points import curve_critical_points, mse_vs_cross_entropy, probe
 from dlviz.analysis.formula import FormulaError
 from dlviz.analysis.surfaces import CURVES
 from dlviz.demos import get_demo
 from dlviz.demos import loss_surfaces as lsd
-from dlviz.figures import landscape as lf
 from dlviz.figures import surfaces as sf
 from dlviz.figures.common import metric_curves
 from dlviz.ui import config_form, current_device, explain, lecture_mode, live_run, metric_row, plain, show
-from dlviz.ui.compute import queued
 from dlviz.ui.explanations import SURF_LANDSCAPE, SURF_MSE_CE
+from dlviz.ui.formula_messages import analysis_failed, formula_unreadable
+from dlviz.ui.landscape_views import landscape_views
 from dlviz.ui.topics import require_app
-from dlviz.i18n import N_, _, tr
+from dlviz.i18n import N_, _
 
 require_app(__file__)
 
@@ -31,18 +31,6 @@ if "surf.section" not in ss:  # the link names the part shown (?section=landscap
     ss["surf.section"] = SECTION_SLUGS.get(st.query_params.get("section", ""), SECTIONS[0])
 section = st.segmented_control(_("Part"), SECTIONS, key="surf.section", format_func=_) or SECTIONS[0]
 st.query_params["section"] = next(k for k, v in SECTION_SLUGS.items() if v == section)
-
-
-def _analysis_failed(config, exc: Exception) -> None:
-    """One line naming the surface (or the formula) and what went wrong, instead of a traceback."""
-    custom = config.surface == "custom"
-    what = f"f(x, y) = {config.formula.strip()}" if custom else _("the surface {name}").format(name=config.surface)
-    todo = _("Try a simpler formula, e.g. x^4 - 2x^2 + y^2.") if custom else _("Choose another surface.")
-    st.error(plain(_("Could not analyse {what} ({name}: {value}). {todo}").format(
-                       what=what,
-                       name=type(exc).__name__,
-                       value=str(exc)[:150],
-                       todo=todo)), icon="✏️")
 
 
 def _surface_key(config) -> tuple:
@@ -58,13 +46,10 @@ def critical_points_section() -> None:
         surface = lsd.surface_for(config)
         points = lsd.critical_points_for(config)
     except FormulaError as exc:
-        st.error(plain(_("The formula cannot be read: {reason} (character {value}).").format(reason=tr(exc.reason), value=exc.position + 1)), icon="✏️")
-        st.code(f"{config.formula}\n{' ' * exc.position}^", language=None)
-        st.caption(_("Use numbers, x, y, + - * / ^, parentheses and sin, cos, tan, exp, log, tanh, sqrt, abs, "
-                   "e.g. x^4 - 2x^2 + y^2."))
+        formula_unreadable(exc, config.formula)
         return
     except Exception as exc:  # overflow, a function autograd cannot differentiate...: a message, not a traceback
-        _analysis_failed(config, exc)
+        analysis_failed(config, exc)
         return
     explain(
         _("At a **critical point** the gradient is zero. The Hessian (matrix of second derivatives) decides what it "
@@ -89,29 +74,21 @@ def critical_points_section() -> None:
     try:
         with np.errstate(all="ignore"):
             X, Y, Z = surface.grid(80)
-            f, g, H = derivatives(surface, np.array([px]), np.array([py]))
-            ev = np.linalg.eigvalsh(H[0]) if np.isfinite(H).all() else np.array([np.nan, np.nan])
-            field = None
-            if show_field:
-                Xs, Ys, _unused = surface.grid(15)
-                _unused, G, _unused = derivatives(surface, Xs, Ys)
-                norm = np.linalg.norm(G, axis=-1)
-                scale = 0.05 * max(xmax - xmin, ymax - ymin) / np.maximum(norm, 1e-12)  # unit arrows: direction only
-                field = (Xs, Ys, -G[..., 0] * scale, -G[..., 1] * scale)
+        at = probe(surface, px, py, field_n=15 if show_field else 0)
     except Exception as exc:
-        _analysis_failed(config, exc)
+        analysis_failed(config, exc)
         return
     if not np.isfinite(Z).any():
         st.warning(plain(_("f(x, y) = {strip} is undefined (NaN or infinite) everywhere in the view: change the formula.").format(strip=config.formula.strip())), icon="✏️")
     elif not np.isfinite(Z).all():
         st.warning(_("The formula is undefined (NaN or infinite) in part of the view: those areas are left blank."))
     m = st.columns(4)
-    m[0].metric(_("f at the probe"), f"{f[0]:.4g}")
-    m[1].metric(_("gradient"), f"({g[0, 0]:.3g}, {g[0, 1]:.3g})")
-    m[2].metric("|∇f|", f"{np.linalg.norm(g[0]):.3g}")
-    m[3].metric(_("Hessian eigenvalues"), f"{ev[0]:.3g}, {ev[1]:.3g}")
+    m[0].metric(_("f at the probe"), f"{at.f:.4g}")
+    m[1].metric(_("gradient"), f"({at.grad[0]:.3g}, {at.grad[1]:.3g})")
+    m[2].metric("|∇f|", f"{np.linalg.norm(at.grad):.3g}")
+    m[3].metric(_("Hessian eigenvalues"), f"{at.eigenvalues[0]:.3g}, {at.eigenvalues[1]:.3g}")
     crit = [p.as_dict() for p in points]
-    show(sf.surface_figure(X, Y, Z, crit, probe=(px, py), field=field, revision=config.surface),
+    show(sf.surface_figure(X, Y, Z, crit, probe=(px, py), field=at.field, revision=config.surface),
          key=f"{KEY}.fig")
     counts = pd.Series([p["kind"] for p in crit]).value_counts().to_dict() if crit else {}
     st.caption(_("**{len} critical points** in view: ").format(len=len(crit))
@@ -142,7 +119,7 @@ def critical_points_section() -> None:
                     run_grid = lsd.surface_for(runner.config).grid(80)
                     run_crit = [p.as_dict() for p in lsd.critical_points_for(runner.config)]
             except Exception as exc:
-                _analysis_failed(runner.config, exc)
+                analysis_failed(runner.config, exc)
                 return
         left, right = st.columns([1, 1])
         with left:
@@ -197,68 +174,9 @@ def landscape_section() -> None:
         show(metric_curves(runner.history, [(_("loss"), ["train_loss", "test_loss"]),
                                             (_("accuracy"), ["train_acc", "test_acc"])],
                            height=255 if lecture_mode() else 320), key=f"{KEY}.curves")
-        landscape_views(runner, snap)
+        landscape_views(runner, snap)  # the slices, PCA path and curvature, computed on request
 
     live_run(KEY, demo, config, current_device(), draw, stage=stage)
-
-
-def _cached(name: str, runner, snap, fn):
-    """Compute on a button press; keep the result for this run (shown with the step it was computed at)."""
-    store = f"land.{name}"
-    shown = _(name)  # the names are marked N_() where _cached is called; the key stays English
-    if st.button(_("Compute {name} at step {step}").format(name=shown, step=snap.step), key=f"land.{name}_go"):
-        try:
-            ss[store] = (runner.token, snap.step, queued(_("Computing the {name}").format(name=shown), fn))
-        except (ValueError, RuntimeError) as exc:
-            st.warning(_("Could not compute the {name}: {exc}").format(name=shown, exc=exc))
-    cache = ss.get(store)
-    # The run's token, not an id(): a new run may reuse a freed one's id and show the old run's slices.
-    return (cache[1], cache[2]) if cache and cache[0] is runner.token else (None, None)
-
-
-def landscape_views(runner, snap) -> None:
-    cfg, dev = runner.config, runner.device
-    st.subheader(_("Slices of the loss"))
-    step, res = _cached(N_("slices"), runner, snap, lambda: {
-        "line": lsd.interpolation(cfg, snap, dev), "plane": lsd.slice_2d(cfg, snap, dev),
-        "seeds": [lsd.slice_2d(cfg, snap, dev, seed_offset=k, n=15, test=False)["train"] for k in (1, 2, 3)]})
-    if res is not None:
-        st.caption(_("At step {step}. The {grid}×{grid} train slice took {grid_seconds:.2f} s; its center equals the "
-                     "model's loss ({model_loss:.4f}).").format(
-                       step=step,
-                       grid=cfg.grid,
-                       grid_seconds=res['plane']['grid_seconds'],
-                       model_loss=res['plane']['model_loss']))
-        show(lf.interpolation_figure(**res["line"]), key="land.line")
-        show(lf.slice_figure(res["plane"]["coords"], res["plane"]["train"], res["plane"]["test"]), key="land.plane")
-        coords = np.linspace(-cfg.extent, cfg.extent, 15)
-        show(lf.seeds_figure(coords, np.stack(res["seeds"]), [cfg.seed + k for k in (1, 2, 3)]), key="land.seeds")
-    left, right = st.columns(2)
-    with left:
-        step, res = _cached(N_("PCA path"), runner, snap, lambda: lsd.pca_path(cfg, snap, dev))
-        if res is not None:
-            show(lf.pca_path_figure(res["alphas"], res["betas"], res["losses"], res["coords"], res["explained"]),
-                 key="land.pca")
-    with right:
-        limit = {"threshold": lsd.stability_threshold(cfg.optimizer, cfg.lr),
-                 "threshold_label": lsd.THRESHOLD_LABELS.get(cfg.optimizer, "")}
-        step, res = _cached(N_("curvature"), runner, snap, lambda: {
-            _("this model (batch {size})").format(size=cfg.batch_size): lsd.curvature(cfg, snap, dev)})
-        if res is not None:
-            show(lf.curvature_figure(res, **limit), key="land.curv")
-            (r,) = res.values()
-            st.caption(_("λ_max = {lambda_max:.4g}, λ_min = {lambda_min:.4g} from {products} Hessian-vector products "
-                         "(Lanczos) in {seconds:.2f} s. ").format(
-                           lambda_max=r['lambda_max'],
-                           lambda_min=r['lambda_min'],
-                           products=r['products'],
-                           seconds=r['seconds'])
-                       + tr(lsd.curvature_note(r["lambda_max"], r["lambda_min"])))
-        step, res = _cached(N_("small vs large batch"), runner, snap, lambda: {
-            _("batch {bs}").format(bs=bs): r for bs, r in lsd.sharpness_by_batch(cfg, dev).items()})
-        if res is not None:
-            show(lf.curvature_figure(res, **limit), key="land.batch")
-            st.caption(tr(lsd.sharpness_caption(res)))
 
 
 {SECTIONS[0]: critical_points_section, SECTIONS[1]: mse_ce_section, SECTIONS[2]: landscape_section}[section]()

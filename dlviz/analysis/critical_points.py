@@ -208,3 +208,29 @@ def mse_vs_cross_entropy(corner: float, lr: float, steps: int) -> tuple[dict, di
         surfaces[title], losses[title], grads[title] = s.grid(45), r["loss"], r["grad_norm"]
         paths[title] = np.column_stack([r["path"], r["loss"]])
     return surfaces, paths, losses, grads
+
+
+@dataclass
+class Probe:
+    """The surface at one point: value, gradient, the Hessian's eigenvalues; and, on request, the field of unit
+    arrows of -grad f on a coarse grid (direction only), as (X, Y, U, V)."""
+
+    f: float
+    grad: np.ndarray
+    eigenvalues: np.ndarray
+    field: tuple | None = None
+
+
+def probe(surface: Surface, x: float, y: float, field_n: int = 0) -> Probe:
+    """What the critical-points page reads out at the probe (x, y), with the gradient field on a field_n^2 grid."""
+    with np.errstate(all="ignore"):
+        f, g, H = derivatives(surface, np.array([x]), np.array([y]))
+        ev = np.linalg.eigvalsh(H[0]) if np.isfinite(H).all() else np.array([np.nan, np.nan])
+        field = None
+        if field_n:
+            xmin, xmax, ymin, ymax = surface.bounds
+            Xs, Ys, _unused = surface.grid(field_n)
+            G = derivatives(surface, Xs, Ys)[1]
+            scale = 0.05 * max(xmax - xmin, ymax - ymin) / np.maximum(np.linalg.norm(G, axis=-1), 1e-12)
+            field = (Xs, Ys, -G[..., 0] * scale, -G[..., 1] * scale)
+    return Probe(float(f[0]), g[0], ev, field)

@@ -23,3 +23,18 @@ def queued(label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any
                  if ahead else f"{label}...", icon="⏳")
     box.empty()
     return job.wait(0)
+
+
+def on_request(key: str, name: str, runner, step: int, fn: Callable[[], Any]) -> tuple[int | None, Any]:
+    """A button "Compute {name} at step {step}" that runs ``fn`` through the queue; the result is kept for this
+    run (session state ``{key}.{name}``) and returned as (the step it was computed at, result), or (None, None)
+    before the first press. ``name`` is English, marked N_() by the caller; the button shows it translated."""
+    store, shown = f"{key}.{name}", _(name)
+    if st.button(_("Compute {name} at step {step}").format(name=shown, step=step), key=f"{key}.{name}_go"):
+        try:
+            st.session_state[store] = (runner.token, step, queued(_("Computing the {name}").format(name=shown), fn))
+        except (ValueError, RuntimeError) as exc:
+            st.warning(_("Could not compute the {name}: {exc}").format(name=shown, exc=exc))
+    cache = st.session_state.get(store)
+    # The run's token, not an id(): a new run may reuse a freed one's id and show the old run's slices.
+    return (cache[1], cache[2]) if cache and cache[0] is runner.token else (None, None)

@@ -330,11 +330,18 @@ _REBUILD_S: contextvars.ContextVar[float] = contextvars.ContextVar("dlviz_rebuil
 
 
 @contextlib.contextmanager
-def _rebuild_within(period_s: float):
-    """Shared views drawn inside are rebuilt at most once per ``period_s`` (a little less) while a run trains."""
+def _redraw(r: Runner, period_s: float):
+    """One redraw of an area showing ``r``; yields a list whose item is set to the seconds it took. On a crowded
+    server a training run's redraws take turns (scheduler.DrawGate); shared views drawn inside are rebuilt at most
+    once per ``period_s`` (a little less) while the run trains."""
+    sched, took = scheduler(), [0.0]
+    gated = r.status == RUNNING and sched.crowded()
     token = _REBUILD_S.set(period_s * 0.9)
     try:
-        yield
+        with sched.gate.turn() if gated else contextlib.nullcontext():
+            t0 = time.perf_counter()
+            yield took
+            took[0] = time.perf_counter() - t0
     finally:
         _REBUILD_S.reset(token)
 
@@ -419,16 +426,12 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
         r.seen(me)
         if r.status == RUNNING:
             sched.start(r)  # a no-op while it trains; puts back a run that lost its place
-        # On a crowded server timed redraws take turns (scheduler.DrawGate); shared views are rebuilt once per
-        # period at most.
-        gated = r.status == RUNNING and sched.crowded()
-        with sched.gate.turn() if gated else contextlib.nullcontext(), _rebuild_within(ss[f"{key}._period"][0]):
-            t0 = time.perf_counter()
+        with _redraw(r, ss[f"{key}._period"][0]) as took:
             frozen = _shown(key, r)  # one consistent state for every figure of this redraw; the worker trains on
             _status(key, frozen, ss.get(f"{key}._draw_ms"), ss[f"{key}._period"][0])
             with cursor_at(frozen.cursor):
                 draw(frozen)
-            spent = time.perf_counter() - t0
+        spent = took[0]
         ss[f"{key}._draw_ms"] = spent * 1000
         if r.status == RUNNING:  # timed redraws only: a page drawn once does not load the server
             sched.drew(me, spent)
@@ -447,13 +450,11 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
         @st.fragment(run_every=slow_s if runner.status == RUNNING else None)
         def slow_area():
             r: Runner = st.session_state[f"{key}._runner"]
-            gated = r.status == RUNNING and sched.crowded()
-            with sched.gate.turn() if gated else contextlib.nullcontext(), _rebuild_within(slow_s):
-                t0 = time.perf_counter()
+            with _redraw(r, slow_s) as took:
                 shown = _shown(key, r)
                 with cursor_at(shown.cursor):
                     draw_slow(shown)
-                spent = time.perf_counter() - t0
+            spent = took[0]
             st.session_state[f"{key}._slow_ms"] = spent * 1000
             if r.status == RUNNING:  # in the drawing budget too, as its share of each round of live redraws
                 sched.drew(me, spent * every_s / slow_every_s, part="views")
