@@ -5,6 +5,8 @@ Start with ``streamlit run app.py``. Pages live in ``pages/``; each is listed on
 
 import streamlit as st
 
+from dlviz.scheduler import scheduler
+
 from dlviz.i18n import _
 from dlviz.ui import lecture_mode, render_sidebar
 from dlviz.ui.settings import init_from_link
@@ -27,16 +29,17 @@ def home() -> None:
             st.caption(_(t.summary))
 
 
-mark_app_ran()
-goto = pending_redirect()
-init_from_link(goto[1] if goto is not None else None)  # the link's language: the navigation's titles use it
-# After the link is read: a cold ?lecture=1 link opens with the sidebar closed (it took 300 px of a 1280 px projector).
-st.set_page_config(page_title="dlviz", page_icon="🧠", layout="wide",
-                   initial_sidebar_state="collapsed" if lecture_mode() else "auto")
-pages = [st.Page(home, title=_("Home"), icon="🏠", default=True)]
-by_path = {str(t.path): st.Page(str(t.path), title=_(t.title), icon=t.icon, url_path=t.slug) for t in TOPICS}
-nav = st.navigation(pages + list(by_path.values()))
-if goto is not None and goto[0] in by_path:  # a cold link to a page: go there, keeping its settings
-    st.switch_page(by_path[goto[0]], query_params=goto[1])
-render_sidebar()
-nav.run()
+with scheduler().gate.full_run():  # on a crowded server a page's full run goes before redraws and training
+    mark_app_ran()
+    goto = pending_redirect()
+    init_from_link(goto[1] if goto is not None else None)  # the link's language: the navigation's titles use it
+    # After the link is read: a cold ?lecture=1 link opens with the sidebar closed (it took 300 px of a 1280 px projector).
+    st.set_page_config(page_title="dlviz", page_icon="🧠", layout="wide",
+                       initial_sidebar_state="collapsed" if lecture_mode() else "auto")
+    pages = [st.Page(home, title=_("Home"), icon="🏠", default=True)]
+    by_path = {str(t.path): st.Page(str(t.path), title=_(t.title), icon=t.icon, url_path=t.slug) for t in TOPICS}
+    nav = st.navigation(pages + list(by_path.values()))
+    if goto is not None and goto[0] in by_path:  # a cold link to a page: go there, keeping its settings
+        st.switch_page(by_path[goto[0]], query_params=goto[1])
+    render_sidebar()
+    nav.run()

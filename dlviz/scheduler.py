@@ -44,6 +44,9 @@ DRAW_SHARE = 0.5  # of one core: what all sessions' live redraws may take togeth
 
 
 CROWDED_S = 0.5  # a round of everyone's redraws longer than this (at DRAW_SHARE): they take turns (crowded)
+FULL_TURN_S = 0.25  # a full run holds its turn at most this long (it may wait for a computation)
+FULL_QUEUE_CAP_S = 10.0  # a full run waits for its turn at most this long (forty at FULL_TURN_S each)
+FULL_WAIT_S = 1.0  # a timed redraw of a crowded server waits at most this long for full runs (DrawGate.full_run)
 PERIODS = (0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.2, 1.6, 2.4, 3.2, 5.0)  # live redraw periods the server chooses
 DRAW_GUESS_S = 0.01  # a round of redraws before any was measured (the CNN page on 2 cores: curves 3-4 ms, plus
 # its heavier views, 20 ms every 7.5 rounds)
@@ -70,14 +73,51 @@ class DrawGate:
         self._credit, self._credited_at = burst_s, time.monotonic()  # seconds of drawing allowed now
         self.burst_s = burst_s
         self._inside = threading.local()
+        self._full = 0  # full runs of pages in progress or waiting (full_run())
+        self._full_queue: collections.deque = collections.deque()  # full runs waiting for their turn
+        self._full_runs: dict = {}  # the full runs in progress -> when each started
+
+    @contextlib.contextmanager
+    def full_run(self):
+        """A page's full run (a click, a link, a Start). Full runs take turns, first come first served: forty
+        Starts in one second, run side by side, all finished together 1.7 s after the first click (each waited
+        for the others' share of the interpreter); one at a time, each is done in its own 40 ms. A full run that
+        takes longer than ``FULL_TURN_S`` (a computation it waits for) lets the next one start beside it. Timed
+        redraws of a crowded server wait for full runs (at most ``FULL_WAIT_S``)."""
+        if getattr(self._inside, "full", False):
+            yield
+            return
+        me, t_ask = object(), time.monotonic()
+        with self._cv:
+            self._full += 1
+            self._full_queue.append(me)
+            try:
+                while time.monotonic() - t_ask < FULL_QUEUE_CAP_S:  # the queue moves at least every FULL_TURN_S
+                    now = time.monotonic()
+                    newest = max(self._full_runs.values(), default=None)
+                    if self._full_queue[0] is me and (newest is None or now - newest > FULL_TURN_S):
+                        break
+                    self._cv.wait(0.05 if newest is None else max(0.005, FULL_TURN_S - (now - newest)))
+            finally:
+                self._full_queue.remove(me)
+            self._full_runs[me] = time.monotonic()
+        self._inside.full = True
+        try:
+            yield
+        finally:
+            self._inside.full = False
+            with self._cv:
+                self._full -= 1
+                self._full_runs.pop(me, None)
+                self._cv.notify_all()
 
     @contextlib.contextmanager
     def turn(self):
         """Draw inside ``with gate.turn():``; yields the seconds this redraw waited for its turn. First come, first
         served: live curves and heavier views alike (a session's two areas run on one thread, so holding its views
         back held its curves back too)."""
-        if getattr(self._inside, "on", False):  # a redraw inside a redraw (a page drawing a fragment in a full run)
-            yield 0.0
+        if getattr(self._inside, "on", False) or getattr(self._inside, "full", False):  # a redraw inside a
+            yield 0.0  # redraw, or a full run's own drawing (which goes first anyway)
             return
         t_ask = time.monotonic()
         me = object()
@@ -90,9 +130,12 @@ class DrawGate:
                         break
                     self._refill(now)
                     first = not self._busy and self._queue[0] is me
-                    if first and self._credit >= 0:
+                    if first and self._credit >= 0 and (not self._full or now - t_ask > FULL_WAIT_S):
                         break
-                    self._cv.wait(min(self.max_wait_s, max(0.001, -self._credit / self.share)) if first else 0.25)
+                    if first and self._credit < 0:
+                        self._cv.wait(min(self.max_wait_s, -self._credit / self.share))
+                    else:  # behind another redraw or a full run: they notify when done
+                        self._cv.wait(0.25)
             finally:
                 self._queue.remove(me)
             self._busy = True

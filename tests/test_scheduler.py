@@ -245,6 +245,88 @@ def test_the_draw_gate_lets_one_redraw_in_at_a_time_and_keeps_drawing_to_its_sha
     assert waited and 0.15 < waited[0] < 1.0  # a redraw never hangs: after max_wait_s it draws anyway
 
 
+def test_full_runs_take_turns_first_come_first_served_and_a_long_one_lets_the_next_start():
+    """Forty Starts in one second, run side by side, all finished together; in turn, each is done in its own time.
+    A full run that holds its turn past FULL_TURN_S (a computation it waits for) lets the next one start."""
+    from dlviz.scheduler import FULL_TURN_S, DrawGate
+
+    gate, lock, inside, most, order = DrawGate(), threading.Lock(), [0], [0], []
+
+    def page(i, work_s):
+        with gate.full_run():
+            with gate.full_run():  # re-entrant: a full run inside a full run does not wait for itself
+                with lock:
+                    inside[0] += 1
+                    most[0] = max(most[0], inside[0])
+                    order.append(i)
+                time.sleep(work_s)
+                with lock:
+                    inside[0] -= 1
+
+    threads = [threading.Thread(target=page, args=(i, 0.03)) for i in range(5)]
+    for t in threads:
+        t.start()
+        time.sleep(0.005)  # in this order
+    for t in threads:
+        t.join(10)
+    assert most[0] == 1 and order == list(range(5))
+    # A long full run: the next one starts beside it after FULL_TURN_S, not after it ends.
+    starts = {}
+
+    def timed(i, work_s):
+        with gate.full_run():
+            starts[i] = time.monotonic()
+            time.sleep(work_s)
+
+    t0 = time.monotonic()
+    long = threading.Thread(target=timed, args=("long", 3 * FULL_TURN_S))
+    long.start()
+    time.sleep(0.01)
+    short = threading.Thread(target=timed, args=("short", 0.01))
+    short.start()
+    short.join(5)
+    long.join(5)
+    assert FULL_TURN_S - 0.02 <= starts["short"] - t0 < 2 * FULL_TURN_S
+
+
+def test_timed_redraws_of_a_crowded_server_wait_for_full_runs_but_not_inside_one():
+    from dlviz.scheduler import FULL_WAIT_S, DrawGate
+
+    gate, events = DrawGate(), []
+
+    def page():
+        with gate.full_run():
+            with gate.turn() as waited:  # the page's own live area, drawn in its full run: no wait
+                events.append(("own redraw", waited))
+            time.sleep(0.2)
+            events.append(("page done", time.monotonic()))
+
+    def timer():
+        time.sleep(0.05)
+        with gate.turn():
+            events.append(("timed redraw", time.monotonic()))
+
+    threads = [threading.Thread(target=page), threading.Thread(target=timer)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    kinds = [e[0] for e in events]
+    assert kinds == ["own redraw", "page done", "timed redraw"] and events[0][1] == 0.0
+    # A full run that never ends does not hold redraws back for longer than FULL_WAIT_S.
+    with gate.full_run():
+        waited = []
+
+        def late():
+            with gate.turn() as w:
+                waited.append(w)
+
+        t = threading.Thread(target=late)
+        t.start()
+        t.join(FULL_WAIT_S + 2)
+    assert waited and FULL_WAIT_S - 0.05 <= waited[0] < FULL_WAIT_S + 1.0
+
+
 def test_identical_starts_at_the_same_instant_make_one_run():
     """Start is atomic: 20 sessions pressing it at once on the same settings make one run they all watch."""
     sched = Scheduler(workers=1)
