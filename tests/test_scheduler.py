@@ -378,3 +378,12 @@ def test_exports_of_a_run_read_back():
     assert [float(row["x"]) for row in rows] == [h["x"] for h in r.history]  # repr: exact round trip
     meta = json.loads(run_json(r, "http://host/walk?seed=7"))
     assert meta["config"]["seed"] == 7 and meta["steps"] == 20 and meta["status"] == "done"
+
+
+def test_a_busy_server_redraws_the_heavier_views_less_often_than_the_curves():
+    from dlviz.ui.live import BUSY_VIEWS, EVERY_S, SLOW_EVERY_S, views_rounds
+
+    calm = views_rounds(EVERY_S)
+    assert calm == SLOW_EVERY_S / EVERY_S  # 1.5 s apart at the 0.2 s period: every 7.5 live redraws
+    assert views_rounds(0.6) == BUSY_VIEWS * calm > calm  # the period grew: the curves keep more of the budget
+    assert views_rounds(0.3, every_s=0.3, slow_every_s=1.5) == 5.0  # a page's own slower period is not "busy"

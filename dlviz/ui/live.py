@@ -33,6 +33,9 @@ PACES = {N_("full speed"): 0.0, N_("10 snapshots/s"): 0.1, N_("3 snapshots/s"): 
          N_("1 every 3 s"): 3.0}  # at least this long between snapshots: a 0.3 s phenomenon slowed down to narrate
 EVERY_S = 0.2  # redraw period while running: 0.1 s of training every 0.2 s measured 3.7-4.0 refreshes/s on the
 # CNN page (2 cores, Chromium on the same cores) vs 3.1-3.2 for 0.15 s every 0.25 s, in the same training time
+BUSY_VIEWS = 2.0  # on a busy server (a live period above every_s) the heavier views are redrawn this much less often
+# than SLOW_EVERY_S says, relative to the curves: they were half of a round's drawing time, and the curves are the
+# run's pulse
 SLOW_EVERY_S = 1.5  # heavier views (filters, embeddings, galleries): every 1.5 s rather than 1 s took the CNN
 # page from 2.6-2.8 to 3.3-3.4 curve refreshes/s in Chromium on 2 cores (its main thread was ~70% busy drawing them)
 
@@ -386,6 +389,13 @@ def shared_view(runner: Runner, name: str, build: Callable[[], object], *parts) 
             _BUILDS.notify_all()
 
 
+def views_rounds(period: float, every_s: float = EVERY_S, slow_every_s: float = SLOW_EVERY_S) -> float:
+    """Live redraws per redraw of the heavier views: ``slow_every_s / every_s``, times BUSY_VIEWS when the server
+    has lengthened the live period (many sessions watch). Measured on 2 cores, 40 clients on one CNN run
+    (dlviz.ui.loadtest, 15 s): 1.5-1.7 curve refreshes/s each with the views every 7.5 rounds, 2.0 with 15."""
+    return slow_every_s / every_s * (BUSY_VIEWS if period > every_s + 1e-9 else 1.0)
+
+
 def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[[Runner], None],
              draw_slow: Callable[[Runner], None] | None = None, every_s: float = EVERY_S,
              slow_every_s: float = SLOW_EVERY_S, pace_s: float = 0.0, stage=None, views=None,
@@ -445,7 +455,8 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
     with stage if stage is not None else contextlib.nullcontext():
         live_area()
     if draw_slow is not None:
-        slow_s = slow_every_s * period / every_s
+        rounds = views_rounds(period, every_s, slow_every_s)
+        slow_s = rounds * period
 
         @st.fragment(run_every=slow_s if runner.status == RUNNING else None)
         def slow_area():
@@ -457,7 +468,7 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
             spent = took[0]
             st.session_state[f"{key}._slow_ms"] = spent * 1000
             if r.status == RUNNING:  # in the drawing budget too, as its share of each round of live redraws
-                sched.drew(me, spent * every_s / slow_every_s, part="views")
+                sched.drew(me, spent / rounds, part="views")
 
         with views if views is not None else contextlib.nullcontext():
             slow_area()
