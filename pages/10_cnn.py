@@ -3,7 +3,6 @@ icon: 🧮
 LeNet trains live: loss and accuracy, its filters and feature maps, a confusion matrix and what its features learn.
 """
 
-import pandas as pd
 import streamlit as st
 
 from dlviz.analysis.embedding import pca, tsne
@@ -13,8 +12,9 @@ from dlviz.demos import get_demo
 from dlviz.demos.cnn import GRAD_LAYERS, N_PROBE, STAT_LAYERS, UPDATE_RULES, layer_table, probe
 from dlviz.figures.cnn import confusion_figure, feature_maps_figure, misclassified_figure
 from dlviz.figures.common import embedding_scatter, image_grid, metric_curves
-from dlviz.models.lenet import LeNet
+from dlviz.models.lenet import shapes as lenet_shapes
 from dlviz.ui import config_form, current_device, explain, live_run, metric_row, plain, shared_view, show
+from dlviz.ui.show import md_table
 from dlviz.ui.controls import linked_view
 from dlviz.ui.compute import queued
 from dlviz.ui.feature_sources import FeatureSource, publish
@@ -41,7 +41,7 @@ except DatasetMissing as exc:
             st.error(plain(tr(fail.args[0])), icon="📡")
     st.stop()
 
-rows = LeNet(config.input_size, config.activation, config.pool).layer_shapes(config.input_size)
+rows = lenet_shapes(config.input_size, config.activation, config.pool)
 explain(
     _("LeNet (LeCun et al., 1998) stacks two **convolution + pooling** blocks and three fully connected "
       "layers. A convolution slides the same small filter over the image, so it needs few weights and "
@@ -57,7 +57,8 @@ explain(
           "do not start saturated: see the layer statistics below the curves."),
 )
 with st.expander(_("Layer shapes (from a real forward pass)")):
-    st.dataframe(pd.DataFrame(rows, columns=[_("layer"), _("output shape (C, H, W)"), _("parameters")]), hide_index=True)
+    md_table([{_("layer"): name, _("output shape (C, H, W)"): " x ".join(map(str, shape)), _("parameters"): f"{n:,}"}
+              for name, shape, n in rows], align="llr")
 
 
 def draw(runner) -> None:
@@ -88,7 +89,7 @@ def draw_layers(runner) -> None:
     if "grad_conv1" not in snap.metrics:
         return
     with st.expander(_("Activations and gradients per layer"), expanded=runner.config.activation == "sigmoid"):
-        st.dataframe(pd.DataFrame(layer_table(first.metrics, snap.metrics)), hide_index=True)
+        md_table(layer_table(first.metrics, snap.metrics))
         show(shared_view(runner, "layers", lambda: metric_curves(
             runner.history, [(_("‖∂L/∂W‖ per layer"), [f"grad_{k}" for k in GRAD_LAYERS]),
                              (_("mean slope f'(z)"), [f"slope_{k}" for k in STAT_LAYERS]),

@@ -269,3 +269,19 @@ def test_a_chart_made_from_its_json_is_the_element_st_plotly_chart_makes(monkeyp
         assert fast == slow and fast_size == slow_size and values[0] == values[1]
         assert b'"dlviz_height":333' in fast and "height=" in fast_size  # a real figure, a size
         assert (values[0] == "None") == (select is None)  # a selectable chart returns its (empty) selection
+
+
+def test_md_table_escapes_pipes_and_aligns_columns():
+    from streamlit.testing.v1 import AppTest
+
+    def script():
+        from dlviz.ui.show import md_table
+
+        md_table([{"layer": "conv1", "|z| > 3": "12%", "n": "1,024"}, {"layer": "fc3", "n": "84"}], align="llr")
+        md_table([])  # nothing to show: nothing drawn
+
+    at = AppTest.from_function(script).run()
+    assert not at.exception and len(at.markdown) == 1
+    lines = at.markdown[0].value.splitlines()
+    assert lines[0] == "| layer | \\|z\\| > 3 | n |"  # a pipe in a header or cell stays text
+    assert lines[1] == "|---|---|---:|" and lines[3] == "| fc3 |  | 84 |"  # missing cells are empty

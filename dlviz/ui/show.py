@@ -287,6 +287,21 @@ def _buffered(fig: go.Figure, spec: str, key: str, config: dict, **kwargs):
     return out
 
 
+def md_table(rows: list[dict], align: str = "") -> None:
+    """A small table (a list of dicts, one per row; the first row's keys are the columns) as markdown: a few rows
+    drawn in every (live) run cost 7% of the CNN page's full run as an ``st.dataframe`` (pandas and Arrow).
+    ``align``: one character per column, "r" right-aligns it."""
+    def cell(v) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    if not rows:
+        return
+    cols = list(rows[0])
+    rule = "|".join("---:" if align[i:i + 1] == "r" else "---" for i in range(len(cols)))
+    st.markdown("\n".join([f"| {' | '.join(cell(c) for c in cols)} |", f"|{rule}|"]
+                           + [f"| {' | '.join(cell(r.get(c, '')) for c in cols)} |" for r in rows]))
+
+
 def metric_row(items: dict[str, str]) -> None:
     """One row of big numbers: label -> formatted value."""
     for col, (label, value) in zip(st.columns(len(items)), items.items()):
