@@ -44,8 +44,8 @@ DRAW_SHARE = 0.5  # of one core: what all sessions' live redraws may take togeth
 
 
 CROWDED_S = 0.5  # a round of everyone's redraws longer than this (at DRAW_SHARE): they take turns (crowded)
-FULL_TURN_S = 0.25  # a full run holds its turn at most this long (it may wait for a computation)
-FULL_QUEUE_CAP_S = 10.0  # a full run waits for its turn at most this long (forty at FULL_TURN_S each)
+FULL_TURN_S = 0.5  # a full run holds its turn at most this long (a wait that did not step aside, see away())
+FULL_QUEUE_CAP_S = 20.0  # a full run waits for its turn at most this long (then it runs beside the others)
 FULL_WAIT_S = 1.0  # a timed redraw of a crowded server waits at most this long for full runs (DrawGate.full_run)
 PERIODS = (0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.2, 1.6, 2.4, 3.2, 5.0)  # live redraw periods the server chooses
 DRAW_GUESS_S = 0.01  # a round of redraws before any was measured (the CNN page on 2 cores: curves 3-4 ms, plus
@@ -82,8 +82,9 @@ class DrawGate:
         """A page's full run (a click, a link, a Start). Full runs take turns, first come first served: forty
         Starts in one second, run side by side, all finished together 1.7 s after the first click (each waited
         for the others' share of the interpreter); one at a time, each is done in its own 40 ms. A full run that
-        takes longer than ``FULL_TURN_S`` (a computation it waits for) lets the next one start beside it. Timed
-        redraws of a crowded server wait for full runs (at most ``FULL_WAIT_S``)."""
+        waits (for a queued computation) steps aside meanwhile (:meth:`away`); one that holds its turn past
+        ``FULL_TURN_S`` (a long synchronous drawing, the replay's frames) lets the next one start beside it.
+        Timed redraws of a crowded server wait for full runs (at most ``FULL_WAIT_S``)."""
         if getattr(self._inside, "full", False):
             yield
             return
@@ -101,7 +102,7 @@ class DrawGate:
             finally:
                 self._full_queue.remove(me)
             self._full_runs[me] = time.monotonic()
-        self._inside.full = True
+        self._inside.full, self._inside.token = True, me
         try:
             yield
         finally:
@@ -110,6 +111,23 @@ class DrawGate:
                 self._full -= 1
                 self._full_runs.pop(me, None)
                 self._cv.notify_all()
+
+    @contextlib.contextmanager
+    def away(self):
+        """Inside a full run, a wait that uses no interpreter (a queued computation): the next full run may go."""
+        me = getattr(self._inside, "token", None) if getattr(self._inside, "full", False) else None
+        if me is None:
+            yield
+            return
+        with self._cv:
+            started = self._full_runs.pop(me, None)
+            self._cv.notify_all()
+        try:
+            yield
+        finally:
+            with self._cv:
+                if started is not None:
+                    self._full_runs[me] = time.monotonic()
 
     @contextlib.contextmanager
     def turn(self):

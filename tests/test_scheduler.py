@@ -6,6 +6,7 @@ each test uses a scheduler of its own, so nothing here depends on the app's proc
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import threading
 import time
@@ -245,11 +246,14 @@ def test_the_draw_gate_lets_one_redraw_in_at_a_time_and_keeps_drawing_to_its_sha
     assert waited and 0.15 < waited[0] < 1.0  # a redraw never hangs: after max_wait_s it draws anyway
 
 
-def test_full_runs_take_turns_first_come_first_served_and_a_long_one_lets_the_next_start():
+def test_full_runs_take_turns_first_come_first_served_and_a_waiting_one_lets_the_next_start(monkeypatch):
     """Forty Starts in one second, run side by side, all finished together; in turn, each is done in its own time.
-    A full run that holds its turn past FULL_TURN_S (a computation it waits for) lets the next one start."""
-    from dlviz.scheduler import FULL_TURN_S, DrawGate
+    A full run that waits for a computation, or holds its turn past FULL_TURN_S, lets the next one start."""
+    from dlviz import scheduler as sched_mod
+    from dlviz.scheduler import DrawGate
 
+    turn_s = 0.2
+    monkeypatch.setattr(sched_mod, "FULL_TURN_S", turn_s)
     gate, lock, inside, most, order = DrawGate(), threading.Lock(), [0], [0], []
 
     def page(i, work_s):
@@ -270,23 +274,26 @@ def test_full_runs_take_turns_first_come_first_served_and_a_long_one_lets_the_ne
     for t in threads:
         t.join(10)
     assert most[0] == 1 and order == list(range(5))
-    # A long full run: the next one starts beside it after FULL_TURN_S, not after it ends.
+    # A full run waiting for a computation steps aside (away): the next one starts at once. One that holds its
+    # turn past FULL_TURN_S lets the next start beside it, not after it ends.
     starts = {}
 
-    def timed(i, work_s):
+    def timed(i, work_s, away=False):
         with gate.full_run():
             starts[i] = time.monotonic()
-            time.sleep(work_s)
+            with gate.away() if away else contextlib.nullcontext():
+                time.sleep(work_s)
 
-    t0 = time.monotonic()
-    long = threading.Thread(target=timed, args=("long", 3 * FULL_TURN_S))
-    long.start()
-    time.sleep(0.01)
-    short = threading.Thread(target=timed, args=("short", 0.01))
-    short.start()
-    short.join(5)
-    long.join(5)
-    assert FULL_TURN_S - 0.02 <= starts["short"] - t0 < 2 * FULL_TURN_S
+    for away, expect in ((True, (0.0, 0.15)), (False, (turn_s - 0.02, 2 * turn_s))):
+        t0 = time.monotonic()
+        long = threading.Thread(target=timed, args=("long", 4 * turn_s, away))
+        long.start()
+        time.sleep(0.01)
+        short = threading.Thread(target=timed, args=("short", 0.01))
+        short.start()
+        short.join(5)
+        long.join(5)
+        assert expect[0] <= starts["short"] - t0 < expect[1], (away, starts["short"] - t0)
 
 
 def test_timed_redraws_of_a_crowded_server_wait_for_full_runs_but_not_inside_one():

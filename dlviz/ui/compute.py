@@ -14,13 +14,15 @@ def queued(label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any
     """``fn(*args, **kwargs)`` on the server's computation lane, one at a time across all sessions, first come
     first served; while it waits the page says "2 computations ahead of yours". Returns the result or raises
     what ``fn`` raised. The training lane keeps going meanwhile."""
-    job = scheduler().submit(label, fn, *args, **kwargs)
+    sched = scheduler()
+    job = sched.submit(label, fn, *args, **kwargs)
     box = st.empty()
-    while not job.done.wait(0.25):
-        ahead = job.ahead()
-        box.info((_("{label}: 1 computation ahead of yours, waiting...") if ahead == 1 else
-                  _("{label}: {n} computations ahead of yours, waiting...")).format(label=label, n=ahead)
-                 if ahead else f"{label}...", icon="⏳")
+    with sched.gate.away():  # the other sessions' clicks need not wait for this one's computation
+        while not job.done.wait(0.25):
+            ahead = job.ahead()
+            box.info((_("{label}: 1 computation ahead of yours, waiting...") if ahead == 1 else
+                      _("{label}: {n} computations ahead of yours, waiting...")).format(label=label, n=ahead)
+                     if ahead else f"{label}...", icon="⏳")
     box.empty()
     return job.wait(0)
 
