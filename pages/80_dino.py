@@ -14,10 +14,11 @@ from dlviz.demos import get_demo
 from dlviz.demos.dino import DEPARTURES, N_SHOW, SUPERVISED_STEPS, photo_attention, train_supervised
 from dlviz.figures.dino import attention_figure, entropy_figure, iou_bars, iou_curves
 from dlviz.models.vit import CheckpointError, list_checkpoints, load_dino_checkpoint, weights_dir
-from dlviz.ui import config_form, current_device, explain, lecture_mode, live_run, plain, show
+from dlviz.ui import config_form, current_device, explain, lecture_mode, live_run, plain, shared_view, show
 from dlviz.ui.controls import linked_view
 from dlviz.ui.compute import queued
 from dlviz.ui.feature_sources import FeatureSource, publish
+from dlviz.ui.show import freeze
 from dlviz.ui.topics import require_app
 from dlviz.i18n import N_, _, tr
 
@@ -81,7 +82,10 @@ def draw(runner) -> None:
                        "object; a head focused on part of it scores high here, not there.").format(object_share=m['object_share']))
     c[5].metric(_("entropy"), f"{m['teacher_entropy']:.2f}", f"log K {m['log_k']:.2f}", delta_color="off",
                 help=_("The entropy of the teacher's mean output (nats); log K is uniform over the K dimensions."))
-    show(iou_curves(runner.history, height=215 if lecture_mode() else 320), key=f"{KEY}.ioucurves")
+    # Figures: built once per snapshot for every session watching the run (shared_view); a session's own choices
+    # (a supervised baseline it computed, the network, layer and mass it shows) are part of the key.
+    show(shared_view(runner, "ioucurves", lambda: iou_curves(runner.history, height=215 if lecture_mode() else 320)),
+         key=f"{KEY}.ioucurves")
     st.caption(_("Attention maps and IoUs are measured every {eval_every} steps (last: step {eval_step:.0f}); the "
                  "loss and entropies move with every step.").format(
                    eval_every=runner.config.eval_every,
@@ -93,9 +97,10 @@ def draw(runner) -> None:
         bars[_("labels (best head)")] = sup[1]["iou_best"]
     left, right = st.columns(2)
     with left:
-        show(entropy_figure(runner.history, m["log_k"]), key=f"{KEY}.entropy")
+        show(shared_view(runner, "entropy", lambda: entropy_figure(runner.history, m["log_k"])), key=f"{KEY}.entropy")
     with right:
-        show(iou_bars(bars, snap.arrays["head_iou"]), key=f"{KEY}.bars")
+        show(shared_view(runner, "bars", lambda: iou_bars(bars, snap.arrays["head_iou"]), tuple(bars.items())),
+             key=f"{KEY}.bars")
 
 
 def draw_maps(runner) -> None:
@@ -115,18 +120,20 @@ def draw_maps(runner) -> None:
                         help=_("DINO's figure shows the last layer; earlier layers attend more locally."))
     keep = v[2].slider(_("Attention mass kept"), 0.1, 0.9, step=0.05, key=f"{KEY}.keep",
                        help=_("Each mask keeps the fewest patches holding this fraction of the head's attention."))
-    maps = arr[f"{who}_maps"][:, layer - 1]
-    kept = _kept(maps, keep)
-    obj = patch_masks(torch.from_numpy(arr["masks"]), 4).numpy()
-    per_head = iou(torch.from_numpy(kept), torch.from_numpy(obj)[:, None]).mean(0).numpy()
     at = int(snap.metrics["eval_step"])
-    show(attention_figure(arr["images"][:4], maps[:4], kept[:4], arr["masks"][:4],
-                          title=_("{capitalize}, layer {layer}: CLS attention per head and the mask keeping {keep:.0%} of it (step "
-                                  "{at})").format(
-                                    capitalize=who.capitalize(),
-                                    layer=layer,
-                                    keep=keep,
-                                    at=at)), key=f"{KEY}.att")
+
+    def build():
+        maps = arr[f"{who}_maps"][:, layer - 1]
+        kept = _kept(maps, keep)
+        obj = patch_masks(torch.from_numpy(arr["masks"]), 4).numpy()
+        per_head = iou(torch.from_numpy(kept), torch.from_numpy(obj)[:, None]).mean(0).numpy()
+        return per_head, freeze(attention_figure(  # themed before another session can see it
+            arr["images"][:4], maps[:4], kept[:4], arr["masks"][:4],
+            title=_("{capitalize}, layer {layer}: CLS attention per head and the mask keeping {keep:.0%} of it (step "
+                    "{at})").format(capitalize=who.capitalize(), layer=layer, keep=keep, at=at)), lecture_mode())
+
+    per_head, fig = shared_view(runner, "attention", build, who, layer, keep)
+    show(fig, key=f"{KEY}.att")
     st.caption(_("On these {N_SHOW} images, IoU per head at {keep:.0%}: ").format(N_SHOW=N_SHOW, keep=keep)
                + ", ".join(_("head {i}: {iou:.2f}").format(i=i + 1, iou=x) for i, x in enumerate(per_head))
                + _(". The held-out IoU metrics above use 256 images, the teacher's last layer and 60%."))
