@@ -11,7 +11,7 @@ from dlviz.demos import get_demo
 from dlviz.demos.rnn import CELL_SETS, K_STEPS, make_task, probe
 from dlviz.figures.rnn import (CELL_LABELS, gate_heatmaps, hidden_paths, input_gradient_figure, kstep_error_figure,
                                kstep_figure, sequence_figure, training_curves)
-from dlviz.ui import config_form, current_device, explain, lecture_mode, live_run, show
+from dlviz.ui import config_form, current_device, explain, lecture_mode, live_run, shared_view, show
 from dlviz.ui.topics import require_app
 from dlviz.i18n import N_, _
 
@@ -59,12 +59,10 @@ def _answer(prediction: np.ndarray, classify: bool) -> str:
 
 
 def _probe_cached(runner, task, index: int) -> dict:
-    """One probe per (run, step, sequence): a paused page redraws without recomputing."""
-    ss, ck = st.session_state, f"{KEY}._probe"
-    key = (runner, runner.latest.step, index)  # the runner itself: a new run may reuse a freed one's id()
-    if ss.get(ck, (None,))[0] != key:
-        ss[ck] = (key, probe(runner.config, runner.latest.arrays["states"], task, index))
-    return ss[ck][1]
+    """One probe per (run, snapshot, sequence), shared by every session watching the run (shared_view): a paused
+    page redraws without recomputing, and a class watching one run computes it once per snapshot."""
+    return shared_view(runner, "probe", lambda: probe(runner.config, runner.latest.arrays["states"], task, index),
+                       index)
 
 
 def draw_metrics(runner, task) -> None:
@@ -85,8 +83,11 @@ def draw_metrics(runner, task) -> None:
     for msg in runner.latest.arrays.get("diverged", {}).values():
         st.warning(msg, icon="💥")
     baseline = ADDING_BASELINE_MSE if task.name == "adding" else np.log(RECALL_SYMBOLS) if task.classify else None
-    show(training_curves(runner.history, cells, task.classify, baseline, runner.config.clip,
-                         height=265 if lecture_mode() else 330), key=f"{KEY}.curves")
+    # Every figure of the live area is built once per snapshot for all the sessions watching the run (shared_view);
+    # the sequence or cell a session shows is part of the key.
+    show(shared_view(runner, "curves", lambda: training_curves(runner.history, cells, task.classify, baseline,
+                                                               runner.config.clip, height=265 if lecture_mode() else 330)),
+         key=f"{KEY}.curves")
 
 
 def draw_kstep(runner, task) -> None:
@@ -98,11 +99,11 @@ def draw_kstep(runner, task) -> None:
     with left:
         cell = st.radio(_("Cell"), list(tables), horizontal=True, key=f"{KEY}.kcell", format_func=CELL_LABELS.get)
         s = task.sine
-        show(kstep_figure(s.time.numpy(), s.series.numpy(), tables[cell], s.tau, K_STEPS, s.n_train, cell),
-             key=f"{KEY}.kstep")
+        show(shared_view(runner, "kstep", lambda: kstep_figure(s.time.numpy(), s.series.numpy(), tables[cell], s.tau,
+                                                               K_STEPS, s.n_train, cell), cell), key=f"{KEY}.kstep")
     with right:
         mse = {c: {k: m[f"mse_k{k}_{c}"] for k in K_STEPS} for c in tables}
-        show(kstep_error_figure(mse, SINE_NOISE ** 2), key=f"{KEY}.kerr")
+        show(shared_view(runner, "kerr", lambda: kstep_error_figure(mse, SINE_NOISE ** 2)), key=f"{KEY}.kerr")
     st.caption(_("Each k-step prediction starts from 4 observed values and feeds its own k - 1 previous predictions "
                "back in: small one-step errors compound, and far ahead the prediction decays to a constant."))
 
@@ -119,7 +120,7 @@ def draw_inside(runner, task) -> None:
     out = _probe_cached(runner, task, index)
     left, right = st.columns([3, 2])
     with left:
-        show(sequence_figure(x, task.name, marks), key=f"{KEY}.input")
+        show(shared_view(runner, "input", lambda: sequence_figure(x, task.name, marks), index), key=f"{KEY}.input")
     with right:
         y = task.test_y[index]
         truth = f"{int(y)}" if task.classify else f"{float(y[0]):.3f}"
@@ -127,28 +128,38 @@ def draw_inside(runner, task) -> None:
         st.markdown(_("Target **{truth}**; predictions: {preds}.").format(truth=truth, preds=preds))
     for c in ("gru", "lstm"):
         if c in out:
-            show(gate_heatmaps(out[c]["gates"], c, marks), key=f"{KEY}.gates_{c}")
+            show(shared_view(runner, f"gates_{c}", lambda c=c: gate_heatmaps(out[c]["gates"], c, marks), index),
+                 key=f"{KEY}.gates_{c}")
     if "gru" in out:
         st.caption(_("Update gate Z_t near 1 (yellow) copies the state unchanged: after a marked input the GRU holds "
                    "what it stored across the distractors. The reset gate R_t decides how much of the past enters "
                    "the candidate state."))
-    show(hidden_paths({c: o["pca_path"] for c, o in out.items()}, {c: o["pca_ratio"] for c, o in out.items()}, marks),
+    show(shared_view(runner, "paths", lambda: hidden_paths({c: o["pca_path"] for c, o in out.items()},
+                                                           {c: o["pca_ratio"] for c, o in out.items()}, marks), index),
          key=f"{KEY}.paths")
-    show(input_gradient_figure({c: o["input_grad"] for c, o in out.items()}, marks), key=f"{KEY}.igrad")
+    show(shared_view(runner, "igrad", lambda: input_gradient_figure({c: o["input_grad"] for c, o in out.items()}, marks),
+                     index), key=f"{KEY}.igrad")
     st.caption(_("The mean over 64 test sequences of the gradient of each sequence's loss with respect to its "
                "input at step t. For the plain RNN it shrinks geometrically towards early steps (vanishing "
                "gradients), so the first marked number cannot be learned; the gated cells keep it alive."))
 
 
 def draw(runner) -> None:
+    """The live area: numbers and curves, redrawn several times a second."""
+    if runner.latest is None:
+        return
+    draw_metrics(runner, make_task(runner.config))
+
+
+def draw_views(runner) -> None:
+    """The heavier views (k-step predictions, the cells' insides): on the slower timer, right below."""
     if runner.latest is None:
         return
     task = make_task(runner.config)
-    draw_metrics(runner, task)
     if task.sine is not None:
         draw_kstep(runner, task)
     if runner.latest.arrays.get("states"):
         draw_inside(runner, task)
 
 
-live_run(KEY, demo, config, current_device(), draw, stage=stage)
+live_run(KEY, demo, config, current_device(), draw, draw_slow=draw_views, stage=stage)

@@ -19,8 +19,10 @@ def test_rnn_page_defaults_and_start():
     _no_exception(at)
     runner = at.session_state["rnn._runner"]
     assert runner.latest.step > 0 and "test_loss_gru" in runner.history[-1]
-    # Gate views: the GRU's two gates and the LSTM's three, from the probe of the latest step.
-    assert at.session_state["rnn._probe"][0][1] == runner.latest.step
+    # Gate views: the GRU's two gates and the LSTM's three, from the probe of the latest snapshot, computed once for
+    # every session watching the run (shared_view).
+    probes = [hit for key, hit in runner._views.items() if key[0] == "probe"]
+    assert len(probes) == 1 and probes[0][0][0] == runner.snapshots_seen and set(probes[0][1]) >= {"gru", "lstm"}
 
 
 def test_rnn_widgets_change_without_error():
