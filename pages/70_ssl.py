@@ -17,7 +17,7 @@ from dlviz.demos.ssl import CONTRASTIVE, load_data, queue_sweep, run_label, vari
 from dlviz.figures.common import embedding_scatter
 from dlviz.figures.ssl import (negatives_figure, pairs_figure, pca_figure, queue_sweep_figure, spectrum_figure,
                                ssl_curves)
-from dlviz.ui import config_form, current_device, explain, lecture_mode, live_run, plain, show
+from dlviz.ui import config_form, current_device, explain, lecture_mode, live_run, plain, shared_view, show
 from dlviz.ui.compute import queued
 from dlviz.ui.feature_sources import FeatureSource, publish
 from dlviz.ui.topics import require_app
@@ -148,8 +148,10 @@ def draw(runner) -> None:
     pres = ["", "b_"][:len(labels)]
     for pre, label in zip(pres, labels):
         metric_row(m, pre, label, cfg.out_dim)
-    show(ssl_curves(runner.history, labels, m["output_std_ref"], m["knn_acc_random_encoder"],
-                    m["knn_acc_pixels"], height=290 if lecture_mode() else 330), key=f"{KEY}.curves")
+    # Every live figure is built once per snapshot for all the sessions watching the run (shared_view).
+    show(shared_view(runner, "curves", lambda: ssl_curves(runner.history, labels, m["output_std_ref"],
+                                                          m["knn_acc_random_encoder"], m["knn_acc_pixels"],
+                                                          height=290 if lecture_mode() else 330)), key=f"{KEY}.curves")
     st.caption(_("Baselines on the same test set (weighted cosine kNN, k=20): random-initialized encoder "
                  "**{knn_acc_random_encoder:.1%}**, raw pixels **{knn_acc_pixels:.1%}**.").format(
                    knn_acc_random_encoder=m['knn_acc_random_encoder'],
@@ -158,7 +160,7 @@ def draw(runner) -> None:
                                                                           n=int(m['negatives']))
                   if cfg.method in CONTRASTIVE else ""))
     if "neg_age" in m or "b_neg_age" in m:
-        show(negatives_figure(runner.history, labels), key=f"{KEY}.negatives")
+        show(shared_view(runner, "negatives", lambda: negatives_figure(runner.history, labels)), key=f"{KEY}.negatives")
         parts = [_("{run}: negatives {age:.1f} steps old on average (oldest {oldest:.0f}), consistency "
                    "{consistency:.2f}").format(run=lab, age=m[p + 'neg_age'], oldest=m[p + 'neg_age_max'],
                                                consistency=m[p + 'neg_consistency'])
@@ -177,10 +179,10 @@ def draw(runner) -> None:
                   (snap.arrays["pca"], _("step {step}").format(step=snap.step))]
     for i, (col, (coords, title)) in enumerate(zip(cols, panels)):
         with col:
-            show(pca_figure(coords, y, _("PCA of z/‖z‖: {title}").format(title=title), data.classes),
-                 key=f"{KEY}.pca{i}")
+            show(shared_view(runner, f"pca{i}", lambda coords=coords, title=title: pca_figure(
+                coords, y, _("PCA of z/‖z‖: {title}").format(title=title), data.classes)), key=f"{KEY}.pca{i}")
     spectra = [(_("step {step}").format(step=0), first.arrays["sv"])] + [(lab, snap.arrays[pre + "sv"]) for pre, lab in zip(pres, labels)]
-    show(spectrum_figure(spectra), key=f"{KEY}.spectrum")
+    show(shared_view(runner, "spectrum", lambda: spectrum_figure(spectra)), key=f"{KEY}.spectrum")
     st.caption(_("A complete collapse shows as the whole spectrum sinking by orders of magnitude, a dimensional "
                "collapse as a tail that falls away while the top values stay. The plain effective rank (exp of the "
                "entropy of the normalized singular values) sees only the shape, not the level: a sunken but flat "

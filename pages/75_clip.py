@@ -13,7 +13,7 @@ from dlviz.demos import get_demo
 from dlviz.demos.clip import TEXT_DIM
 from dlviz.figures.clip import clip_curves, joint_pca_figure, ranking_figure, rgb_tiles, similarity_figure, template_bars
 from dlviz.models.clip import load_text_tower
-from dlviz.ui import config_form, current_device, explain, lecture_mode, live_run, plain, show
+from dlviz.ui import config_form, current_device, explain, lecture_mode, live_run, plain, shared_view, show
 from dlviz.ui.topics import require_app
 from dlviz.i18n import _, current_language
 
@@ -106,12 +106,15 @@ def draw(runner) -> None:
         + (" · " + _("loss {loss:.2f}").format(loss=m['loss']) if "loss" in m else ""))
     left, right = st.columns([4, 3])
     with left:
-        show(clip_curves(runner.history, height=255 if lecture_mode() else 340), key=f"{KEY}.curves")
+        # Every live figure is built once per snapshot for all the sessions watching the run (shared_view).
+        show(shared_view(runner, "curves", lambda: clip_curves(runner.history, height=255 if lecture_mode() else 340)),
+             key=f"{KEY}.curves")
     with right:
         idx = snap.arrays["display"]
         labels = [str(data.attributes(int(i))[0]) for i in idx]  # one test image per digit; rows say the rest
-        show(similarity_figure(snap.arrays["sim"], labels, [data.test_captions[i] for i in idx],
-                               m["logit_scale"], height=300 if lecture_mode() else 360), key=f"{KEY}.sim")
+        show(shared_view(runner, "sim", lambda: similarity_figure(
+            snap.arrays["sim"], labels, [data.test_captions[i] for i in idx], m["logit_scale"],
+            height=300 if lecture_mode() else 360)), key=f"{KEY}.sim")
 
 
 def draw_slow(runner) -> None:
@@ -123,13 +126,13 @@ def draw_slow(runner) -> None:
     left, right = st.columns(2)
     with left:
         n = len(snap.arrays["pca_img"])
-        show(joint_pca_figure(snap.arrays["pca_img"], data.digit_test[:n].numpy(), snap.arrays["pca_txt"], WORDS),
-             key=f"{KEY}.pca")
+        show(shared_view(runner, "pca", lambda: joint_pca_figure(snap.arrays["pca_img"], data.digit_test[:n].numpy(),
+                                                                 snap.arrays["pca_txt"], WORDS)), key=f"{KEY}.pca")
         st.caption(_("Images and texts sit in two separate regions (the 'modality gap' of contrastive models); "
                      "what lines up is the direction inside each: each prompt's star points towards its digit's "
                      "dots."))
     with right:
-        show(template_bars(m, PROMPT_TEMPLATES), key=f"{KEY}.templates")
+        show(shared_view(runner, "templates", lambda: template_bars(m, PROMPT_TEMPLATES)), key=f"{KEY}.templates")
         st.caption(_("On test images whose (digit, colour) pair never occurred in training: {acc:.0%} with the "
                      "first template.").format(acc=m['zs_acc_unseen_combo']))
     tower = text_tower(runner)
