@@ -10,7 +10,7 @@ from dlviz.demos import get_demo
 from dlviz.figures import attention as figs
 from dlviz.figures.common import metric_curves
 from dlviz.models.attention import compare_scoring, positional_encoding, softmax_sharpness
-from dlviz.ui import config_form, current_device, explain, global_seed, lecture_mode, live_run, part_switch, show
+from dlviz.ui import config_form, current_device, explain, global_seed, lecture_mode, live_run, part_switch, shared_view, show
 from dlviz.ui.topics import require_app
 from dlviz.i18n import N_, _
 
@@ -53,13 +53,14 @@ def draw_kernel(runner) -> None:
     c[3].metric(_("training loss"), f"{m['train_loss']:.4f}")
     left, right = st.columns([1, 1])
     with left:
-        show(figs.kernel_fit_figure(a, m["w"], height=210 if lecture_mode() else 380), key=f"{KEY}.kr.fit")
+        # Every live figure is built once per snapshot for all the sessions watching the run (shared_view).
+        show(shared_view(runner, "fit", lambda: figs.kernel_fit_figure(a, m["w"], height=210 if lecture_mode() else 380)),
+             key=f"{KEY}.kr.fit")
     with right:
-        show(metric_curves(runner.history, [("w", ["w"]), (_("test MSE against the truth"),
-                                                             ["mse_nonparametric", "mse_learned"])],
-                           height=210 if lecture_mode() else 380),
-             key=f"{KEY}.kr.curves")
-    show(figs.kernel_attention_figure(a, m["w"]), key=f"{KEY}.kr.attn")
+        show(shared_view(runner, "curves", lambda: metric_curves(
+            runner.history, [("w", ["w"]), (_("test MSE against the truth"), ["mse_nonparametric", "mse_learned"])],
+            height=210 if lecture_mode() else 380)), key=f"{KEY}.kr.curves")
+    show(shared_view(runner, "attn", lambda: figs.kernel_attention_figure(a, m["w"])), key=f"{KEY}.kr.attn")
 
 
 def scoring_part() -> None:
@@ -150,10 +151,12 @@ def draw_transformer(runner) -> None:
                      "sort, every position holding the output's digit counts, since equal digits are "
                      "interchangeable)."))
     c[3].metric(_("training loss"), f"{m['train_loss']:.3f}")
-    show(metric_curves(runner.history, [(_("training loss (cross-entropy)"), ["train_loss"]),
-                                        (_("held-out accuracy and alignment"), ["token_acc", "seq_acc", "diag_mass"])],
-                       height=210 if lecture_mode() else 320),
-         key=f"{KEY}.tf.curves")
+    # Every live figure is built once per snapshot for all the sessions watching the run (shared_view); the
+    # example, map, layer and head a session shows are part of the key.
+    show(shared_view(runner, "curves", lambda: metric_curves(
+        runner.history, [(_("training loss (cross-entropy)"), ["train_loss"]),
+                         (_("held-out accuracy and alignment"), ["token_acc", "seq_acc", "diag_mass"])],
+        height=210 if lecture_mode() else 320)), key=f"{KEY}.tf.curves")
     ex = st.slider(_("Example (held-out sequence)"), 0, len(a["src"]) - 1, 0, key=f"{KEY}.tf.example")
     src, tgt, pred = a["src"][ex], a["tgt"][ex], a["pred"][ex]
     st.markdown(_("input `{join}` → target `{join2}` → model `{join3}` ({mean:.0%} of tokens right)").format(
@@ -165,7 +168,8 @@ def draw_transformer(runner) -> None:
     cols = st.columns(len(kinds))
     for col, kind in zip(cols, kinds):
         with col:
-            show(figs.attention_grid(a[kind][ex], _("{name}: layer × head").format(name=_(MAP_NAMES[kind]))), key=f"{KEY}.tf.grid.{kind}")
+            show(shared_view(runner, f"grid.{kind}", lambda kind=kind: figs.attention_grid(
+                a[kind][ex], _("{name}: layer × head").format(name=_(MAP_NAMES[kind]))), ex), key=f"{KEY}.tf.grid.{kind}")
     for name, n in (("layer", cfg.layers), ("head", cfg.heads)):  # a smaller model since the last draw
         if ss.get(f"{KEY}.tf.{name}", 1) > n:
             ss[f"{KEY}.tf.{name}"] = n
@@ -180,10 +184,10 @@ def draw_transformer(runner) -> None:
     k_labels = dec_labels if kind == "dec_self" else src_labels
     aligned = "cross" if "cross" in a else "enc_self"
     source = _source_positions(cfg.task, src) if kind == aligned else None
-    show(figs.attention_map(a[kind][ex, layer - 1, head - 1], q_labels, k_labels,
-                            _("{name}, layer {layer}, head {head} (token·position)").format(
-                                name=_(MAP_NAMES[kind]), layer=layer, head=head), source),
-         key=f"{KEY}.tf.big")
+    show(shared_view(runner, "big", lambda: figs.attention_map(
+        a[kind][ex, layer - 1, head - 1], q_labels, k_labels,
+        _("{name}, layer {layer}, head {head} (token·position)").format(name=_(MAP_NAMES[kind]), layer=layer, head=head),
+        source), ex, kind, layer, head), key=f"{KEY}.tf.big")
 
 
 def _source_positions(task: str, src: np.ndarray) -> np.ndarray:
