@@ -4,7 +4,6 @@ SGD, momentum, Nesterov, AdaGrad, RMSProp, Adam and AdamW (torch.optim) race on 
 """
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from dlviz.analysis.formula import FormulaError
@@ -17,7 +16,8 @@ from dlviz.figures.optimizers import (batch_paths_figure, curves_figure, error_c
                                       network_curves_figure,
                                       race_figure, rate_map_figure, schedule_figure, view_around)
 from dlviz.runner import RUNNING
-from dlviz.ui import config_form, current_device, explain, global_seed, lecture_mode, live_run, part_switch, plain, show
+from dlviz.ui import config_form, current_device, explain, global_seed, lecture_mode, live_run, part_switch, plain, shared_view, show
+from dlviz.ui.show import md_table
 from dlviz.ui.compute import queued
 from dlviz.ui.explanations import OPT_BATCH, OPT_CONDITION, OPT_NETWORK
 from dlviz.ui.topics import require_app
@@ -117,11 +117,13 @@ def race_part() -> None:
             f_min = min(surf.value(*m) for m in minima) if minima else None
             left, right = st.columns([3, 2])
             with left:
-                show(race_figure(gx, gy, gz, a["paths"], upto, minima, view,
-                                 _("{surface}: step {step}, start ({x:.3g}, {y:.3g})").format(
-                                     surface=_(surf.title), step=upto, x=runner.config.start_x, y=runner.config.start_y),
-                                 height=340 if lecture_mode() else 480),
-                 key=f"{KEY}.fig_race")
+                # Figures: built once per snapshot for all the sessions watching the run (shared_view); the step a
+                # session scrubbed to is part of the key.
+                show(shared_view(runner, "race", lambda: race_figure(
+                    gx, gy, gz, a["paths"], upto, minima, view,
+                    _("{surface}: step {step}, start ({x:.3g}, {y:.3g})").format(
+                        surface=_(surf.title), step=upto, x=runner.config.start_x, y=runner.config.start_y),
+                    height=340 if lecture_mode() else 480), upto), key=f"{KEY}.fig_race")
                 if scrubbing:
                     st.slider(_("Scrub through the steps"), 0, snap.step, snap.step, key=scrub,
                               help=_("Drag to replay the race; press Start (or Resume) to continue."))
@@ -136,10 +138,12 @@ def race_part() -> None:
                     rows.append({_("optimizer"): label_of(n), "f": f"{a['losses'][n][i]:.4g}",
                                  **({_("distance to min"): f"{dists[n][i]:.4g}"} if dists else {}),
                                  _("status"): _(status)})
-                st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+                md_table(rows, align="lr" + "r" * bool(dists))
                 if any(len(v) for v in a["lrs"].values()):
-                    show(schedule_figure(a["lrs"], runner.config.schedule), key=f"{KEY}.fig_schedule")
-            show(curves_figure(a["losses"], dists, upto, f_min), key=f"{KEY}.fig_curves")
+                    show(shared_view(runner, "schedule", lambda: schedule_figure(a["lrs"], runner.config.schedule)),
+                         key=f"{KEY}.fig_schedule")
+            show(shared_view(runner, "curves", lambda: curves_figure(a["losses"], dists, upto, f_min), upto),
+                 key=f"{KEY}.fig_curves")
 
         live_run(KEY, demo, config, current_device(), draw, every_s=0.3, pace_s=0.3 if smooth else 0.0, stage=stage)
 
@@ -193,7 +197,8 @@ def draw_net(runner) -> None:
     snap = runner.latest
     if snap is None:
         return
-    show(network_curves_figure(runner.history, runner.config.names()), key=f"{KEY}.fig_net_curves")
+    show(shared_view(runner, "curves", lambda: network_curves_figure(runner.history, runner.config.names())),
+         key=f"{KEY}.fig_net_curves")
     ss, cache_key = st.session_state, f"{KEY}.net_plane"
     if st.button(_("Compute the loss plane at this step"), key=f"{KEY}.net_plane_go", disabled=snap.step == 0):
         ss[cache_key] = (runner.token, snap.step, queued(_("Loss on a 25 x 25 grid of the PCA plane"), network_plane,
