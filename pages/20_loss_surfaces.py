@@ -14,7 +14,7 @@ from dlviz.demos import get_demo
 from dlviz.demos import loss_surfaces as lsd
 from dlviz.figures import surfaces as sf
 from dlviz.figures.common import metric_curves
-from dlviz.ui import config_form, current_device, explain, lecture_mode, live_run, metric_row, plain, show
+from dlviz.ui import config_form, current_device, explain, lecture_mode, live_run, metric_row, plain, shared_view, show
 from dlviz.ui.explanations import SURF_LANDSCAPE, SURF_MSE_CE
 from dlviz.ui.formula_messages import analysis_failed, formula_unreadable
 from dlviz.ui.landscape_views import landscape_views
@@ -123,10 +123,14 @@ def critical_points_section() -> None:
                 return
         left, right = st.columns([1, 1])
         with left:
-            show(sf.contour_paths_figure(*run_grid, run_crit, paths, a["pivot"], a["eigenvectors"],
-                                         a["eigenvalues"], height=320 if lecture_mode() else 420), key=f"{KEY}.paths")
+            # Built once per snapshot for all the sessions watching the run (shared_view).
+            show(shared_view(runner, "paths", lambda: sf.contour_paths_figure(
+                *run_grid, run_crit, paths, a["pivot"], a["eigenvectors"], a["eigenvalues"],
+                height=320 if lecture_mode() else 420)), key=f"{KEY}.paths")
         with right:
-            show(sf.descent_curves(runner.history, height=260 if lecture_mode() else 300), key=f"{KEY}.descent")
+            show(shared_view(runner, "descent", lambda: sf.descent_curves(runner.history,
+                                                                          height=260 if lecture_mode() else 300)),
+                 key=f"{KEY}.descent")
             if snap.metrics["lr_used"] < runner.config.lr:
                 st.caption(_("Step size capped at {lr_used:.3g} = 1 / (largest curvature at a critical point) so that descent is "
                              "stable on this surface.").format(lr_used=snap.metrics['lr_used']))
@@ -171,9 +175,9 @@ def landscape_section() -> None:
         metric_row({_("train loss (1,024)"): f"{m['landscape_loss']:.3f}", _("test accuracy"): f"{m['test_acc']:.1%}",
                     _("step"): f"{snap.step} / {runner.config.steps}",
                     "‖θ − θ₀‖": f"{m['distance_from_init']:.2f}"})
-        show(metric_curves(runner.history, [(_("loss"), ["train_loss", "test_loss"]),
-                                            (_("accuracy"), ["train_acc", "test_acc"])],
-                           height=255 if lecture_mode() else 320), key=f"{KEY}.curves")
+        show(shared_view(runner, "curves", lambda: metric_curves(
+            runner.history, [(_("loss"), ["train_loss", "test_loss"]), (_("accuracy"), ["train_acc", "test_acc"])],
+            height=255 if lecture_mode() else 320)), key=f"{KEY}.curves")
         landscape_views(runner, snap)  # the slices, PCA path and curvature, computed on request
 
     live_run(KEY, demo, config, current_device(), draw, stage=stage)
