@@ -16,7 +16,7 @@ from dlviz.figures import teachers as figs
 from dlviz.figures.common import image_grid
 from dlviz.i18n import N_, _
 from dlviz.models.student import mean_soft_targets
-from dlviz.ui import config_form, current_device, explain, lecture_mode, live_run, part_switch, show
+from dlviz.ui import config_form, current_device, explain, lecture_mode, live_run, part_switch, shared_view, show
 from dlviz.ui.compute import queued
 from dlviz.ui.topics import require_app
 
@@ -77,7 +77,9 @@ def draw_distill(runner) -> None:
     c[3].metric(_("teacher (LeNet)"), f"{m['teacher_acc']:.1%}",
                 help=_("trained in {s:.1f} s at the start of this run (0: from the cache)").format(
                     s=m["teacher_seconds"]))
-    show(figs.distill_curves(runner.history, m["teacher_acc"]), key=f"{KEY}.kd.curves")
+    # Live figures: built once per snapshot for all the sessions watching the run (shared_view).
+    show(shared_view(runner, "curves", lambda: figs.distill_curves(runner.history, m["teacher_acc"])),
+         key=f"{KEY}.kd.curves")
     if "omit_recall_kd" in m:
         st.caption(_("Digit {d} was left out of both students' data: the distilled student recognizes "
                      "{kd:.0%} of the test {d}s, the hard-label twin {hard:.0%}. Only the teacher's soft targets "
@@ -105,10 +107,12 @@ def draw_teacher_view(runner) -> None:
                           "hard-label twin **{h}**").format(y=y[i], p=int(logits[i].argmax()),
                                                               k=int(snap.arrays["kd_logits"][i].argmax()),
                                                               h=int(snap.arrays["hard_logits"][i].argmax())))
-        show(figs.softened_figure(logits[i], SHOWN_T, int(y[i])), key=f"{KEY}.kd.soft")
+        show(shared_view(runner, "soft", lambda: figs.softened_figure(logits[i], SHOWN_T, int(y[i])), i),
+             key=f"{KEY}.kd.soft")
     with right:
-        sim = mean_soft_targets(torch.as_tensor(logits), data.y_test, cfg.temperature).numpy()
-        show(figs.similarity_figure(sim, cfg.temperature), key=f"{KEY}.kd.sim")
+        show(shared_view(runner, "sim", lambda: figs.similarity_figure(
+            mean_soft_targets(torch.as_tensor(logits), data.y_test, cfg.temperature).numpy(), cfg.temperature)),
+             key=f"{KEY}.kd.sim")
         st.caption(_("Each row: the teacher's mean soft target over the test digits of one class at this run's T, "
                      "its own class left out. The bright cells are the dark knowledge the student receives."))
     draw_sweep(runner)
@@ -182,7 +186,8 @@ def draw_ema(runner) -> None:
                     help=_("mean ± std of the test accuracy over the snapshots in the last quarter of the steps so "
                            "far (the shaded band)"))
         c[3].metric(_("last quarter: EMA"), f"{ema_mean:.1%} ± {ema_std * 100:.1f}")
-    show(figs.ema_curves(h, height=285 if lecture_mode() else 300), key=f"{KEY}.ema.curves")
+    show(shared_view(runner, "curves", lambda: figs.ema_curves(h, height=285 if lecture_mode() else 300)),
+         key=f"{KEY}.ema.curves")
 
 
 {"distill": distill_part, "ema": ema_part}[part]()
