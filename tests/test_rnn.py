@@ -207,3 +207,15 @@ def test_cli_summary_has_cells_task_and_seconds():
     assert r.status == "done" and out["task"] == "adding" and out["train_seconds"] > 0
     assert set(out["cells"]) == {"gru", "lstm"}
     assert {"test_mse", "steps", "train_seconds"} <= set(out["cells"]["gru"]) and out["cells"]["gru"]["steps"] == 20
+
+
+def test_log_axes_label_1_2_5_over_few_decades_and_one_tick_per_decade_over_many():
+    from dlviz.figures.rnn import _log_dtick, training_curves
+
+    assert _log_dtick([0.3, 6.0]) == "D2"  # plotly labelled 1, 9, 8, ..., 2 here on a 200 px chart
+    assert _log_dtick([1e-15, 1e-3, 0.0, float("nan")]) == 1  # zeros and NaN ignored: 12 decades
+    assert _log_dtick([]) == "D2"
+    history = [{"step": s, "test_loss_gru": 0.2 / (s + 1), "train_loss_gru": 0.2, "grad_norm_gru": 1e-12 * 10 ** s}
+               for s in range(6)]
+    fig = training_curves(history, ["gru"], classify=False)
+    assert fig.layout.yaxis.dtick == "D2" and fig.layout.yaxis2.dtick == 1

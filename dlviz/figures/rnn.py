@@ -3,6 +3,7 @@ k-step-ahead predictions. Pure functions: arrays in, plotly figures out; one col
 
 from __future__ import annotations
 
+import math
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -20,6 +21,15 @@ def _line(history: Sequence[dict], key: str, **kwargs) -> go.Scatter:
     """A line of metric ``key`` over steps (rows without it, e.g. after a cell diverged, are skipped)."""
     rows = [r for r in history if key in r]
     return go.Scatter(x=[r["step"] for r in rows], y=[r[key] for r in rows], mode="lines", **kwargs)
+
+
+def _log_dtick(values) -> str | int:
+    """Log-axis ticks that do not crowd a small chart: 1, 2 and 5 per decade over at most three decades (plotly's
+    default labelled every digit, 1, 9, 8, ..., 2, on a chart 200 px tall), else one tick per decade."""
+    pos = [float(v) for v in values if v is not None and math.isfinite(float(v)) and float(v) > 0]
+    if not pos:
+        return "D2"
+    return "D2" if math.log10(max(pos) / min(pos)) <= 3 else 1
 
 
 def training_curves(history: Sequence[dict], cells: Sequence[str], classify: bool, baseline: float | None = None,
@@ -50,8 +60,9 @@ def training_curves(history: Sequence[dict], cells: Sequence[str], classify: boo
     if clip > 0:
         fig.add_trace(go.Scatter(x=steps, y=[clip] * 2, mode="lines", name=_("clipping threshold {clip:g}").format(clip=clip),
                                  line=dict(color="black", dash="dash", width=1.5)), row=1, col=len(titles))
-    fig.update_yaxes(type="log", exponentformat="power", row=1, col=1)
-    fig.update_yaxes(type="log", exponentformat="power", row=1, col=len(titles))
+    for col, prefix in ((1, ("test_loss_", "train_loss_")), (len(titles), ("grad_norm_",))):
+        values = [v for r in history for k, v in r.items() if k.startswith(prefix)]
+        fig.update_yaxes(type="log", exponentformat="power", dtick=_log_dtick(values), row=1, col=col)
     if classify:
         fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
     fig.update_xaxes(title_text=_("step"))
