@@ -5,9 +5,8 @@ Start with ``streamlit run app.py``. Pages live in ``pages/``; each is listed on
 
 import streamlit as st
 
-from dlviz.scheduler import scheduler
-
 from dlviz.i18n import _
+from dlviz.scheduler import scheduler
 from dlviz.ui import lecture_mode, render_sidebar
 from dlviz.ui.settings import init_from_link
 from dlviz.ui.topics import discover, mark_app_ran, pending_redirect

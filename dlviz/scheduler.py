@@ -73,7 +73,6 @@ class DrawGate:
         self._credit, self._credited_at = burst_s, time.monotonic()  # seconds of drawing allowed now
         self.burst_s = burst_s
         self._inside = threading.local()
-        self._full = 0  # full runs of pages in progress or waiting (full_run())
         self._full_queue: collections.deque = collections.deque()  # full runs waiting for their turn
         self._full_runs: dict = {}  # the full runs in progress -> when each started
 
@@ -90,7 +89,6 @@ class DrawGate:
             return
         me, t_ask = object(), time.monotonic()
         with self._cv:
-            self._full += 1
             self._full_queue.append(me)
             try:
                 while time.monotonic() - t_ask < FULL_QUEUE_CAP_S:  # the queue moves at least every FULL_TURN_S
@@ -108,7 +106,6 @@ class DrawGate:
         finally:
             self._inside.full = False
             with self._cv:
-                self._full -= 1
                 self._full_runs.pop(me, None)
                 self._cv.notify_all()
 
@@ -148,7 +145,8 @@ class DrawGate:
                         break
                     self._refill(now)
                     first = not self._busy and self._queue[0] is me
-                    if first and self._credit >= 0 and (not self._full or now - t_ask > FULL_WAIT_S):
+                    full = self._full_queue or self._full_runs  # waiting or running (not stepped aside)
+                    if first and self._credit >= 0 and (not full or now - t_ask > FULL_WAIT_S):
                         break
                     if first and self._credit < 0:
                         self._cv.wait(min(self.max_wait_s, -self._credit / self.share))

@@ -204,6 +204,21 @@ def test_the_period_counts_sessions_that_pressed_start_and_ignores_one_costly_re
         sched.cancel_all()
 
 
+def _turn_from_another_thread(gate, timeout_s: float) -> list:
+    """Another session's redraw asks ``gate`` for its turn (while this thread holds something); returns [seconds
+    it waited], or [] if it did not get in within ``timeout_s``."""
+    waited = []
+
+    def late():
+        with gate.turn() as w:
+            waited.append(w)
+
+    t = threading.Thread(target=late)
+    t.start()
+    t.join(timeout_s)
+    return waited
+
+
 def test_the_draw_gate_lets_one_redraw_in_at_a_time_and_keeps_drawing_to_its_share():
     from dlviz.scheduler import DrawGate
 
@@ -234,15 +249,7 @@ def test_the_draw_gate_lets_one_redraw_in_at_a_time_and_keeps_drawing_to_its_sha
     assert took >= (6 * 0.05 - gate.burst_s) / 0.5 - 0.02  # past its burst, drawing took at most half the time
     gate = DrawGate(share=0.5, max_wait_s=0.2)
     with gate.turn():
-        waited = []
-
-        def late():
-            with gate.turn() as w:
-                waited.append(w)
-
-        t = threading.Thread(target=late)
-        t.start()
-        t.join(2)
+        waited = _turn_from_another_thread(gate, 2)
     assert waited and 0.15 < waited[0] < 1.0  # a redraw never hangs: after max_wait_s it draws anyway
 
 
@@ -322,15 +329,7 @@ def test_timed_redraws_of_a_crowded_server_wait_for_full_runs_but_not_inside_one
     assert kinds == ["own redraw", "page done", "timed redraw"] and events[0][1] == 0.0
     # A full run that never ends does not hold redraws back for longer than FULL_WAIT_S.
     with gate.full_run():
-        waited = []
-
-        def late():
-            with gate.turn() as w:
-                waited.append(w)
-
-        t = threading.Thread(target=late)
-        t.start()
-        t.join(FULL_WAIT_S + 2)
+        waited = _turn_from_another_thread(gate, FULL_WAIT_S + 2)
     assert waited and FULL_WAIT_S - 0.05 <= waited[0] < FULL_WAIT_S + 1.0
 
 

@@ -98,4 +98,3 @@ def shapes(input_size: int, activation: str = "relu", pool: str = "max") -> tupl
     full run, where building the model and its forward pass were 6% of the run. The global RNG is left as it was."""
     with torch.random.fork_rng(devices=[]):
         return tuple(LeNet(input_size, activation, pool).layer_shapes(input_size))
-
