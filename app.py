@@ -5,6 +5,7 @@ Start with ``streamlit run app.py``. Pages live in ``pages/``; each is listed on
 
 import streamlit as st
 
+from dlviz import procs
 from dlviz.i18n import _
 from dlviz.scheduler import scheduler
 from dlviz.ui import lecture_mode, render_sidebar
@@ -12,6 +13,8 @@ from dlviz.ui.settings import init_from_link
 from dlviz.ui.topics import discover, mark_app_ran, pending_redirect
 
 TOPICS = discover()
+procs.use_processes()  # runs train in worker processes: this one only draws (DLVIZ_TRAIN_PROCESS=0: here)
+procs.warm_up()
 
 
 def home() -> None:

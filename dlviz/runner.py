@@ -20,6 +20,7 @@ import torch
 
 from .demos.base import DIVERGED_HINT, Demo, DivergedError, Snapshot, heartbeat
 from .i18n import N_, Msg
+from .procs import WorkerDied, open_run
 from .profile import checkpoint_limits
 from .profile import max_history as profile_max_history
 
@@ -265,10 +266,10 @@ class Runner:
         if self.finished:
             return None
         if self._gen is None:
-            self._gen = self.demo.run(self.config, self.device)
-        t0, replaying = time.perf_counter(), self._replay_to is not None
+            self._gen = open_run(self.demo, self.config, self.device)  # here, or in a worker process
+        t0, replaying, gen = time.perf_counter(), self._replay_to is not None, self._gen
         try:
-            snap = next(self._gen)
+            snap = next(gen)
         except StopIteration:
             with self._state:
                 self.status = DONE
@@ -276,19 +277,26 @@ class Runner:
             return None
         except DivergedError as exc:  # its message may be a Msg (English that the page shows translated): kept
             return self._fail(exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], str) else str(exc))
+        except WorkerDied as exc:
+            return self._fail(exc.args[0])
         except torch.cuda.OutOfMemoryError:
             return self._fail(Msg(N_("The GPU ran out of memory: lower the batch size or model size, or force CPU in "
                                      "the sidebar.")))
         except Exception as exc:  # a demo bug must not take the app down; say what happened
-            last = traceback.extract_tb(exc.__traceback__)[-1]
+            where = getattr(exc, "dlviz_where", None)  # raised in a worker process: it said where
+            if where is None:
+                last = traceback.extract_tb(exc.__traceback__)[-1]
+                where = f"{last.filename.rsplit('/', 1)[-1]}:{last.lineno}"
             return self._fail(Msg(N_("The run stopped with an error: {error} ({where}). Press Reset to start over."),
-                                  error=f"{type(exc).__name__}: {exc}",
-                                  where=f"{last.filename.rsplit('/', 1)[-1]}:{last.lineno}"))
+                                  error=f"{type(exc).__name__}: {exc}", where=where))
         finally:
+            # in a worker process: the time it computed (read ahead, the item may be ready when asked for)
+            spent = getattr(gen, "last_s", None)
+            spent = time.perf_counter() - t0 if spent is None else spent
             if self.first is None:
-                self.setup_seconds += time.perf_counter() - t0
+                self.setup_seconds += spent
             elif not replaying:
-                self.compute_seconds += time.perf_counter() - t0
+                self.compute_seconds += spent
         if replaying:  # the snapshots up to the copied step are already in the history: nothing to record
             if not snap.heartbeat and snap.step >= self._replay_to:
                 self._replay_to = None

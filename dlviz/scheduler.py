@@ -74,6 +74,7 @@ class DrawGate:
         self.burst_s = burst_s
         self._inside = threading.local()
         self._full_queue: collections.deque = collections.deque()  # full runs waiting for their turn
+        self._tail_queue: collections.deque = collections.deque()  # full runs past their live area (head_done)
         self._full_runs: dict = {}  # the full runs in progress -> when each started
 
     @contextlib.contextmanager
@@ -83,24 +84,15 @@ class DrawGate:
         for the others' share of the interpreter); one at a time, each is done in its own 40 ms. A full run that
         waits (for a queued computation) steps aside meanwhile (:meth:`away`); one that holds its turn past
         ``FULL_TURN_S`` (a long synchronous drawing, the replay's frames) lets the next one start beside it.
-        Timed redraws of a crowded server wait for full runs (at most ``FULL_WAIT_S``)."""
+        Once its live area is drawn (:meth:`head_done`) the rest of a full run waits for the heads of the full
+        runs queued behind it. Timed redraws of a crowded server wait for full runs (at most ``FULL_WAIT_S``)."""
         if getattr(self._inside, "full", False):
             yield
             return
-        me, t_ask = object(), time.monotonic()
+        me = object()
         with self._cv:
-            self._full_queue.append(me)
-            try:
-                while time.monotonic() - t_ask < FULL_QUEUE_CAP_S:  # the queue moves at least every FULL_TURN_S
-                    now = time.monotonic()
-                    newest = max(self._full_runs.values(), default=None)
-                    if self._full_queue[0] is me and (newest is None or now - newest > FULL_TURN_S):
-                        break
-                    self._cv.wait(0.05 if newest is None else max(0.005, FULL_TURN_S - (now - newest)))
-            finally:
-                self._full_queue.remove(me)
-            self._full_runs[me] = time.monotonic()
-        self._inside.full, self._inside.token = True, me
+            self._wait_full_turn(me, self._full_queue)
+        self._inside.full, self._inside.token, self._inside.tail = True, me, False
         try:
             yield
         finally:
@@ -108,6 +100,36 @@ class DrawGate:
             with self._cv:
                 self._full_runs.pop(me, None)
                 self._cv.notify_all()
+
+    def _wait_full_turn(self, me: object, queue: collections.deque) -> None:
+        """Wait in ``queue`` (heads, or tails: behind every head) for the turn, then hold it (the lock is held)."""
+        t_ask = time.monotonic()
+        queue.append(me)
+        try:
+            while time.monotonic() - t_ask < FULL_QUEUE_CAP_S:  # the queue moves at least every FULL_TURN_S
+                now = time.monotonic()
+                newest = max(self._full_runs.values(), default=None)
+                ahead = queue[0] is me and (queue is self._full_queue or not self._full_queue)
+                if ahead and (newest is None or now - newest > FULL_TURN_S):
+                    break
+                self._cv.wait(0.05 if newest is None else max(0.005, FULL_TURN_S - (now - newest)))
+        finally:
+            queue.remove(me)
+        self._full_runs[me] = time.monotonic()
+
+    def head_done(self) -> None:
+        """Inside a full run, once the page's live area is drawn (the figure a Start waits for): the rest of this
+        full run (controls below, the heavier views, the explanation) waits until the full runs queued behind it
+        have drawn theirs. Forty Starts in one second: the last live area came 1.1 s after its click when each
+        full run held its turn to the end (40 ms), half of it when the turn passed on at the live area (18 ms)."""
+        me = getattr(self._inside, "token", None) if getattr(self._inside, "full", False) else None
+        if me is None or self._inside.tail:
+            return
+        self._inside.tail = True
+        with self._cv:
+            self._full_runs.pop(me, None)
+            self._cv.notify_all()
+            self._wait_full_turn(me, self._tail_queue)
 
     @contextlib.contextmanager
     def away(self):
@@ -145,7 +167,8 @@ class DrawGate:
                         break
                     self._refill(now)
                     first = not self._busy and self._queue[0] is me
-                    full = self._full_queue or self._full_runs  # waiting or running (not stepped aside)
+                    full = self._full_queue or self._tail_queue or self._full_runs  # waiting or running
+                    # (not stepped aside), heads and the rests behind them
                     if first and self._credit >= 0 and (not full or now - t_ask > FULL_WAIT_S):
                         break
                     if first and self._credit < 0:

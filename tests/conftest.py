@@ -14,6 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 from dlviz.browser import chromium_path  # noqa: E402
 from dlviz.device import server_threads  # noqa: E402
 
+# Runs train in this process (the app trains them in worker processes: dlviz.procs, tested in test_procs and by
+# the browser tests, which start the app with them): a page test may look inside a run.
+os.environ.setdefault("DLVIZ_TRAIN_PROCESS", "0")
+
 # The same thread count as the app: on 2 cores one thread, which keeps tiny models from spin-waiting against
 # each other (measured: the second thread made small RNN/GAN/optimizer tests up to 10x slower on a busy machine).
 torch.set_num_threads(server_threads())

@@ -393,3 +393,38 @@ def test_a_busy_server_redraws_the_heavier_views_less_often_than_the_curves():
     assert calm == SLOW_EVERY_S / EVERY_S  # 1.5 s apart at the 0.2 s period: every 7.5 live redraws
     assert views_rounds(0.6) == BUSY_VIEWS * calm > calm  # the period grew: the curves keep more of the budget
     assert views_rounds(0.3, every_s=0.3, slow_every_s=1.5) == 5.0  # a page's own slower period is not "busy"
+
+
+def test_a_full_run_passes_its_turn_on_once_its_live_area_is_drawn_and_finishes_after_the_heads_behind_it():
+    """Forty Starts: each full run draws its live area (head), then lets the next full run's head go before its
+    own rest (tail); the rests follow in their order, and only one part runs at a time."""
+    from dlviz.scheduler import DrawGate
+
+    gate, lock, inside, most, events = DrawGate(), threading.Lock(), [0], [0], []
+
+    def part(name):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+            events.append(name)
+        time.sleep(0.02)
+        with lock:
+            inside[0] -= 1
+
+    def page(i):
+        with gate.full_run():
+            part(f"head{i}")
+            gate.head_done()
+            gate.head_done()  # a second call is a no-op (a page with two live areas)
+            part(f"tail{i}")
+
+    threads = [threading.Thread(target=page, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+        time.sleep(0.005)  # they queue in this order behind the first
+    for t in threads:
+        t.join(10)
+    assert most[0] == 1
+    assert events[:4] == ["head0", "head1", "head2", "head3"] and events[4:] == ["tail0", "tail1", "tail2", "tail3"]
+    assert not gate._full_runs and not gate._tail_queue and not gate._full_queue
+    gate.head_done()  # outside a full run (a fragment's own rerun): nothing to pass on

@@ -454,6 +454,7 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
 
     with stage if stage is not None else contextlib.nullcontext():
         live_area()
+    sched.gate.head_done()  # the figure a Start waits for is out: the next full run's goes before our rest
     if draw_slow is not None:
         rounds = views_rounds(period, every_s, slow_every_s)
         slow_s = rounds * period

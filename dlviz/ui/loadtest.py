@@ -378,27 +378,51 @@ def server_pid(port: int) -> int | None:
     return None
 
 
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the app's training workers, dlviz.procs), from /proc."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
 def rss_mb(pid: int | None) -> float | None:
+    """Resident memory of the server: the app process and its worker processes."""
     if pid is None:
         return None
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        return None
-    return None
+    total = None
+    for p in _tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total = (total or 0) + int(line.split()[1]) / 1024
+        except OSError:
+            continue
+    return round(total, 1) if total is not None else None
 
 
 def cpu_s(pid: int | None) -> float | None:
-    """User + system CPU seconds of a process (its threads included)."""
+    """User + system CPU seconds of the server: the app process and its worker processes (threads included)."""
     if pid is None:
         return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
+    total = None
+    for p in _tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total = (total or 0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
 
 
 def _log_tracebacks(port: int) -> list[str]:
