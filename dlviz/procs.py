@@ -27,6 +27,7 @@ import itertools
 import os
 import pickle
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -76,24 +77,32 @@ def _reply(conn: Connection, kind: str, rid: int, payload: Any) -> None:
 def serve(conn: Connection) -> None:
     """The worker's loop: ``open`` a run (demo name, config, device), ``next`` its item, ``close`` it; it ends
     when the app process closes the pipe."""
+    gens: dict[int, Any] = {}
     try:
-        _serve(conn)
+        _serve(conn, gens)
     except (EOFError, OSError):
-        return
+        pass
+    for gen in gens.values():  # the models' threads end before the interpreter does
+        try:
+            gen.close()
+        except Exception:  # noqa: BLE001, S110
+            pass
 
 
-def _serve(conn: Connection) -> None:
+def _serve(conn: Connection, gens: dict[int, Any]) -> None:
     from .demos import get_demo
     from .device import server_threads
 
     torch.set_num_threads(server_threads())
-    gens: dict[int, Any] = {}
+    from .demos.base import GradMode
+
+    modes: dict[int, GradMode] = {}  # each run's own autograd mode (one thread resumes them all)
     while True:
         op, rid, payload = pickle.loads(conn.recv_bytes())
         if op == "open":
             name, config, device = payload
             try:
-                gens[rid] = get_demo(name).run(config, torch.device(device))
+                gens[rid], modes[rid] = get_demo(name).run(config, torch.device(device)), GradMode()
             except Exception as exc:  # noqa: BLE001
                 _reply(conn, "error", rid, (exc, _where(exc), 0.0))
         elif op == "next":
@@ -102,16 +111,17 @@ def _serve(conn: Connection) -> None:
                 continue  # closed meanwhile (or failed to open: already answered)
             t0 = time.perf_counter()
             try:
-                snap = next(gen)
+                snap = modes[rid].next(gen)
             except StopIteration:
-                gens.pop(rid, None)
+                gens.pop(rid, None), modes.pop(rid, None)
                 _reply(conn, "end", rid, time.perf_counter() - t0)
             except BaseException as exc:  # noqa: BLE001  (the run's failure: the runner turns it into a message)
-                gens.pop(rid, None)
+                gens.pop(rid, None), modes.pop(rid, None)
                 _reply(conn, "error", rid, (exc, _where(exc), time.perf_counter() - t0))
             else:
                 _reply(conn, "snap", rid, (snap, time.perf_counter() - t0))
         elif op == "close":
+            modes.pop(rid, None)
             gen = gens.pop(rid, None)
             if gen is not None:
                 try:
@@ -121,12 +131,18 @@ def _serve(conn: Connection) -> None:
 
 
 def _main() -> None:  # python -m dlviz.procs FD_IN FD_OUT
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C stops the app; the worker ends when its pipe closes
     conn_in, conn_out = Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False)
 
     class _Duplex:
         recv_bytes, send_bytes = conn_in.recv_bytes, conn_out.send_bytes
 
     serve(_Duplex())  # type: ignore[arg-type]
+    from .demos.base import wait_for_background_calls
+
+    wait_for_background_calls(5.0)
+    sys.stdout.flush(), sys.stderr.flush()
+    os._exit(0)  # not the interpreter's teardown: a pacer's idle daemon thread inside torch aborted it
 
 
 # -- the app side ------------------------------------------------------------------------------------------
@@ -269,7 +285,11 @@ class RemoteGen:
         self._box = self._worker.box(self._rid)
         self._asked = False
         self.last_s = 0.0
-        self._worker.send("open", self._rid, (demo_name, config, str(device)))
+        try:
+            self._worker.send("open", self._rid, (demo_name, config, str(device)))
+        except BaseException:
+            self._finish()
+            raise
 
     def __iter__(self):
         return self
@@ -323,7 +343,12 @@ def open_run(demo, config, device: torch.device):
         from .demos import all_demos
 
         if all_demos().get(demo.name) is demo:
-            return RemoteGen(demo.name, config, device)
+            try:
+                return RemoteGen(demo.name, config, device)
+            except (OSError, pickle.PicklingError, TypeError, AttributeError, WorkerDied) as exc:
+                # no worker could start, or this config cannot cross a pipe: train here (slower on a busy server,
+                # the same numbers)
+                print(f"dlviz: training {demo.name} in the app process: {type(exc).__name__}: {exc}", file=sys.stderr)
     return demo.run(config, device)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .demos.base import DIVERGED_HINT, Demo, DivergedError, Snapshot, heartbeat
+from .demos.base import DIVERGED_HINT, Demo, DivergedError, GradMode, Snapshot, heartbeat
 from .i18n import N_, Msg
 from .procs import WorkerDied, open_run
 from .profile import checkpoint_limits
@@ -267,9 +267,10 @@ class Runner:
             return None
         if self._gen is None:
             self._gen = open_run(self.demo, self.config, self.device)  # here, or in a worker process
+            self._grad = GradMode()
         t0, replaying, gen = time.perf_counter(), self._replay_to is not None, self._gen
         try:
-            snap = next(gen)
+            snap = self._grad.next(gen)
         except StopIteration:
             with self._state:
                 self.status = DONE

@@ -3,7 +3,9 @@
 - **Training lane.** ``workers`` threads (from the cores and the device, ``$DLVIZ_WORKERS`` to override) take the
   running runs round-robin and train each for one slice (``slice_s``), so at most ``workers`` slices run at once
   and no run starves: with N runs, each gets a slice every N / workers turns. Training goes on between browser
-  refreshes; a hidden tab or a slow projector never slows a run.
+  refreshes; a hidden tab or a slow projector never slows a run. In the app the runs' generators live in worker
+  processes (``dlviz.procs``): a training thread here only pulls their snapshots, and drawing has this process's
+  interpreter to itself.
 - **Computation lane.** On-demand computations (a landscape slice, the labelled ViT, t-SNE of a snapshot) wait in
   one queue, first come first served, on their own thread; :meth:`Job.ahead` says how many are before yours.
 - **Housekeeping.** A session has one running training: starting another pauses the first. A run no page has

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def app_url():
-    with serve_app(timeout=120) as url:
+    # As the app runs by default: runs train in worker processes (dlviz.procs); the tests run the rest in process.
+    with serve_app(env={"DLVIZ_TRAIN_PROCESS": "1"}, timeout=120) as url:
         yield url
 
 

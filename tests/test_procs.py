@@ -101,3 +101,45 @@ def test_workers_are_off_unless_asked(monkeypatch):
     procs.use_processes(False)
     demo = get_demo(DEMO)
     assert not isinstance(procs.open_run(demo, demo.default_config(), "cpu"), procs.RemoteGen)
+
+
+def test_each_run_resumes_with_its_own_autograd_mode():
+    """One thread resumes many runs: a generator suspended inside no_grad must not switch gradients off for the
+    others (ten runs in one worker failed when the GAN 1-D warm-up yielded inside no_grad)."""
+    import torch
+
+    from dlviz.demos.base import GradMode
+
+    def quiet():
+        with torch.no_grad():
+            yield torch.is_grad_enabled()
+            yield torch.is_grad_enabled()
+
+    def learning():
+        while True:
+            yield torch.is_grad_enabled()
+
+    a, b = quiet(), learning()
+    ma, mb = GradMode(), GradMode()
+    assert ma.next(a) is False and torch.is_grad_enabled()  # the thread keeps its own mode
+    assert mb.next(b) is True
+    assert ma.next(a) is False and mb.next(b) is True
+    with torch.no_grad():  # the caller's mode does not reach a run either
+        assert mb.next(b) is True and not torch.is_grad_enabled()
+    gen_bare = quiet()
+    next(gen_bare)
+    assert not torch.is_grad_enabled()  # what GradMode prevents: a bare next() leaks the generator's mode
+    torch.set_grad_enabled(True)
+
+
+def test_the_gan_warm_up_leaves_gradients_on():
+    import torch
+
+    demo = get_demo("gan-1d")
+    gen = demo.run(demo.default_config(), torch.device("cpu"))
+    try:
+        for _ in zip(range(8), gen):
+            assert torch.is_grad_enabled()
+    finally:
+        gen.close()
+        torch.set_grad_enabled(True)

@@ -182,6 +182,25 @@ def wait_for_background_calls(timeout: float = 60.0) -> bool:
             return False
 
 
+class GradMode:
+    """Autograd on or off is per thread, and one thread resumes many runs' generators in turn: a generator that
+    yields inside ``torch.no_grad()`` would leave it off for every run resumed after it (the GAN 1-D demo's warm-up
+    did: ten runs in one worker all failed with "element 0 of tensors does not require grad"). ``mode.next(gen)``
+    resumes ``gen`` with its own mode (on at first) and gives the thread back the mode it had."""
+
+    def __init__(self):
+        self.enabled = True
+
+    def next(self, gen):
+        outside = torch.is_grad_enabled()
+        torch.set_grad_enabled(self.enabled)
+        try:
+            return next(gen)
+        finally:
+            self.enabled = torch.is_grad_enabled()
+            torch.set_grad_enabled(outside)
+
+
 def finish(gen: Generator[Snapshot, None, Any]) -> Any:
     """Run a helper that paces with heartbeats (``yield from pacer.call(...)``) to its end here, heartbeats
     dropped, and return its value: for the step-0 snapshot, so a demo's first yield is always a real snapshot."""

@@ -406,8 +406,9 @@ def run_1d(config: Config1D, device: torch.device) -> Iterator[Snapshot]:
     for _ in range(config.d_warmup):
         ld = yield from pacer.call(0, trainer.d_step, real, noise, config.batch_size)
     if config.d_warmup:
-        with torch.no_grad():
-            yield snapshot(0, float(ld), float(g_loss(D(G(noise(config.batch_size))), config.loss)))
+        with torch.no_grad():  # computed here, yielded outside: a generator suspended inside no_grad leaves the
+            after = snapshot(0, float(ld), float(g_loss(D(G(noise(config.batch_size))), config.loss)))  # thread
+        yield after  # that resumes it (and every other run trained on that thread) without gradients
     yield from _train_loop(trainer, real, noise, config, snapshot, device)
 
 
