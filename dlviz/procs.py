@@ -12,6 +12,8 @@ contract (``dlviz.demos.base``); the worker builds the demo from its registry na
   run is the same, step for step, as one driven in process (the heartbeats keep each item short).
 - **Same numbers.** A worker uses the server's torch thread count (``dlviz.device.server_threads``), so a run
   trained there matches the same config run from the CLI, metric for metric.
+- **Drawing first.** Workers run at a lower priority (``WORKER_NICE``): on a busy machine the app's redraws get
+  the cores first and training takes the rest.
 - **Failures are the run's, not the app's.** An exception in the demo comes back as the same exception (with
   where it was raised); a worker that dies fails its runs with a message, and the next run starts a new worker.
 
@@ -40,6 +42,8 @@ import torch
 
 from .i18n import N_, Msg
 
+WORKER_NICE = 10  # training yields the cores to the app's drawing (40 clients on one run, 2 cores: p10 refresh
+# rate 1.1-1.2/s with workers at the app's priority, 1.4-1.6 at nice 10; the run's steps unchanged)
 _ENABLED: bool | None = None  # None: from $DLVIZ_TRAIN_PROCESS (off unless "1")
 
 
@@ -132,6 +136,10 @@ def _serve(conn: Connection, gens: dict[int, Any]) -> None:
 
 def _main() -> None:  # python -m dlviz.procs FD_IN FD_OUT
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C stops the app; the worker ends when its pipe closes
+    try:
+        os.nice(WORKER_NICE)
+    except OSError:
+        pass
     conn_in, conn_out = Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False)
 
     class _Duplex:
