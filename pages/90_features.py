@@ -129,7 +129,8 @@ def view(fs: FeatureSet, tag: str, coords: np.ndarray, title: str, final: bool) 
     nbrs = cached((tag, "nn", point), lambda: nearest_neighbours(fs.features, 8, point))
     hover = [f"#{i}: {fs.class_names[int(fs.labels[i])]}" for i in range(n)]
     fig = mark_selection(embedding_scatter(coords, fs.labels, title, hover, fs.class_names,
-                                             height=330 if lecture_mode() else 520),
+                                             height=420 if lecture_mode() else 520),  # lecture: its ten
+                         # classes and two markers in a column fit (at 330 px the last classes were cut)
                          coords, point, nbrs)
     left, right = st.columns([3, 2])
     with left:

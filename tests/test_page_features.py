@@ -87,3 +87,21 @@ def test_random_network_source_and_presets():
     at.selectbox(key="features.preset").set_value("tiny-perplexity").run()
     _no_exception(at)
     assert at.slider(key="features.perplexity").value == 5.0
+
+
+def test_the_scatter_legend_fits_its_plot_in_lecture_mode():
+    """Ten classes and the two selection markers in a column, with its title, fit the plot's height on the
+    projector (at 330 px the last classes were cut)."""
+    import json
+
+    from dlviz.figures.common import LECTURE, _legend_names, row_px
+
+    at = open_page(PAGE, query={"lecture": "1"})
+    _no_exception(at)
+    spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if '"legend"' in c.proto.spec
+                and '"selected' in c.proto.spec)
+    layout = spec["layout"]
+    names = _legend_names(spec["data"], layout)
+    assert len(names) == 12  # ten digit classes, the neighbours, the selected example
+    plot_px = layout["height"] - layout["margin"]["t"] - layout["margin"]["b"]
+    assert (len(names) + 1) * row_px(LECTURE.legend) <= plot_px, (plot_px, len(names))
