@@ -25,6 +25,7 @@ slices, ``dlviz.scheduler.default_workers``).
 from __future__ import annotations
 
 import atexit
+import collections
 import itertools
 import os
 import pickle
@@ -35,6 +36,7 @@ import sys
 import threading
 import time
 import traceback
+import weakref
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -124,6 +126,8 @@ def _serve(conn: Connection, gens: dict[int, Any]) -> None:
                 _reply(conn, "error", rid, (exc, _where(exc), time.perf_counter() - t0))
             else:
                 _reply(conn, "snap", rid, (snap, time.perf_counter() - t0))
+        elif op == "held":  # how many runs this worker holds (tests, diagnostics)
+            _reply(conn, "held", rid, len(gens))
         elif op == "close":
             modes.pop(rid, None)
             gen = gens.pop(rid, None)
@@ -172,6 +176,8 @@ class _Worker:
         self._out = Connection(to_child_w, readable=False)
         self._in = Connection(from_child_r, writable=False)
         self._send_lock = threading.Lock()
+        self._dropped: collections.deque = collections.deque()  # runs garbage-collected unclosed: closed at the
+        # next send (a finalizer must not take the send lock: it may run inside a send)
         self._boxes: dict[int, queue.SimpleQueue] = {}
         self._boxes_lock = threading.Lock()
         self.dead = False
@@ -187,6 +193,10 @@ class _Worker:
             if self.dead:
                 raise WorkerDied("the worker process ended")
             try:
+                while self._dropped:
+                    gone = self._dropped.popleft()
+                    self.drop(gone)
+                    self._out.send_bytes(pickle.dumps(("close", gone, None), protocol=pickle.HIGHEST_PROTOCOL))
                 self._out.send_bytes(data)
             except OSError as exc:
                 self._died()
@@ -201,6 +211,17 @@ class _Worker:
     def drop(self, rid: int) -> None:
         with self._boxes_lock:
             self._boxes.pop(rid, None)
+
+    def held(self, timeout: float = 30.0) -> int:
+        """How many runs the worker process holds now (runs dropped unclosed are closed first)."""
+        rid = next(_IDS)
+        box = self.box(rid)
+        try:
+            self.send("held", rid)
+            kind, payload = box.get(timeout=timeout)
+            return payload
+        finally:
+            self.drop(rid)
 
     def _read(self) -> None:
         while True:
@@ -291,6 +312,9 @@ class RemoteGen:
     def __init__(self, demo_name: str, config: Any, device: torch.device):
         self._worker, self._rid = _worker(), next(_IDS)
         self._box = self._worker.box(self._rid)
+        # A run dropped without close (a session that ended) frees its model in the worker too.
+        self._closed = [False]
+        weakref.finalize(self, _dropped, self._worker, self._rid, self._closed)
         self._asked = False
         self.last_s = 0.0
         try:
@@ -330,6 +354,7 @@ class RemoteGen:
         raise exc
 
     def _finish(self) -> None:
+        self._closed[0] = True  # ended (or closed): nothing left for the finalizer to do
         if self._box is not None:
             self._worker.drop(self._rid)
             self._box = None
@@ -337,11 +362,17 @@ class RemoteGen:
     def close(self) -> None:
         if self._box is None:
             return
+        self._closed[0] = True
         self._finish()
         try:
             self._worker.send("close", self._rid)
         except WorkerDied:
             pass
+
+
+def _dropped(worker: _Worker, rid: int, closed: list) -> None:
+    if not closed[0]:
+        worker._dropped.append(rid)
 
 
 def open_run(demo, config, device: torch.device):

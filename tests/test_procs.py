@@ -143,3 +143,21 @@ def test_the_gan_warm_up_leaves_gradients_on():
     finally:
         gen.close()
         torch.set_grad_enabled(True)
+
+
+def test_a_run_dropped_without_closing_frees_its_model_in_the_worker(workers):
+    """A session that ends drops its runner without Reset: the worker must not keep the model for the day."""
+    import gc
+
+    demo = get_demo(DEMO)
+    r = Runner(demo, demo.default_config())
+    r.prime()
+    worker = procs._WORKERS[0]
+    assert worker.held() == 1
+    del r
+    gc.collect()
+    assert worker.held() == 0  # closed at the next message to the worker
+    kept = Runner(demo, demo.default_config())
+    kept.prime()
+    kept.reset()  # closed at once
+    assert worker.held() == 0
