@@ -13,7 +13,7 @@ from dlviz.analysis.embedding import tsne
 from dlviz.data import DatasetMissing
 from dlviz.data.augment import two_views
 from dlviz.demos import get_demo
-from dlviz.demos.ssl import CONTRASTIVE, load_data, queue_sweep, run_label, variant
+from dlviz.demos.ssl import CONTRASTIVE, compare_warning, load_data, queue_sweep, run_label, variant
 from dlviz.figures.common import embedding_scatter
 from dlviz.figures.ssl import (negatives_figure, pairs_figure, pca_figure, queue_sweep_figure, spectrum_figure,
                                ssl_curves)
@@ -43,19 +43,9 @@ def run_labels(cfg) -> list[str]:
     return [tr(run_label(cfg))] + ([tr(run_label(variant(cfg)))] if cfg.compare != "none" else [])
 
 
-_NAMES = {"simclr": "SimCLR", "moco": "MoCo", "instdisc": "InstDisc", "simsiam": "SimSiam", "byol": "BYOL"}
-_NO_EFFECT = {"simclr": ("stop_grad", "predictor", "ema", "moco_v2"), "moco": ("stop_grad", "predictor"),
-              "instdisc": ("stop_grad", "predictor", "ema", "moco_v2"),
-              "simsiam": ("moco_v2", "temperature"), "byol": ("moco_v2", "temperature")}
-if config.compare in _NO_EFFECT.get(config.method, ()) and config.method != "byol":
-    st.warning(_("{method} has no {setting}: both runs are the same. Pick another 'compare with' setting.").format(
-                   method=_NAMES[config.method], setting=_(config.compare)), icon="⚖️")
-elif config.method == "byol" and config.compare in ("moco_v2", "temperature"):
-    st.warning(_("BYOL has no {setting}: both runs are the same.").format(setting=_(config.compare)),
-               icon="⚖️")
-elif config.method == "byol" and config.compare == "stop_grad":
-    st.warning(_("BYOL's target never receives gradients, so the stop-gradient switch changes nothing: "
-               "compare 'ema' or 'head_bn' instead."), icon="⚖️")
+note = compare_warning(config)
+if note is not None:
+    st.warning(plain(tr(note)), icon="⚖️")
 
 explain(
     _("Two random **views** of the same image (crop, shift, rotation, jitter, noise, cutout) should get similar "

@@ -298,3 +298,14 @@ def test_run_labels_are_english_strings_shown_translated():
     with language("zh"):
         assert tr(label) == "SimSiam, 无停止梯度, 有输出 BN" and tr(inst).startswith("InstDisc, 记忆库 m=0.5, K=1024")
     assert tr(label) == label
+
+
+def test_a_comparison_of_a_setting_the_method_does_not_have_says_so():
+    from dlviz.demos.ssl import Config, compare_warning
+    from dlviz.i18n import tr
+
+    assert "SimCLR has no" in tr(compare_warning(Config(method="simclr", compare="stop_grad")))
+    assert "never receives gradients" in tr(compare_warning(Config(method="byol", compare="stop_grad")))
+    assert "BYOL has no" in tr(compare_warning(Config(method="byol", compare="temperature")))
+    for method, compare in (("byol", "ema"), ("simsiam", "stop_grad"), ("moco", "moco_v2"), ("simclr", "none")):
+        assert compare_warning(Config(method=method, compare=compare)) is None, (method, compare)

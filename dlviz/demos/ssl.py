@@ -246,6 +246,25 @@ def variant(config: Config) -> Config:
 NAMES = {"simsiam": "SimSiam", "byol": "BYOL", "simclr": "SimCLR", "moco": "MoCo", "instdisc": "InstDisc"}
 
 
+# "compare with" settings a method does not have: its two runs would be the same
+_NO_EFFECT = {"simclr": ("stop_grad", "predictor", "ema", "moco_v2"), "moco": ("stop_grad", "predictor"),
+              "instdisc": ("stop_grad", "predictor", "ema", "moco_v2"),
+              "simsiam": ("moco_v2", "temperature"), "byol": ("moco_v2", "temperature", "stop_grad")}
+
+
+def compare_warning(config: Config) -> Msg | None:
+    """Why a comparison shows two identical runs (a setting the method does not have), or None."""
+    if config.compare not in _NO_EFFECT.get(config.method, ()):
+        return None
+    if config.method == "byol" and config.compare == "stop_grad":
+        return Msg(N_("BYOL's target never receives gradients, so the stop-gradient switch changes nothing: "
+                      "compare 'ema' or 'head_bn' instead."))
+    if config.method == "byol":
+        return Msg(N_("BYOL has no {setting}: both runs are the same."), setting=Msg(config.compare))
+    return Msg(N_("{method} has no {setting}: both runs are the same. Pick another 'compare with' setting."),
+               method=NAMES[config.method], setting=Msg(config.compare))
+
+
 _SWITCHES = {"stop_grad": N_("stop-grad"), "predictor": N_("predictor"), "head_bn": N_("head BN"),
              "out_bn": N_("output BN"), "encoder_bn": N_("encoder BN")}
 
