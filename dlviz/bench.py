@@ -100,10 +100,9 @@ def _bench_reproducible_under_load(device: torch.device) -> dict:
     import sys
 
     from .demos import get_demo
+    from . import procs
     from .runner import DONE, Runner
     from .scheduler import Scheduler
-
-    from . import procs
 
     checked = {"cnn": ("modern", {"epochs": "2"}), "dino": (None, {"steps": "60"})}
     others = [("gan", {}), ("rnn", {}), ("ssl", {}), ("transformer", {}), ("landscape", {}), ("gan-1d", {}),

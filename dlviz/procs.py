@@ -97,11 +97,10 @@ def serve(conn: Connection) -> None:
 
 def _serve(conn: Connection, gens: dict[int, Any]) -> None:
     from .demos import get_demo
+    from .demos.base import GradMode
     from .device import server_threads
 
     torch.set_num_threads(server_threads())
-    from .demos.base import GradMode
-
     modes: dict[int, GradMode] = {}  # each run's own autograd mode (one thread resumes them all)
     while True:
         op, rid, payload = pickle.loads(conn.recv_bytes())

@@ -65,6 +65,21 @@ def _started(sched: Scheduler, config: WalkConfig, session: str | None = None) -
     return r
 
 
+class _Occupancy:
+    """Records, from many threads, the order parts entered and the most that ran at once."""
+
+    def __init__(self):
+        self.lock, self.inside, self.most, self.order = threading.Lock(), 0, 0, []
+
+    def hold(self, name, seconds: float) -> None:
+        with self.lock:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+            self.order.append(name)
+        time.sleep(seconds)
+        with self.lock:
+            self.inside -= 1
+
 def test_round_robin_lets_no_run_starve():
     sched = Scheduler(workers=1, slice_s=0.02)
     runs = [_started(sched, WalkConfig(steps=100_000, seed=i)) for i in range(6)]
@@ -222,19 +237,13 @@ def _turn_from_another_thread(gate, timeout_s: float) -> list:
 def test_the_draw_gate_lets_one_redraw_in_at_a_time_and_keeps_drawing_to_its_share():
     from dlviz.scheduler import DrawGate
 
-    gate, inside, most, order = DrawGate(share=0.5), [0], [0], []
-    lock = threading.Lock()
+    gate, seen = DrawGate(share=0.5), _Occupancy()
+    order = seen.order
 
     def redraw(i):
         with gate.turn():
             with gate.turn():  # a redraw inside a redraw does not wait for itself
-                with lock:
-                    inside[0] += 1
-                    most[0] = max(most[0], inside[0])
-                    order.append(i)
-                time.sleep(0.05)
-                with lock:
-                    inside[0] -= 1
+                seen.hold(i, 0.05)
 
     t0 = time.monotonic()
     threads = [threading.Thread(target=redraw, args=(i,)) for i in range(6)]
@@ -244,7 +253,7 @@ def test_the_draw_gate_lets_one_redraw_in_at_a_time_and_keeps_drawing_to_its_sha
     for t in threads:
         t.join(10)
     took = time.monotonic() - t0
-    assert most[0] == 1 and sorted(order) == list(range(6))
+    assert seen.most == 1 and sorted(order) == list(range(6))
     assert order == list(range(6))  # first come, first served
     assert took >= (6 * 0.05 - gate.burst_s) / 0.5 - 0.02  # past its burst, drawing took at most half the time
     gate = DrawGate(share=0.5, max_wait_s=0.2)
@@ -261,18 +270,13 @@ def test_full_runs_take_turns_first_come_first_served_and_a_waiting_one_lets_the
 
     turn_s = 0.2
     monkeypatch.setattr(sched_mod, "FULL_TURN_S", turn_s)
-    gate, lock, inside, most, order = DrawGate(), threading.Lock(), [0], [0], []
+    gate, seen = DrawGate(), _Occupancy()
+    order = seen.order
 
     def page(i, work_s):
         with gate.full_run():
             with gate.full_run():  # re-entrant: a full run inside a full run does not wait for itself
-                with lock:
-                    inside[0] += 1
-                    most[0] = max(most[0], inside[0])
-                    order.append(i)
-                time.sleep(work_s)
-                with lock:
-                    inside[0] -= 1
+                seen.hold(i, work_s)
 
     threads = [threading.Thread(target=page, args=(i, 0.03)) for i in range(5)]
     for t in threads:
@@ -280,7 +284,7 @@ def test_full_runs_take_turns_first_come_first_served_and_a_waiting_one_lets_the
         time.sleep(0.005)  # in this order
     for t in threads:
         t.join(10)
-    assert most[0] == 1 and order == list(range(5))
+    assert seen.most == 1 and order == list(range(5))
     # A full run waiting for a computation steps aside (away): the next one starts at once. One that holds its
     # turn past FULL_TURN_S lets the next start beside it, not after it ends.
     starts = {}
@@ -400,23 +404,15 @@ def test_a_full_run_passes_its_turn_on_once_its_live_area_is_drawn_and_finishes_
     own rest (tail); the rests follow in their order, and only one part runs at a time."""
     from dlviz.scheduler import DrawGate
 
-    gate, lock, inside, most, events = DrawGate(), threading.Lock(), [0], [0], []
-
-    def part(name):
-        with lock:
-            inside[0] += 1
-            most[0] = max(most[0], inside[0])
-            events.append(name)
-        time.sleep(0.02)
-        with lock:
-            inside[0] -= 1
+    gate, seen = DrawGate(), _Occupancy()
+    events = seen.order
 
     def page(i):
         with gate.full_run():
-            part(f"head{i}")
+            seen.hold(f"head{i}", 0.02)
             gate.head_done()
             gate.head_done()  # a second call is a no-op (a page with two live areas)
-            part(f"tail{i}")
+            seen.hold(f"tail{i}", 0.02)
 
     threads = [threading.Thread(target=page, args=(i,)) for i in range(4)]
     for t in threads:
@@ -424,7 +420,7 @@ def test_a_full_run_passes_its_turn_on_once_its_live_area_is_drawn_and_finishes_
         time.sleep(0.005)  # they queue in this order behind the first
     for t in threads:
         t.join(10)
-    assert most[0] == 1
+    assert seen.most == 1
     assert events[:4] == ["head0", "head1", "head2", "head3"] and events[4:] == ["tail0", "tail1", "tail2", "tail3"]
     assert not gate._full_runs and not gate._tail_queue and not gate._full_queue
     gate.head_done()  # outside a full run (a fragment's own rerun): nothing to pass on
