@@ -1,6 +1,9 @@
 """dlviz: small deep-learning models train live in the browser; the pictures make textbook phenomena visible.
 
 Start with ``streamlit run app.py``. Pages live in ``pages/``; each is listed on the home page from its docstring.
+Streamlit 1.53+ finds ``app`` below and serves this file as an ``st.App`` with the live feed's routes (browsers
+draw a training run's main chart from one shared feed: dlviz.ui.feed); each session runs this file as
+``__main__``.
 """
 
 import streamlit as st
@@ -13,8 +16,6 @@ from dlviz.ui.settings import init_from_link
 from dlviz.ui.topics import discover, mark_app_ran, pending_redirect
 
 TOPICS = discover()
-procs.use_processes()  # runs train in worker processes: this one only draws (DLVIZ_TRAIN_PROCESS=0: here)
-procs.warm_up()
 
 
 def home() -> None:
@@ -31,7 +32,14 @@ def home() -> None:
             st.caption(_(t.summary))
 
 
-with scheduler().gate.full_run():  # on a crowded server a page's full run goes before redraws and training
+def main() -> None:
+    procs.use_processes()  # runs train in worker processes: this one only draws (DLVIZ_TRAIN_PROCESS=0: here)
+    procs.warm_up()
+    with scheduler().gate.full_run():  # on a crowded server a page's full run goes before redraws and training
+        run_app()
+
+
+def run_app() -> None:
     mark_app_ran()
     goto = pending_redirect()
     init_from_link(goto[1] if goto is not None else None)  # the link's language: the navigation's titles use it
@@ -45,3 +53,11 @@ with scheduler().gate.full_run():  # on a crowded server a page's full run goes 
         st.switch_page(by_path[goto[0]], query_params=goto[1])
     render_sidebar()
     nav.run()
+
+
+if __name__ == "__main__":  # a session's script run
+    main()
+elif hasattr(st, "App"):  # imported by `streamlit run app.py` to serve it (st.App): the app, and the live feed
+    from dlviz.ui.feed import routes
+
+    app = st.App(__file__, routes=routes())

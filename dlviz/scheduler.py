@@ -294,6 +294,10 @@ class Scheduler:
         """Seconds of a core that one round of redraws by every watching session takes, over DRAW_SHARE."""
         return len(self._watching() | self._recent(5.0)) * self._round_cost() / DRAW_SHARE
 
+    def watchers(self) -> int:
+        """Sessions watching a training run now, or that drew one in the last 5 s."""
+        return len(self._watching() | self._recent(5.0))
+
     def crowded(self) -> bool:
         """Redraws of training runs would take more than half a core at a period of CROWDED_S: they then take turns
         (DrawGate). Measured on 2 cores (dlviz.ui.loadtest, 12 s windows, one CNN run): with turns 40 sessions went

@@ -13,7 +13,7 @@ from dlviz.demos.cnn import GRAD_LAYERS, N_PROBE, STAT_LAYERS, UPDATE_RULES, lay
 from dlviz.figures.cnn import confusion_figure, feature_maps_figure, misclassified_figure
 from dlviz.figures.common import embedding_scatter, image_grid, metric_curves
 from dlviz.models.lenet import shapes as lenet_shapes
-from dlviz.ui import config_form, current_device, explain, live_run, metric_row, plain, shared_view, show
+from dlviz.ui import config_form, current_device, explain, live_chart, live_run, metric_row, plain, shared_view, show
 from dlviz.ui.show import md_table
 from dlviz.ui.controls import linked_view
 from dlviz.ui.compute import queued
@@ -69,9 +69,9 @@ def draw(runner) -> None:
     metric_row({_("test accuracy"): f"{m['test_acc']:.1%}", _("test loss"): f"{m['test_loss']:.3f}",
                 _("epoch"): f"{m['epoch']:.1f} / {runner.config.epochs}", _("steps / s"): f"{m['steps_per_second']:.0f}"})
     # Built once per snapshot for every session watching this run (shared_view), drawn by each.
-    show(shared_view(runner, "curves", lambda: metric_curves(
-        runner.history, [(_("loss (cross-entropy)"), ["train_loss", "test_loss"]), (_("accuracy"), ["train_acc", "test_acc"])])),
-        key=f"{KEY}.curves")
+    live_chart(runner, "curves", lambda r: metric_curves(
+        r.history, [(_("loss (cross-entropy)"), ["train_loss", "test_loss"]), (_("accuracy"), ["train_acc", "test_acc"])]),
+        f"{KEY}.curves")
 
 
 def run_data(runner):

@@ -27,7 +27,7 @@ from ..i18n import N_, _, current_language, tr
 from ..runner import DONE, FAILED, IDLE, PAUSED, RUNNING, Runner
 from ..scheduler import scheduler
 from .compute import queued
-from .show import cursor_at, freeze, plain
+from .show import _CURSOR, _themed_json, cursor_at, freeze, plain, show, with_cursor
 
 PACES = {N_("full speed"): 0.0, N_("10 snapshots/s"): 0.1, N_("3 snapshots/s"): 1 / 3, N_("1 snapshot/s"): 1.0,
          N_("1 every 3 s"): 3.0}  # at least this long between snapshots: a 0.3 s phenomenon slowed down to narrate
@@ -36,6 +36,8 @@ EVERY_S = 0.2  # redraw period while running: 0.1 s of training every 0.2 s meas
 BUSY_VIEWS = 2.0  # on a busy server (a live period above every_s) the heavier views are redrawn this much less often
 # than SLOW_EVERY_S says, relative to the curves: they were half of a round's drawing time, and the curves are the
 # run's pulse
+FEED_AREA_S = 1.0  # with the live feed (dlviz.ui.feed) the browser redraws the main chart itself; the Streamlit area
+# around it (status line, metrics) then reruns at most this often once two or more sessions watch runs
 SLOW_EVERY_S = 1.5  # heavier views (filters, embeddings, galleries): every 1.5 s rather than 1 s took the CNN
 # page from 2.6-2.8 to 3.3-3.4 curve refreshes/s in Chromium on 2 cores (its main thread was ~70% busy drawing them)
 
@@ -161,6 +163,12 @@ def _control_row(key: str, runner: Runner, config, device, pace_s: float, main_v
         st.warning(_("Controls changed during this run: press Reset to apply them."), icon="⚙️")
     with c[5]:
         _export(key, runner, main_view)
+
+
+def _feed_enabled() -> bool:
+    from . import feed
+
+    return feed.enabled()
 
 
 def _can_rewind(runner: Runner) -> bool:
@@ -359,34 +367,66 @@ def shared_view(runner: Runner, name: str, build: Callable[[], object], *parts) 
     it; the period grows with the sessions watching), and one session builds it while the others draw the last
     one: with 20 sessions a new snapshot reached some session's heavier views at every one of their redraws, and
     their builds took 40% of the interpreter. A paused or rewound run's views are the step shown, always."""
+    return stamped_view(runner, name, build, parts)[1]
+
+
+def stamped_view(runner: Runner, name: str, build: Callable[[], object], parts: tuple = (),
+                 rebuild_s: float | None = None) -> tuple[tuple, object]:
+    """``shared_view``, with the (snapshots seen, status, cursor) of the run the view was built at;
+    ``rebuild_s``: the least age of a running run's view before it is rebuilt (default: the drawing area's)."""
     from .settings import lecture_mode
 
     key = (name, lecture_mode(), current_language(), parts)  # figures carry text: one per language
     stamp = (runner.snapshots_seen, runner.status, runner.cursor)  # a rewound view is another picture
     views, mine = runner._views, (id(runner._views), key)
     live = stamp[1] == RUNNING and stamp[2] is None
+    rebuild_s = _REBUILD_S.get() if rebuild_s is None else rebuild_s
     with _BUILDS:
         while True:
             hit = views.get(key)
             if hit is not None and hit[0] == stamp:
-                return hit[1]
+                return hit[0], hit[1]
             recent = live and hit is not None and hit[0][1] == RUNNING and hit[0][2] is None
-            if recent and time.monotonic() - hit[2] < _REBUILD_S.get():
-                return hit[1]  # built less than a redraw period ago
+            if recent and time.monotonic() - hit[2] < rebuild_s:
+                return hit[0], hit[1]  # built less than a redraw period ago
             if mine not in _BUILDING:
                 _BUILDING.add(mine)
                 break
             if recent:
-                return hit[1]  # the next one is being built: this redraw shows the last one
+                return hit[0], hit[1]  # the next one is being built: this redraw shows the last one
             _BUILDS.wait(0.5)
     try:
         value = freeze(build(), key[1])  # themed before others see it, serialized once (dlviz.ui.show.freeze)
         views[key] = (stamp, value, time.monotonic())
-        return value
+        return stamp, value
     finally:
         with _BUILDS:
             _BUILDING.discard(mine)
             _BUILDS.notify_all()
+
+
+_LIVE: contextvars.ContextVar[Runner | None] = contextvars.ContextVar("dlviz_live_runner", default=None)
+
+
+def live_chart(runner: Runner, name: str, build: Callable[[Runner], object], key: str, *parts) -> None:
+    """A page's main live chart, ``build(runner)`` (a plotly figure), built once per snapshot for all the run's
+    viewers (``shared_view``). Where the live feed is served (dlviz.ui.feed), a running run's chart is drawn by
+    the browser from the feed, several times a second, between the page's own redraws; paused, rewound, finished
+    or without the feed, it is the figure of the step shown, as ``show(shared_view(...), key=key)``."""
+    from . import feed
+    from .settings import lecture_mode
+
+    fig = shared_view(runner, name, lambda: build(runner), *parts)
+    if not feed.enabled():
+        show(fig, key=key)
+        return
+    live, step = _LIVE.get(), runner.latest.step if runner.latest is not None else 0
+    if live is not None and runner.status == RUNNING and runner.cursor is None:
+        token = feed.register((session_id(), key), live, name, build, parts, current_language(), lecture_mode())
+        feed.chart(key, feed=token, height=fig.layout.height, step=step)
+    else:
+        fig = with_cursor(fig, _CURSOR.get())
+        feed.chart(key, spec=_themed_json(fig, lecture_mode()), height=fig.layout.height, step=step)
 
 
 def views_rounds(period: float, every_s: float = EVERY_S, slow_every_s: float = SLOW_EVERY_S) -> float:
@@ -427,6 +467,8 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
     st.session_state[f"{key}._buttons"] = runner.status
     me, sched = session_id(), scheduler()
     period = sched.refresh_period(every_s)  # longer when many sessions watch (see scheduler.DRAW_SHARE)
+    if _feed_enabled() and sched.watchers() > 1:
+        period = max(period, FEED_AREA_S)  # the browsers redraw the main charts from the feed meanwhile
     st.session_state[f"{key}._period"] = (period, time.monotonic())
 
     @st.fragment(run_every=period if runner.status == RUNNING else None)
@@ -439,8 +481,12 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
         with _redraw(r, ss[f"{key}._period"][0]) as took:
             frozen = _shown(key, r)  # one consistent state for every figure of this redraw; the worker trains on
             _status(key, frozen, ss.get(f"{key}._draw_ms"), ss[f"{key}._period"][0])
-            with cursor_at(frozen.cursor):
-                draw(frozen)
+            live_token = _LIVE.set(r)
+            try:
+                with cursor_at(frozen.cursor):
+                    draw(frozen)
+            finally:
+                _LIVE.reset(live_token)
         spent = took[0]
         ss[f"{key}._draw_ms"] = spent * 1000
         if r.status == RUNNING:  # timed redraws only: a page drawn once does not load the server
@@ -449,6 +495,8 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
             st.rerun()  # the run ended or paused since the buttons were drawn: redraw them, set the timer
         used, since = ss[f"{key}._period"]
         wanted = sched.refresh_period(every_s)
+        if _feed_enabled() and sched.watchers() > 1:
+            wanted = max(wanted, FEED_AREA_S)
         if r.status == RUNNING and time.monotonic() - since > 3 and not 0.5 <= wanted / used <= 2.0:
             st.rerun()  # the server got busier or quieter: a full run sets the new period
 
@@ -476,4 +524,4 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
     return runner
 
 
-__all__ = ["live_run", "session_id", "share_key", "shared_view", "default_main_view", "replay_frames", "RUNNING", "PAUSED", "DONE", "FAILED", "IDLE"]
+__all__ = ["live_run", "live_chart", "session_id", "share_key", "shared_view", "default_main_view", "replay_frames", "RUNNING", "PAUSED", "DONE", "FAILED", "IDLE"]

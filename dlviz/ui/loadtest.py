@@ -52,6 +52,7 @@ RUNS_RE = re.compile(r"(\d+) runs? training on this server")
 START_LABEL = "▶ Start"
 ALERT_ERROR = 1  # streamlit.proto.Alert_pb2.Alert.Format.ERROR
 LIVE_MARK = " of compute on "  # only the live area's status caption has this
+FEED_COMPONENT = "dlviz_live_chart"  # dlviz.ui.feed's chart: polls its feed while the run trains
 DEFAULT_MAX_AGE = 2  # global.maxCachedMessageAge until new_session.config says otherwise
 
 
@@ -72,6 +73,8 @@ class ClientStats:
     clicked_at: float | None = None
     first_update_s: float | None = None
     step_times: list = field(default_factory=list)  # (monotonic time, step) of each new "step N" caption
+    feed_times: list = field(default_factory=list)  # (monotonic time, step) of each new chart from the live feed
+    feed_requests: int = 0
     live_runs: list = field(default_factory=list)  # monotonic times of completed runs of the live fragment
     steps: int = 0
     shared_max: int = 0
@@ -111,6 +114,9 @@ class LightClient:
         self.closed = asyncio.Event()
         self.last_full_finish = 0.0
         self.running = False
+        self.base_url = ws_url.replace("ws://", "http://").rsplit("/_stcore/", 1)[0]
+        self.feed_url: str | None = None  # the chart's feed being polled, as the component does
+        self.feed_task: asyncio.Task | None = None
 
     # -- sending -----------------------------------------------------------------------------------------
     async def _rerun(self, *, trigger: str | None = None, fragment_id: str | None = None, auto: bool = False,
@@ -214,11 +220,85 @@ class LightClient:
             r = RUNS_RE.search(body)
             if r:
                 self.stats.runs_training = int(r.group(1))
+        elif kind == "bidi_component" and el.bidi_component.component_name == FEED_COMPONENT:
+            self._on_chart(el.bidi_component.json)
         elif kind == "exception":
             e = el.exception
             self.stats.exceptions.append(f"{e.type}: {e.message}"[:300])
         elif kind == "alert" and el.alert.format == ALERT_ERROR:
             self.stats.exceptions.append(f"error alert: {el.alert.body}"[:300])
+
+    # -- the live feed (dlviz.ui.feed): what the chart component does in a browser -----------------------------
+    def _on_chart(self, raw_json: str) -> None:
+        import json
+
+        data = json.loads(raw_json or "{}")
+        url = data.get("feed")
+        if url == self.feed_url:
+            return  # the same feed: the component goes on polling undisturbed
+        self._stop_feed()
+        if url:
+            self.feed_url = url
+            self.feed_task = asyncio.get_running_loop().create_task(self._poll(url, data.get("every", 200) / 1000))
+
+    def _stop_feed(self) -> None:
+        self.feed_url = None
+        if self.feed_task is not None:
+            self.feed_task.cancel()
+            self.feed_task = None
+
+    async def _poll(self, url: str, every_s: float) -> None:
+        """GET the feed, wait ``every_s`` after each answer, until it says the run stopped or is gone: one
+        keep-alive connection, gzip accepted, as Chromium asks."""
+        import gzip
+        import json
+
+        parts = urllib.parse.urlsplit(self.base_url)
+        reader = writer = None
+        have = ""
+        try:
+            reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+            while self.feed_url == url and not self.closed.is_set():
+                writer.write((f"GET {url}?v={urllib.parse.quote(have)} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                              "Accept-Encoding: gzip, deflate\r\nConnection: keep-alive\r\n\r\n").encode())
+                await writer.drain()
+                self.stats.feed_requests += 1
+                status = int((await reader.readline()).split()[1])
+                headers = {}
+                while True:
+                    line = (await reader.readline()).decode("latin-1").strip()
+                    if not line:
+                        break
+                    k, _, v = line.partition(":")
+                    headers[k.strip().lower()] = v.strip()
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                self.stats.bytes_in += len(body)
+                if status == 200:
+                    if headers.get("content-encoding") == "gzip":
+                        body = gzip.decompress(body)
+                    head = json.loads(body)["head"]
+                    now = time.monotonic()
+                    have, step = head["v"], int(head["step"])
+                    self.stats.feed_times.append((now, step))
+                    self.stats.steps = max(self.stats.steps, step)
+                    if step > 0 and self.stats.first_update_s is None and self.stats.clicked_at is not None:
+                        self.stats.first_update_s = now - self.stats.clicked_at
+                    every_s = head.get("every", every_s * 1000) / 1000
+                    if not head.get("running"):
+                        break
+                elif status == 404:
+                    break
+                elif status != 204:
+                    every_s = 1.0
+                await asyncio.sleep(every_s)
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:  # noqa: BLE001
+            if not self.closed.is_set():
+                self.stats.exceptions.append(f"feed: {type(exc).__name__}: {exc}"[:300])
+        finally:
+            if writer is not None:
+                writer.close()
 
     def _handle(self, raw: bytes) -> None:
         now = time.monotonic()
@@ -344,6 +424,7 @@ class LightClient:
     async def close(self) -> None:
         self.closed.set()
         self._clear_timers()
+        self._stop_feed()
         if self.ws is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.ws.close(), 3)
@@ -557,7 +638,8 @@ def run_scenario(kind: str, n: int, measure_s: float = 15.0, spread_s: float = 1
     rates, run_rates = [], []
     for s in stats:
         since = s.clicked_at + s.first_update_s + 1.0 if s.first_update_s is not None else None
-        r = _rate([t for t, step in s.step_times if step > 0], since, t_end)
+        shown = s.feed_times or s.step_times  # the chart drawn from the feed, else the live area's captions
+        r = _rate([t for t, step in shown if step > 0], since, t_end)
         rates.append(r if r is not None else 0.0)
         rr = _rate(s.live_runs, since, t_end)
         run_rates.append(rr if rr is not None else 0.0)
@@ -575,6 +657,8 @@ def run_scenario(kind: str, n: int, measure_s: float = 15.0, spread_s: float = 1
         "refreshes_per_s_median": round(statistics.median(rates), 2) if rates else None,
         "refreshes_per_s_p10": round(_pct(rates, 0.1), 2) if rates else None,
         "fragment_runs_per_s_median": round(statistics.median(run_rates), 2) if run_rates else None,
+        "feed_clients": sum(bool(s.feed_times) for s in stats),
+        "feed_requests_per_s": round(sum(s.feed_requests for s in stats) / window, 1) if window else None,
         "first_update_s_median": round(statistics.median(firsts), 2) if firsts else None,
         "first_update_s_max": round(max(firsts), 2) if firsts else None,
         "no_update": sum(s.first_update_s is None for s in stats),

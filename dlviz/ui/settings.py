@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 
 import streamlit as st
@@ -190,5 +192,20 @@ def global_seed() -> int:
     return int(st.session_state[SEED])
 
 
+_LECTURE_AS: contextvars.ContextVar[bool | None] = contextvars.ContextVar("dlviz_lecture_as", default=None)
+
+
 def lecture_mode() -> bool:
-    return bool(st.session_state.get(LECTURE, False))
+    """The session's lecture mode, or the one ``lecture_as`` set in this context (the live feed draws a chart for a
+    session outside its script run)."""
+    forced = _LECTURE_AS.get()
+    return bool(st.session_state.get(LECTURE, False)) if forced is None else forced
+
+
+@contextlib.contextmanager
+def lecture_as(flag: bool):
+    token = _LECTURE_AS.set(bool(flag))
+    try:
+        yield
+    finally:
+        _LECTURE_AS.reset(token)
