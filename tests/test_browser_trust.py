@@ -2,7 +2,9 @@
 
 1. a custom formula that is linear or constant in a variable (``x^2``: no y), from a link and typed;
 2. Step pressed again and again while a slice is training, then Pause and Reset in the middle of slices;
-3. controls changed during a run (SSL "compare with", CNN input size): the figures keep drawing the run.
+3. controls changed during a run (SSL "compare with", CNN input size): the figures keep drawing the run;
+4. the live feed (dlviz.ui.feed): the main chart is drawn by the browser from the run's feed while it trains,
+   and Pause, Step and Reset leave it drawn, at the step the page shows.
 """
 
 from __future__ import annotations
@@ -92,6 +94,49 @@ def test_step_pause_reset_in_the_middle_of_slices(page, app_url):
     wait_idle(page)
     assert _problems(page) == []
     assert _step(page) == 0, "Reset goes back to the untrained state"
+
+
+CHART = """() => { const d = document.querySelector('.dlviz-live-chart');
+  return d ? [d.parentElement.dataset.step || '', d.querySelectorAll('.main-svg').length] : null; }"""
+
+
+def _chart(page) -> tuple[int, bool]:
+    """(the step the feed chart shows, whether it is drawn)."""
+    got = page.evaluate(CHART)
+    assert got is not None, "the CNN page's curves are the live feed's chart"
+    return int(got[0] or 0), got[1] > 0
+
+
+def test_the_live_chart_follows_the_run_from_its_feed_and_stays_drawn_through_pause_step_reset(page, app_url):
+    _open(page, f"{app_url}/cnn?preset=modern&epochs=60&seed=0")
+    requests = []
+    page.on("request", lambda r: requests.append(r.url) if "/dlviz/feed/" in r.url else None)
+    assert _chart(page) == (0, True)  # the untrained state, drawn before Start
+    _button(page, "▶ Start").click()
+    seen, deadline = set(), time.perf_counter() + 20
+    while len(seen) < 4 and time.perf_counter() < deadline:
+        step, drawn = _chart(page)
+        assert drawn, "the chart is never empty while it trains"
+        seen.add(step)
+        page.wait_for_timeout(150)
+    assert len(seen) >= 4 and requests, f"the chart must follow the run from its feed: {sorted(seen)}"
+    _button(page, "⏸ Pause").click()
+    page.wait_for_timeout(1500)
+    wait_idle(page)
+    paused = _step(page)
+    assert _chart(page) == (paused, True), "paused, the chart shows the step of the status line"
+    polls = len(requests)
+    page.wait_for_timeout(1000)
+    assert len(requests) <= polls + 1, "a paused chart stops polling"
+    _button(page, "⏭ Step").click()
+    assert _wait_step_above(page, paused) > paused
+    wait_idle(page)
+    page.wait_for_timeout(500)
+    assert _chart(page) == (_step(page), True)
+    _button(page, "↺ Reset").click()
+    page.wait_for_timeout(1500)
+    wait_idle(page)
+    assert _chart(page) == (0, True) and _problems(page) == []
 
 
 def test_controls_changed_mid_run_keep_drawing_the_run(page, app_url):

@@ -53,10 +53,14 @@ class _Feed:
 
 def routes() -> list:
     """The feed's routes for ``st.App(..., routes=routes())``; from then on pages draw their live charts with it."""
-    from starlette.routing import Route
-
     global _installed
     _installed = True
+    return _routes()
+
+
+def _routes() -> list:
+    from starlette.routing import Route
+
     return [Route(FEED_ROUTE + "{token}", _feed_endpoint, methods=["GET"]),
             Route(PLOTLY_ROUTE, _plotly_endpoint, methods=["GET"])]
 

@@ -128,6 +128,7 @@ def _control_row(key: str, runner: Runner, config, device, pace_s: float, main_v
             r.pause()
 
     def step():
+        ss.pop(f"{key}.rewind", None)  # the timeline goes to the new step (a fast Step kept it at the old one)
         r = own()
         r.request_step()
         sched.start(r, me)
