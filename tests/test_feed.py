@@ -72,6 +72,7 @@ def body(data: bytes) -> dict:
 @pytest.fixture(autouse=True)
 def _rebuild_at_once(monkeypatch):
     monkeypatch.setattr(feed, "MIN_BUILD_S", 0.0)  # every new snapshot is a new chart (the default waits 0.18 s)
+    monkeypatch.setattr(feed, "BUILD_SHARE", 1e9)  # however long the builds take
     BUILDS.clear()
 
 
@@ -193,3 +194,28 @@ def test_pages_use_the_feed_only_where_its_routes_are_served_and_not_switched_of
     assert feed.enabled() is (feed._component() is not None)
     monkeypatch.setenv("DLVIZ_FEED", "0")
     assert not feed.enabled()
+
+
+def test_many_charts_built_at_once_are_rebuilt_less_often_within_their_share(monkeypatch):
+    monkeypatch.setattr(feed, "MIN_BUILD_S", 0.18)
+    monkeypatch.setattr(feed, "BUILD_SHARE", 0.3)
+    feed._COSTS.clear()
+    assert feed.rebuild_s() == 0.18 and feed.poll_ms() == feed.POLL_MS
+    now = time.monotonic()
+    for i in range(10):  # ten different runs whose charts take 40 ms each
+        feed._COSTS[(i, "curves", (), "en", False)] = (now, 0.04)
+    assert feed.rebuild_s() == pytest.approx(10 * 0.04 / feed.BUILD_SHARE)
+    assert feed.poll_ms() == int(feed.rebuild_s() * 500)
+    feed._COSTS[(0, "curves", (), "en", False)] = (now - 6, 0.04)  # not built for 5 s: no longer counted
+    assert feed.rebuild_s() == pytest.approx(9 * 0.04 / feed.BUILD_SHARE)
+    feed._COSTS.clear()
+
+
+def test_the_feed_records_what_its_builds_cost():
+    feed._COSTS.clear()
+    runner = running_walk()
+    token = feed.register(("s1", "c"), runner, "curves", build, (), "en", False)
+    feed.answer(token, None)
+    (when, cost), = feed._COSTS.values()
+    assert 0 < cost < 5 and time.monotonic() - when < 5
+    feed._COSTS.clear()

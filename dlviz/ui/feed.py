@@ -30,6 +30,8 @@ FEED_ROUTE = "/dlviz/feed/"
 PLOTLY_ROUTE = "/dlviz/plotly.min.js"
 POLL_MS = 200  # the browser asks at most this often while the run trains (a new figure at most every MIN_BUILD_S)
 MIN_BUILD_S = 0.18  # a running run's chart is rebuilt at most this often, whatever the number of viewers
+BUILD_SHARE = 0.3  # of one core: what building the charts of every feed polled now may take together; with many
+# different runs each is rebuilt less often (the interval grows), rather than starving the pages and the event loop
 IDLE_FORGET_S = 120.0  # a feed nobody asked for in this long is forgotten (the page registers it again)
 MAX_FEEDS = 5000
 
@@ -130,8 +132,17 @@ def answer(token: str, have: str | None, gzipped: bool = False) -> tuple[int, by
         return 404, None
     feed.used = time.monotonic()
     shown = runner.frozen()
+    chart = (id(runner._views), feed.name, feed.parts, feed.lang, feed.lecture)
+
+    def build():
+        t0 = time.perf_counter()
+        try:
+            return feed.build(shown)
+        finally:
+            _COSTS[chart] = (time.monotonic(), time.perf_counter() - t0)
+
     with language(feed.lang), lecture_as(feed.lecture):
-        stamp, fig = stamped_view(shown, feed.name, lambda: feed.build(shown), feed.parts, rebuild_s=MIN_BUILD_S)
+        stamp, fig = stamped_view(shown, feed.name, build, feed.parts, rebuild_s=rebuild_s())
     version = f"{id(runner._views):x}.{stamp[0]}.{stamp[1]}"
     if have == version:
         return 204, None
@@ -140,7 +151,7 @@ def answer(token: str, have: str | None, gzipped: bool = False) -> tuple[int, by
         bodies = _BODIES.get(cache_key)
     if bodies is None:
         head = {"v": version, "step": int(shown.latest.step) if shown.latest is not None else 0,
-                "running": shown.status == RUNNING, "every": POLL_MS}
+                "running": shown.status == RUNNING, "every": poll_ms()}
         plain = b'{"head":' + json.dumps(head).encode() + b',"fig":' + _themed_json(fig, feed.lecture).encode() + b"}"
         bodies = (plain, gzip.compress(plain, compresslevel=1))  # level 1: about 5x smaller, once per version
         with _BODIES_LOCK:
@@ -148,6 +159,27 @@ def answer(token: str, have: str | None, gzipped: bool = False) -> tuple[int, by
             while len(_BODIES) > _MAX_BODIES:
                 _BODIES.pop(next(iter(_BODIES)))
     return 200, bodies[1] if gzipped else bodies[0]
+
+
+_COSTS: dict = {}  # chart (views, name, parts, language, lecture) -> (when last built, seconds it took)
+
+
+def rebuild_s() -> float:
+    """The least age of a running run's chart before the feed rebuilds it: MIN_BUILD_S, or longer when the
+    charts built in the last 5 s would together take more than BUILD_SHARE of a core at that pace (ten
+    different runs watched: each is rebuilt every ten times their cost over the share)."""
+    now, total = time.monotonic(), 0.0
+    for chart, (when, cost) in list(_COSTS.items()):
+        if now - when > 5.0:
+            _COSTS.pop(chart, None)
+        else:
+            total += cost
+    return max(MIN_BUILD_S, total / BUILD_SHARE)
+
+
+def poll_ms() -> int:
+    """How often a browser asks: every POLL_MS, or half the rebuild interval when charts are rebuilt less often."""
+    return max(POLL_MS, int(rebuild_s() * 500))
 
 
 def _response(status: int, body: bytes | None, gzipped: bool):
@@ -227,7 +259,7 @@ export default function (component) {
     const gen = s.gen;
     const poll = async () => {
       if (gen !== s.gen) return;
-      let wait = data.every || 200;
+      let wait = 200;
       try {
         const r = await fetch(s.url + "?v=" + encodeURIComponent(s.v), { cache: "no-store" });
         if (gen !== s.gen) return;
@@ -287,10 +319,9 @@ def _base() -> str:
 def chart(key: str, *, feed: str | None = None, spec: str | None = None, height=None, step: int = 0) -> None:
     """The chart element of ``key``: drawn from the feed ``feed`` (a token) while the run trains, else from the
     figure's JSON ``spec``. One element either way, so starting or pausing never remounts it."""
-    data = {"js": plotly_url(), "h": int(height or 0), "config": {"displaylogo": False, "responsive": True},
-            "step": step}
-    if feed is not None:
-        data.update(feed=feed_url(feed), every=POLL_MS)
+    data = {"js": plotly_url(), "h": int(height or 0), "config": {"displaylogo": False, "responsive": True}}
+    if feed is not None:  # the same data at every rerun while the feed lasts: the browser's polling goes on
+        data["feed"] = feed_url(feed)
     else:
-        data["fig"] = spec
+        data.update(fig=spec, step=step)
     _component()(key=key, data=data, height="content")
