@@ -14,7 +14,8 @@ from dlviz.demos import get_demo
 from dlviz.demos import loss_surfaces as lsd
 from dlviz.figures import surfaces as sf
 from dlviz.figures.common import metric_curves
-from dlviz.ui import config_form, current_device, explain, lecture_mode, live_run, metric_row, plain, shared_view, show
+from dlviz.ui import (config_form, current_device, explain, lecture_mode, live_chart, live_run, metric_row, plain,
+                      show)
 from dlviz.ui.explanations import SURF_LANDSCAPE, SURF_MSE_CE
 from dlviz.ui.formula_messages import analysis_failed, formula_unreadable
 from dlviz.ui.landscape_views import landscape_views
@@ -107,9 +108,6 @@ def critical_points_section() -> None:
         if snap is None:
             return
         a = snap.arrays
-        paths = {_("a hair off the saddle"): a["path"]}
-        if "escape_path" in a:
-            paths[_("escape step")] = a["escape_path"]  # as the curves beside it name it: a short legend
         # The run's surface: the controls may have picked another one since it started (Reset applies them).
         if _surface_key(runner.config) == _surface_key(config):
             run_grid, run_crit = (X, Y, Z), crit
@@ -121,16 +119,22 @@ def critical_points_section() -> None:
             except Exception as exc:
                 analysis_failed(runner.config, exc)
                 return
+
+        def paths_figure(r):  # from the snapshot it is given (the live feed calls it later, with newer ones)
+            a = r.latest.arrays
+            paths = {_("a hair off the saddle"): a["path"]}
+            if "escape_path" in a:
+                paths[_("escape step")] = a["escape_path"]  # as the curves beside it name it: a short legend
+            return sf.contour_paths_figure(*run_grid, run_crit, paths, a["pivot"], a["eigenvectors"],
+                                           a["eigenvalues"], height=320 if lecture_mode() else 420)
+
         left, right = st.columns([1, 1])
         with left:
-            # Built once per snapshot for all the sessions watching the run (shared_view).
-            show(shared_view(runner, "paths", lambda: sf.contour_paths_figure(
-                *run_grid, run_crit, paths, a["pivot"], a["eigenvectors"], a["eigenvalues"],
-                height=320 if lecture_mode() else 420)), key=f"{KEY}.paths")
+            # Built once per snapshot for all the sessions watching the run (shared_view, live_chart).
+            live_chart(runner, "paths", paths_figure, f"{KEY}.paths")
         with right:
-            show(shared_view(runner, "descent", lambda: sf.descent_curves(runner.history,
-                                                                          height=260 if lecture_mode() else 300)),
-                 key=f"{KEY}.descent")
+            live_chart(runner, "descent", lambda r: sf.descent_curves(r.history, height=260 if lecture_mode() else 300),
+                       f"{KEY}.descent")
             if snap.metrics["lr_used"] < runner.config.lr:
                 st.caption(_("Step size capped at {lr_used:.3g} = 1 / (largest curvature at a critical point) so that descent is "
                              "stable on this surface.").format(lr_used=snap.metrics['lr_used']))
@@ -175,9 +179,9 @@ def landscape_section() -> None:
         metric_row({_("train loss (1,024)"): f"{m['landscape_loss']:.3f}", _("test accuracy"): f"{m['test_acc']:.1%}",
                     _("step"): f"{snap.step} / {runner.config.steps}",
                     "‖θ − θ₀‖": f"{m['distance_from_init']:.2f}"})
-        show(shared_view(runner, "curves", lambda: metric_curves(
-            runner.history, [(_("loss"), ["train_loss", "test_loss"]), (_("accuracy"), ["train_acc", "test_acc"])],
-            height=255 if lecture_mode() else 320)), key=f"{KEY}.curves")
+        live_chart(runner, "curves", lambda r: metric_curves(
+            r.history, [(_("loss"), ["train_loss", "test_loss"]), (_("accuracy"), ["train_acc", "test_acc"])],
+            height=255 if lecture_mode() else 320), f"{KEY}.curves")
         landscape_views(runner, snap)  # the slices, PCA path and curvature, computed on request
 
     live_run(KEY, demo, config, current_device(), draw, stage=stage)

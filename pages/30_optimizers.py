@@ -16,7 +16,8 @@ from dlviz.figures.optimizers import (batch_paths_figure, curves_figure, error_c
                                       network_curves_figure,
                                       race_figure, rate_map_figure, schedule_figure, view_around)
 from dlviz.runner import RUNNING
-from dlviz.ui import config_form, current_device, explain, global_seed, lecture_mode, live_run, part_switch, plain, shared_view, show
+from dlviz.ui import (config_form, current_device, explain, global_seed, lecture_mode, live_chart, live_run,
+                      part_switch, plain, show)
 from dlviz.ui.show import md_table
 from dlviz.ui.compute import queued
 from dlviz.ui.explanations import OPT_BATCH, OPT_CONDITION, OPT_NETWORK
@@ -103,27 +104,40 @@ def race_part() -> None:
                 return
             a = snap.arrays
             surf = resolve_surface(runner.config)
-            # The view holds every racer still in the race (a diverged one runs off the edge).
-            racing = [p for n, p in a["paths"].items() if a["status"][n] == "running"]
-            view = view_around(surf.bounds, np.concatenate(racing + [a["paths"][next(iter(a["paths"]))][:1]]))
-            gx, gy, gz = surface_grid(runner.config.surface, runner.config.formula, view)
             notes(runner, surf, a)
             # The scrubber sits under the race (the race stays on the first screen); its value is read first.
             scrub = f"{KEY}.scrub.{id(runner.token)}.{snap.step}"
             scrubbing = runner.status != RUNNING and snap.step > 0
             upto = int(st.session_state.get(scrub, snap.step)) if scrubbing else snap.step
+            # The step scrubbed to (None: the snapshot's own step, which the live feed follows while it trains).
+            at = upto if scrubbing else None
             minima = surf.minima
-            dists = {n: distance_to_minima(p, minima) for n, p in a["paths"].items()} if minima else None
             f_min = min(surf.value(*m) for m in minima) if minima else None
+
+            def distances(a):
+                return {n: distance_to_minima(p, minima) for n, p in a["paths"].items()} if minima else None
+
+            def race(r):  # everything that moves from the snapshot it is given (the live feed gives newer ones)
+                a, step = r.latest.arrays, r.latest.step if at is None else at
+                # The view holds every racer still in the race (a diverged one runs off the edge).
+                racing = [p for n, p in a["paths"].items() if a["status"][n] == "running"]
+                view = view_around(surf.bounds, np.concatenate(racing + [a["paths"][next(iter(a["paths"]))][:1]]))
+                gx, gy, gz = surface_grid(r.config.surface, r.config.formula, view)
+                return race_figure(gx, gy, gz, a["paths"], step, minima, view,
+                                   _("{surface}: step {step}, start ({x:.3g}, {y:.3g})").format(
+                                       surface=_(surf.title), step=step, x=r.config.start_x, y=r.config.start_y),
+                                   height=340 if lecture_mode() else 480)
+
+            def curves(r):
+                a = r.latest.arrays
+                return curves_figure(a["losses"], distances(a), r.latest.step if at is None else at, f_min)
+
+            dists = distances(a)
             left, right = st.columns([3, 2])
             with left:
-                # Figures: built once per snapshot for all the sessions watching the run (shared_view); the step a
-                # session scrubbed to is part of the key.
-                show(shared_view(runner, "race", lambda: race_figure(
-                    gx, gy, gz, a["paths"], upto, minima, view,
-                    _("{surface}: step {step}, start ({x:.3g}, {y:.3g})").format(
-                        surface=_(surf.title), step=upto, x=runner.config.start_x, y=runner.config.start_y),
-                    height=340 if lecture_mode() else 480), upto), key=f"{KEY}.fig_race")
+                # Figures: built once per snapshot for all the sessions watching the run (shared_view, live_chart);
+                # the step a session scrubbed to is part of the key.
+                live_chart(runner, "race", race, f"{KEY}.fig_race", at)
                 if scrubbing:
                     st.slider(_("Scrub through the steps"), 0, snap.step, snap.step, key=scrub,
                               help=_("Drag to replay the race; press Start (or Resume) to continue."))
@@ -140,10 +154,9 @@ def race_part() -> None:
                                  _("status"): _(status)})
                 md_table(rows, align="lr" + "r" * bool(dists))
                 if any(len(v) for v in a["lrs"].values()):
-                    show(shared_view(runner, "schedule", lambda: schedule_figure(a["lrs"], runner.config.schedule)),
-                         key=f"{KEY}.fig_schedule")
-            show(shared_view(runner, "curves", lambda: curves_figure(a["losses"], dists, upto, f_min), upto),
-                 key=f"{KEY}.fig_curves")
+                    live_chart(runner, "schedule", lambda r: schedule_figure(r.latest.arrays["lrs"], r.config.schedule),
+                               f"{KEY}.fig_schedule")
+            live_chart(runner, "curves", curves, f"{KEY}.fig_curves", at)
 
         live_run(KEY, demo, config, current_device(), draw, every_s=0.3, pace_s=0.3 if smooth else 0.0, stage=stage)
 
@@ -197,8 +210,7 @@ def draw_net(runner) -> None:
     snap = runner.latest
     if snap is None:
         return
-    show(shared_view(runner, "curves", lambda: network_curves_figure(runner.history, runner.config.names())),
-         key=f"{KEY}.fig_net_curves")
+    live_chart(runner, "curves", lambda r: network_curves_figure(r.history, r.config.names()), f"{KEY}.fig_net_curves")
     ss, cache_key = st.session_state, f"{KEY}.net_plane"
     if st.button(_("Compute the loss plane at this step"), key=f"{KEY}.net_plane_go", disabled=snap.step == 0):
         ss[cache_key] = (runner.token, snap.step, queued(_("Loss on a 25 x 25 grid of the PCA plane"), network_plane,

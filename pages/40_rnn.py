@@ -11,7 +11,7 @@ from dlviz.demos import get_demo
 from dlviz.demos.rnn import CELL_SETS, K_STEPS, make_task, probe
 from dlviz.figures.rnn import (CELL_LABELS, gate_heatmaps, hidden_paths, input_gradient_figure, kstep_error_figure,
                                kstep_figure, sequence_figure, training_curves)
-from dlviz.ui import config_form, current_device, explain, lecture_mode, live_run, shared_view, show
+from dlviz.ui import config_form, current_device, explain, lecture_mode, live_chart, live_run, shared_view, show
 from dlviz.ui.topics import require_app
 from dlviz.i18n import N_, _
 
@@ -85,9 +85,8 @@ def draw_metrics(runner, task) -> None:
     baseline = ADDING_BASELINE_MSE if task.name == "adding" else np.log(RECALL_SYMBOLS) if task.classify else None
     # Every figure of the live area is built once per snapshot for all the sessions watching the run (shared_view);
     # the sequence or cell a session shows is part of the key.
-    show(shared_view(runner, "curves", lambda: training_curves(runner.history, cells, task.classify, baseline,
-                                                               runner.config.clip, height=265 if lecture_mode() else 330)),
-         key=f"{KEY}.curves")
+    live_chart(runner, "curves", lambda r: training_curves(r.history, cells, task.classify, baseline, r.config.clip,
+                                                           height=265 if lecture_mode() else 330), f"{KEY}.curves")
 
 
 def draw_kstep(runner, task) -> None:

@@ -10,7 +10,8 @@ from dlviz.demos import get_demo
 from dlviz.figures import attention as figs
 from dlviz.figures.common import metric_curves
 from dlviz.models.attention import compare_scoring, positional_encoding, softmax_sharpness
-from dlviz.ui import config_form, current_device, explain, global_seed, lecture_mode, live_run, part_switch, shared_view, show
+from dlviz.ui import (config_form, current_device, explain, global_seed, lecture_mode, live_chart, live_run,
+                      part_switch, show)
 from dlviz.ui.topics import require_app
 from dlviz.i18n import N_, _
 
@@ -45,7 +46,7 @@ def draw_kernel(runner) -> None:
     snap = runner.latest
     if snap is None:
         return
-    m, a = snap.metrics, snap.arrays
+    m = snap.metrics
     c = st.columns(4)
     c[0].metric("w", f"{m['w']:.3f}")
     c[1].metric(_("test MSE, fixed w = 1"), f"{m['mse_nonparametric']:.3f}")
@@ -54,13 +55,14 @@ def draw_kernel(runner) -> None:
     left, right = st.columns([1, 1])
     with left:
         # Every live figure is built once per snapshot for all the sessions watching the run (shared_view).
-        show(shared_view(runner, "fit", lambda: figs.kernel_fit_figure(a, m["w"], height=210 if lecture_mode() else 380)),
-             key=f"{KEY}.kr.fit")
+        live_chart(runner, "fit", lambda r: figs.kernel_fit_figure(
+            r.latest.arrays, r.latest.metrics["w"], height=210 if lecture_mode() else 380), f"{KEY}.kr.fit")
     with right:
-        show(shared_view(runner, "curves", lambda: metric_curves(
-            runner.history, [("w", ["w"]), (_("test MSE against the truth"), ["mse_nonparametric", "mse_learned"])],
-            height=210 if lecture_mode() else 380)), key=f"{KEY}.kr.curves")
-    show(shared_view(runner, "attn", lambda: figs.kernel_attention_figure(a, m["w"])), key=f"{KEY}.kr.attn")
+        live_chart(runner, "curves", lambda r: metric_curves(
+            r.history, [("w", ["w"]), (_("test MSE against the truth"), ["mse_nonparametric", "mse_learned"])],
+            height=210 if lecture_mode() else 380), f"{KEY}.kr.curves")
+    live_chart(runner, "attn", lambda r: figs.kernel_attention_figure(r.latest.arrays, r.latest.metrics["w"]),
+               f"{KEY}.kr.attn")
 
 
 def scoring_part() -> None:
@@ -153,10 +155,10 @@ def draw_transformer(runner) -> None:
     c[3].metric(_("training loss"), f"{m['train_loss']:.3f}")
     # Every live figure is built once per snapshot for all the sessions watching the run (shared_view); the
     # example, map, layer and head a session shows are part of the key.
-    show(shared_view(runner, "curves", lambda: metric_curves(
-        runner.history, [(_("training loss (cross-entropy)"), ["train_loss"]),
-                         (_("held-out accuracy and alignment"), ["token_acc", "seq_acc", "diag_mass"])],
-        height=210 if lecture_mode() else 320)), key=f"{KEY}.tf.curves")
+    live_chart(runner, "curves", lambda r: metric_curves(
+        r.history, [(_("training loss (cross-entropy)"), ["train_loss"]),
+                    (_("held-out accuracy and alignment"), ["token_acc", "seq_acc", "diag_mass"])],
+        height=210 if lecture_mode() else 320), f"{KEY}.tf.curves")
     ex = st.slider(_("Example (held-out sequence)"), 0, len(a["src"]) - 1, 0, key=f"{KEY}.tf.example")
     src, tgt, pred = a["src"][ex], a["tgt"][ex], a["pred"][ex]
     st.markdown(_("input `{join}` → target `{join2}` → model `{join3}` ({mean:.0%} of tokens right)").format(
@@ -168,8 +170,9 @@ def draw_transformer(runner) -> None:
     cols = st.columns(len(kinds))
     for col, kind in zip(cols, kinds):
         with col:
-            show(shared_view(runner, f"grid.{kind}", lambda kind=kind: figs.attention_grid(
-                a[kind][ex], _("{name}: layer × head").format(name=_(MAP_NAMES[kind]))), ex), key=f"{KEY}.tf.grid.{kind}")
+            live_chart(runner, f"grid.{kind}", lambda r, kind=kind: figs.attention_grid(
+                r.latest.arrays[kind][ex], _("{name}: layer × head").format(name=_(MAP_NAMES[kind]))),
+                f"{KEY}.tf.grid.{kind}", ex)
     for name, n in (("layer", cfg.layers), ("head", cfg.heads)):  # a smaller model since the last draw
         if ss.get(f"{KEY}.tf.{name}", 1) > n:
             ss[f"{KEY}.tf.{name}"] = n
@@ -178,16 +181,22 @@ def draw_transformer(runner) -> None:
                         key=f"{KEY}.tf.kind")
     layer = c[1].selectbox(_("layer"), range(1, cfg.layers + 1), index=cfg.layers - 1, key=f"{KEY}.tf.layer")
     head = c[2].selectbox(_("head"), range(1, cfg.heads + 1), key=f"{KEY}.tf.head")
-    src_labels = [f"{t}·{i}" for i, t in enumerate(src)]
-    dec_labels = ["BOS"] + [f"{t}·{i}" for i, t in enumerate(tgt[:-1])]
-    q_labels = src_labels if kind == "enc_self" else dec_labels
-    k_labels = dec_labels if kind == "dec_self" else src_labels
-    aligned = "cross" if "cross" in a else "enc_self"
-    source = _source_positions(cfg.task, src) if kind == aligned else None
-    show(shared_view(runner, "big", lambda: figs.attention_map(
-        a[kind][ex, layer - 1, head - 1], q_labels, k_labels,
-        _("{name}, layer {layer}, head {head} (token·position)").format(name=_(MAP_NAMES[kind]), layer=layer, head=head),
-        source), ex, kind, layer, head), key=f"{KEY}.tf.big")
+
+    def big(r):  # the example's tokens and maps from the snapshot it is given (the live feed gives newer ones)
+        a = r.latest.arrays
+        src, tgt = a["src"][ex], a["tgt"][ex]
+        src_labels = [f"{t}·{i}" for i, t in enumerate(src)]
+        dec_labels = ["BOS"] + [f"{t}·{i}" for i, t in enumerate(tgt[:-1])]
+        q_labels = src_labels if kind == "enc_self" else dec_labels
+        k_labels = dec_labels if kind == "dec_self" else src_labels
+        aligned = "cross" if "cross" in a else "enc_self"
+        source = _source_positions(r.config.task, src) if kind == aligned else None
+        return figs.attention_map(
+            a[kind][ex, layer - 1, head - 1], q_labels, k_labels,
+            _("{name}, layer {layer}, head {head} (token·position)").format(name=_(MAP_NAMES[kind]), layer=layer,
+                                                                             head=head), source)
+
+    live_chart(runner, "big", big, f"{KEY}.tf.big", ex, kind, layer, head)
 
 
 def _source_positions(task: str, src: np.ndarray) -> np.ndarray:

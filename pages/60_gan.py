@@ -9,7 +9,7 @@ from dlviz.demos import get_demo
 from dlviz.demos.gan import VISIT_WINDOW, digit_classifier
 from dlviz.figures.common import image_grid, metric_curves
 from dlviz.figures.gan import LAYERS, class_histogram_figure, gan_1d_figure, gan_plane_figure
-from dlviz.ui import config_form, current_device, explain, lecture_mode, live_run, shared_view, show
+from dlviz.ui import config_form, current_device, explain, lecture_mode, live_chart, live_run
 from dlviz.ui.topics import require_app
 from dlviz.i18n import N_, _
 
@@ -43,9 +43,9 @@ explain(
 def loss_panels(runner, extra):
     # Every figure of a live draw is built once per snapshot for all the sessions watching the run (shared_view);
     # the session's own choices (the layers shown) are part of its key.
-    show(shared_view(runner, "curves", lambda: metric_curves(runner.history, [
-        (_("losses"), ["d_loss", "g_loss"]), (_("D on real vs generated"), ["d_real", "d_fake"]), *extra])),
-         key=f"{KEY}.{view}.curves")
+    live_chart(runner, "curves", lambda r: metric_curves(r.history, [
+        (_("losses"), ["d_loss", "g_loss"]), (_("D on real vs generated"), ["d_real", "d_fake"]), *extra]),
+        f"{KEY}.{view}.curves")
 
 
 def page_2d():
@@ -89,20 +89,19 @@ def page_2d():
             metric_rows(4, items[split:])
         left, right = st.columns([1.3, 1])
         with left:  # in lecture mode the field starts right under the buttons: the first screen holds it whole
-            show(shared_view(runner, "plane", lambda: gan_plane_figure(
-                snap.arrays, prob, shown, title=_("Step {step}").format(step=snap.step), height=360 if lecture else 560),
-                tuple(shown)), key=f"{KEY}.2d.plane")
+            live_chart(runner, "plane", lambda r: gan_plane_figure(
+                r.latest.arrays, prob, shown, title=_("Step {step}").format(step=r.latest.step),
+                height=360 if lecture_mode() else 560), f"{KEY}.2d.plane", tuple(shown))
         with right:
             if lecture:  # D's means are in the curves below
                 metric_rows(3 if len(items) < 7 else 2, items[:-2])
             extra = [(_("modes: covered, now, visited"), ["modes_covered", "modes_now", "modes_visited"]),
                      (_("quality, spread, JS"), ["high_quality", "spread", "js"])] \
                 if "modes_covered" in m else [(_("divergence (grid)"), ["js", "kl"]), (_("spread"), ["spread"])]
-            show(shared_view(runner, "curves", lambda: metric_curves(runner.history, [
-                (_("losses"), ["d_loss", "g_loss"]), (_("D on real vs generated"), ["d_real", "d_fake"])], height=300)),
-                 key=f"{KEY}.2d.curves")
-            show(shared_view(runner, "quality", lambda: metric_curves(runner.history, extra, height=300)),
-                 key=f"{KEY}.2d.quality")
+            live_chart(runner, "curves", lambda r: metric_curves(r.history, [
+                (_("losses"), ["d_loss", "g_loss"]), (_("D on real vs generated"), ["d_real", "d_fake"])], height=300),
+                f"{KEY}.2d.curves")
+            live_chart(runner, "quality", lambda r: metric_curves(r.history, extra, height=300), f"{KEY}.2d.quality")
         st.caption(_("Heatmap: D's output over the plane (green = 'real', purple = 'fake', grey = 1/2). Orange "
                    "segments: the direction G's loss pushes each generated point (-∇ₓ of G's loss, scaled). Thin "
                    "purple lines: G's image of a grid in noise space. Dotted circles: 3σ around each mode. "
@@ -132,9 +131,9 @@ def page_1d():
         cfg = runner.config  # the run's data, not the widgets' (they may have changed since it started)
         c[2].metric(_("generator mean"), f"{m['gen_mean']:.2f}", help=_("data: {data_mean:.2f}").format(data_mean=cfg.data_mean))
         c[3].metric(_("generator std"), f"{m['gen_std']:.2f}", help=_("data: {data_std:.2f}").format(data_std=cfg.data_std))
-        show(shared_view(runner, "density", lambda: gan_1d_figure(
-            snap.arrays, cfg.data_mean, title=_("Step {step}").format(step=snap.step),
-            height=235 if lecture_mode() else 440)), key=f"{KEY}.1d.fig")
+        live_chart(runner, "density", lambda r: gan_1d_figure(
+            r.latest.arrays, r.config.data_mean, title=_("Step {step}").format(step=r.latest.step),
+            height=235 if lecture_mode() else 440), f"{KEY}.1d.fig")
         loss_panels(runner, [(_("|D - 1/2| and JS"), ["d_gap", "js"])])
 
     live_run(f"{KEY}.1d", demo, config, current_device(), draw, stage=stage, main_view=lambda r: gan_1d_figure(
@@ -163,14 +162,15 @@ def page_digits():
         c[3].metric(_("mean D(generated)"), f"{m['d_fake']:.2f}")
         left, right = st.columns([1, 1])
         with left:
-            show(shared_view(runner, "samples", lambda: image_grid(
-                snap.arrays["samples"], ncols=8, tile_px=32 if lecture_mode() else 48,
-                title=_("64 fixed noise vectors at step {step}").format(step=snap.step))), key=f"{KEY}.digits.samples")
+            live_chart(runner, "samples", lambda r: image_grid(
+                r.latest.arrays["samples"], ncols=8, tile_px=32 if lecture_mode() else 48,
+                title=_("64 fixed noise vectors at step {step}").format(step=r.latest.step)), f"{KEY}.digits.samples")
         with right:
-            show(shared_view(runner, "hist", lambda: class_histogram_figure(snap.arrays["class_hist"],
-                                                                          m["class_entropy"])), key=f"{KEY}.digits.hist")
-            show(shared_view(runner, "diversity", lambda: metric_curves(
-                runner.history, [(_("diversity"), ["class_entropy", "confidence"])], height=300)), key=f"{KEY}.digits.div")
+            live_chart(runner, "hist", lambda r: class_histogram_figure(r.latest.arrays["class_hist"],
+                                                                        r.latest.metrics["class_entropy"]),
+                       f"{KEY}.digits.hist")
+            live_chart(runner, "diversity", lambda r: metric_curves(
+                r.history, [(_("diversity"), ["class_entropy", "confidence"])], height=300), f"{KEY}.digits.div")
         loss_panels(runner, [])
 
     live_run(f"{KEY}.digits", demo, config, current_device(), draw, stage=stage, main_view=lambda r: image_grid(

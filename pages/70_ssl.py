@@ -17,7 +17,7 @@ from dlviz.demos.ssl import CONTRASTIVE, compare_warning, load_data, queue_sweep
 from dlviz.figures.common import embedding_scatter
 from dlviz.figures.ssl import (negatives_figure, pairs_figure, pca_figure, queue_sweep_figure, spectrum_figure,
                                ssl_curves)
-from dlviz.ui import config_form, current_device, explain, lecture_mode, live_run, plain, shared_view, show
+from dlviz.ui import config_form, current_device, explain, lecture_mode, live_chart, live_run, plain, show
 from dlviz.ui.compute import queued
 from dlviz.ui.feature_sources import FeatureSource, publish
 from dlviz.ui.topics import require_app
@@ -125,7 +125,7 @@ def metric_row(m: dict, pre: str, label: str, out_dim: int) -> None:
 
 def draw(runner) -> None:
     # Everything here describes the run on screen (runner.config), not the widgets: they may have changed since.
-    snap, first, cfg = runner.latest, runner.first, runner.config
+    snap, cfg = runner.latest, runner.config
     if snap is None:
         return
     try:
@@ -139,9 +139,10 @@ def draw(runner) -> None:
     for pre, label in zip(pres, labels):
         metric_row(m, pre, label, cfg.out_dim)
     # Every live figure is built once per snapshot for all the sessions watching the run (shared_view).
-    show(shared_view(runner, "curves", lambda: ssl_curves(runner.history, labels, m["output_std_ref"],
-                                                          m["knn_acc_random_encoder"], m["knn_acc_pixels"],
-                                                          height=290 if lecture_mode() else 330)), key=f"{KEY}.curves")
+    live_chart(runner, "curves", lambda r: ssl_curves(r.history, labels, r.latest.metrics["output_std_ref"],
+                                                      r.latest.metrics["knn_acc_random_encoder"],
+                                                      r.latest.metrics["knn_acc_pixels"],
+                                                      height=290 if lecture_mode() else 330), f"{KEY}.curves")
     st.caption(_("Baselines on the same test set (weighted cosine kNN, k=20): random-initialized encoder "
                  "**{knn_acc_random_encoder:.1%}**, raw pixels **{knn_acc_pixels:.1%}**.").format(
                    knn_acc_random_encoder=m['knn_acc_random_encoder'],
@@ -150,7 +151,7 @@ def draw(runner) -> None:
                                                                           n=int(m['negatives']))
                   if cfg.method in CONTRASTIVE else ""))
     if "neg_age" in m or "b_neg_age" in m:
-        show(shared_view(runner, "negatives", lambda: negatives_figure(runner.history, labels)), key=f"{KEY}.negatives")
+        live_chart(runner, "negatives", lambda r: negatives_figure(r.history, labels), f"{KEY}.negatives")
         parts = [_("{run}: negatives {age:.1f} steps old on average (oldest {oldest:.0f}), consistency "
                    "{consistency:.2f}").format(run=lab, age=m[p + 'neg_age'], oldest=m[p + 'neg_age_max'],
                                                consistency=m[p + 'neg_consistency'])
@@ -161,18 +162,24 @@ def draw(runner) -> None:
                                                           steps=len(data.x_train) / cfg.batch_size))
     y = data.y_test.numpy()
     cols = st.columns(2)
-    if len(labels) == 2:
-        panels = [(snap.arrays["pca"], _("{name} · step {step}").format(name=labels[0], step=snap.step)),
-                  (snap.arrays["b_pca"], _("{name} · step {step}").format(name=labels[1], step=snap.step))]
-    else:
-        panels = [(first.arrays["pca"], _("before training (step 0)")),
-                  (snap.arrays["pca"], _("step {step}").format(step=snap.step))]
-    for i, (col, (coords, title)) in enumerate(zip(cols, panels)):
+
+    def pca_panel(r, i: int):  # panel i of the snapshot it is given (the live feed gives newer ones)
+        snap = r.latest
+        if len(labels) == 2:
+            coords = snap.arrays[["pca", "b_pca"][i]]
+            title = _("{name} · step {step}").format(name=labels[i], step=snap.step)
+        elif i == 0:
+            coords, title = r.first.arrays["pca"], _("before training (step 0)")
+        else:
+            coords, title = snap.arrays["pca"], _("step {step}").format(step=snap.step)
+        return pca_figure(coords, y, _("PCA of z/‖z‖: {title}").format(title=title), data.classes)
+
+    for i, col in enumerate(cols):
         with col:
-            show(shared_view(runner, f"pca{i}", lambda coords=coords, title=title: pca_figure(
-                coords, y, _("PCA of z/‖z‖: {title}").format(title=title), data.classes)), key=f"{KEY}.pca{i}")
-    spectra = [(_("step {step}").format(step=0), first.arrays["sv"])] + [(lab, snap.arrays[pre + "sv"]) for pre, lab in zip(pres, labels)]
-    show(shared_view(runner, "spectrum", lambda: spectrum_figure(spectra)), key=f"{KEY}.spectrum")
+            live_chart(runner, f"pca{i}", lambda r, i=i: pca_panel(r, i), f"{KEY}.pca{i}")
+    live_chart(runner, "spectrum", lambda r: spectrum_figure(
+        [(_("step {step}").format(step=0), r.first.arrays["sv"])]
+        + [(lab, r.latest.arrays[pre + "sv"]) for pre, lab in zip(pres, labels)]), f"{KEY}.spectrum")
     st.caption(_("A complete collapse shows as the whole spectrum sinking by orders of magnitude, a dimensional "
                "collapse as a tail that falls away while the top values stay. The plain effective rank (exp of the "
                "entropy of the normalized singular values) sees only the shape, not the level: a sunken but flat "

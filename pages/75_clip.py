@@ -13,7 +13,7 @@ from dlviz.demos import get_demo
 from dlviz.demos.clip import TEXT_DIM
 from dlviz.figures.clip import clip_curves, joint_pca_figure, ranking_figure, rgb_tiles, similarity_figure, template_bars
 from dlviz.models.clip import load_text_tower
-from dlviz.ui import config_form, current_device, explain, lecture_mode, live_run, plain, shared_view, show
+from dlviz.ui import config_form, current_device, explain, lecture_mode, live_chart, live_run, plain, shared_view, show
 from dlviz.ui.topics import require_app
 from dlviz.i18n import _, current_language
 
@@ -107,14 +107,16 @@ def draw(runner) -> None:
     left, right = st.columns([4, 3])
     with left:
         # Every live figure is built once per snapshot for all the sessions watching the run (shared_view).
-        show(shared_view(runner, "curves", lambda: clip_curves(runner.history, height=255 if lecture_mode() else 340)),
-             key=f"{KEY}.curves")
+        live_chart(runner, "curves", lambda r: clip_curves(r.history, height=255 if lecture_mode() else 340),
+                   f"{KEY}.curves")
     with right:
-        idx = snap.arrays["display"]
-        labels = [str(data.attributes(int(i))[0]) for i in idx]  # one test image per digit; rows say the rest
-        show(shared_view(runner, "sim", lambda: similarity_figure(
-            snap.arrays["sim"], labels, [data.test_captions[i] for i in idx], m["logit_scale"],
-            height=300 if lecture_mode() else 360)), key=f"{KEY}.sim")
+        def sim(r):  # from the snapshot it is given (the live feed gives newer ones)
+            idx = r.latest.arrays["display"]
+            labels = [str(data.attributes(int(i))[0]) for i in idx]  # one test image per digit; rows say the rest
+            return similarity_figure(r.latest.arrays["sim"], labels, [data.test_captions[i] for i in idx],
+                                     r.latest.metrics["logit_scale"], height=300 if lecture_mode() else 360)
+
+        live_chart(runner, "sim", sim, f"{KEY}.sim")
 
 
 def draw_slow(runner) -> None:

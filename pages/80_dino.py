@@ -14,7 +14,7 @@ from dlviz.demos import get_demo
 from dlviz.demos.dino import DEPARTURES, N_SHOW, SUPERVISED_STEPS, photo_attention, train_supervised
 from dlviz.figures.dino import attention_figure, entropy_figure, iou_bars, iou_curves
 from dlviz.models.vit import CheckpointError, list_checkpoints, load_dino_checkpoint, weights_dir
-from dlviz.ui import config_form, current_device, explain, lecture_mode, live_run, plain, shared_view, show
+from dlviz.ui import config_form, current_device, explain, lecture_mode, live_chart, live_run, plain, shared_view, show
 from dlviz.ui.controls import linked_view
 from dlviz.ui.compute import queued
 from dlviz.ui.feature_sources import FeatureSource, publish
@@ -84,23 +84,30 @@ def draw(runner) -> None:
                 help=_("The entropy of the teacher's mean output (nats); log K is uniform over the K dimensions."))
     # Figures: built once per snapshot for every session watching the run (shared_view); a session's own choices
     # (a supervised baseline it computed, the network, layer and mass it shows) are part of the key.
-    show(shared_view(runner, "ioucurves", lambda: iou_curves(runner.history, height=215 if lecture_mode() else 320)),
-         key=f"{KEY}.ioucurves")
+    live_chart(runner, "ioucurves", lambda r: iou_curves(r.history, height=215 if lecture_mode() else 320),
+               f"{KEY}.ioucurves")
     st.caption(_("Attention maps and IoUs are measured every {eval_every} steps (last: step {eval_step:.0f}); the "
                  "loss and entropies move with every step.").format(
                    eval_every=runner.config.eval_every,
                    eval_step=m['eval_step']))
-    bars = {_("DINO best head"): m["attn_iou_best"], _("DINO mean"): m["attn_iou_mean"],
-            _("random init"): m["attn_iou_random_init"], _("brightness"): m["brightness_iou"]}
     sup = st.session_state.get(f"{KEY}.supervised")
-    if sup is not None and sup[0] == runner.config:
-        bars[_("labels (best head)")] = sup[1]["iou_best"]
+    # The supervised baseline this session computed for this run (None: none): a choice of the session, in the key.
+    sup_iou = sup[1]["iou_best"] if sup is not None and sup[0] == runner.config else None
+
+    def bars(r):  # from the snapshot it is given (the live feed gives newer ones)
+        m = r.latest.metrics
+        values = {_("DINO best head"): m["attn_iou_best"], _("DINO mean"): m["attn_iou_mean"],
+                  _("random init"): m["attn_iou_random_init"], _("brightness"): m["brightness_iou"]}
+        if sup_iou is not None:
+            values[_("labels (best head)")] = sup_iou
+        return iou_bars(values, r.latest.arrays["head_iou"])
+
     left, right = st.columns(2)
     with left:
-        show(shared_view(runner, "entropy", lambda: entropy_figure(runner.history, m["log_k"])), key=f"{KEY}.entropy")
+        live_chart(runner, "entropy", lambda r: entropy_figure(r.history, r.latest.metrics["log_k"]),
+                   f"{KEY}.entropy")
     with right:
-        show(shared_view(runner, "bars", lambda: iou_bars(bars, snap.arrays["head_iou"]), tuple(bars.items())),
-             key=f"{KEY}.bars")
+        live_chart(runner, "bars", bars, f"{KEY}.bars", sup_iou)
 
 
 def draw_maps(runner) -> None:

@@ -16,7 +16,8 @@ from dlviz.figures import teachers as figs
 from dlviz.figures.common import image_grid
 from dlviz.i18n import N_, _
 from dlviz.models.student import mean_soft_targets
-from dlviz.ui import config_form, current_device, explain, lecture_mode, live_run, part_switch, shared_view, show
+from dlviz.ui import (config_form, current_device, explain, lecture_mode, live_chart, live_run, part_switch,
+                      shared_view, show)
 from dlviz.ui.compute import queued
 from dlviz.ui.topics import require_app
 
@@ -78,8 +79,8 @@ def draw_distill(runner) -> None:
                 help=_("trained in {s:.1f} s at the start of this run (0: from the cache)").format(
                     s=m["teacher_seconds"]))
     # Live figures: built once per snapshot for all the sessions watching the run (shared_view).
-    show(shared_view(runner, "curves", lambda: figs.distill_curves(runner.history, m["teacher_acc"])),
-         key=f"{KEY}.kd.curves")
+    live_chart(runner, "curves", lambda r: figs.distill_curves(r.history, r.latest.metrics["teacher_acc"]),
+               f"{KEY}.kd.curves")
     if "omit_recall_kd" in m:
         st.caption(_("Digit {d} was left out of both students' data: the distilled student recognizes "
                      "{kd:.0%} of the test {d}s, the hard-label twin {hard:.0%}. Only the teacher's soft targets "
@@ -186,8 +187,8 @@ def draw_ema(runner) -> None:
                     help=_("mean ± std of the test accuracy over the snapshots in the last quarter of the steps so "
                            "far (the shaded band)"))
         c[3].metric(_("last quarter: EMA"), f"{ema_mean:.1%} ± {ema_std * 100:.1f}")
-    show(shared_view(runner, "curves", lambda: figs.ema_curves(h, height=285 if lecture_mode() else 300)),
-         key=f"{KEY}.ema.curves")
+    live_chart(runner, "curves", lambda r: figs.ema_curves(r.history, height=285 if lecture_mode() else 300),
+               f"{KEY}.ema.curves")
 
 
 {"distill": distill_part, "ema": ema_part}[part]()

@@ -13,7 +13,7 @@ from dlviz.demos import get_demo
 from dlviz.demos.mil import N_SHOW, POOL_LABELS
 from dlviz.figures.mil import bag_figure, mil_curves
 from dlviz.i18n import N_, Msg, _
-from dlviz.ui import config_form, current_device, explain, live_run, shared_view, show
+from dlviz.ui import config_form, current_device, explain, live_chart, live_run, shared_view, show
 from dlviz.ui.feature_sources import FeatureSource, publish
 from dlviz.ui.topics import require_app
 
@@ -57,8 +57,8 @@ def draw(runner) -> None:
     if snap is None:
         return
     m = snap.metrics
-    show(shared_view(runner, "curves", lambda: mil_curves(runner.history, cfg.pools, labels(cfg), m["loc_chance"])),
-         key=f"{KEY}.curves")
+    live_chart(runner, "curves", lambda r: mil_curves(r.history, r.config.pools, labels(r.config),
+                                                      r.latest.metrics["loc_chance"]), f"{KEY}.curves")
     rows = []
     for p in cfg.pools:
         rows.append({_("pooling"): _(POOL_LABELS[p]), _("bag accuracy"): f"{m[p + '_acc']:.1%}",

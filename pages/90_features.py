@@ -16,7 +16,7 @@ from dlviz.demos import get_demo
 from dlviz.demos.features import PERPLEXITY_GRID, run_on
 from dlviz.figures.common import embedding_scatter, image_grid, metric_curves
 from dlviz.figures.features import explained_variance_figure, mark_selection, small_multiples
-from dlviz.ui import config_form, current_device, explain, global_seed, lecture_mode, live_run, shared_view, show
+from dlviz.ui import config_form, current_device, explain, global_seed, lecture_mode, live_chart, live_run, show
 from dlviz.ui.compute import queued
 from dlviz.ui.feature_sources import sources
 from dlviz.ui.topics import require_app
@@ -201,9 +201,9 @@ else:
              _("t-SNE at iteration {step}").format(step=snap.step) + (_(" (final)") if final else ""), final)
         rows = [r for r in runner.history if np.isfinite(r.get("kl_divergence", np.nan))]
         if len(rows) > 2:
-            show(shared_view(runner, "kl", lambda: metric_curves(
-                rows, [(_("KL(P‖Q) as t-SNE optimizes"), ["kl_divergence"])], x="iteration", height=250)),
-                 key=f"{KEY}.kl")
+            live_chart(runner, "kl", lambda r: metric_curves(
+                [h for h in r.history if np.isfinite(h.get("kl_divergence", np.nan))],
+                [(_("KL(P‖Q) as t-SNE optimizes"), ["kl_divergence"])], x="iteration", height=250), f"{KEY}.kl")
 
     # A slower refresh than training pages: each redraw sends 1,797 points; on a busy machine the browser needed
     # more than 0.6 s to draw them (the plot stayed blank at a 0.6 s period, drew at 2.5 s; measured).
