@@ -219,3 +219,19 @@ def test_the_feed_records_what_its_builds_cost():
     (when, cost), = feed._COSTS.values()
     assert 0 < cost < 5 and time.monotonic() - when < 5
     feed._COSTS.clear()
+
+
+def test_a_new_runs_first_trained_chart_is_not_held_back_by_a_busy_server(monkeypatch):
+    monkeypatch.setattr(feed, "BUILD_SHARE", 1e-6)  # a busy server: running charts wait long to be rebuilt
+    runner = Runner(WALK, WalkConfig(), torch.device("cpu"))
+    runner.prime()
+    runner.play()
+    token = feed.register(("s1", "c"), runner, "curves", build, (), "en", False)
+    first = body(feed.answer(token, None)[1])["head"]
+    assert first["step"] == 0
+    more(runner, 1)
+    status, data = feed.answer(token, first["v"])
+    assert status == 200 and body(data)["head"]["step"] == 1  # the first step shows at once
+    more(runner, 1)
+    assert feed.answer(token, body(data)["head"]["v"]) == (204, None)  # then the busy server's pace
+    feed._COSTS.clear()

@@ -75,6 +75,7 @@ class ClientStats:
     step_times: list = field(default_factory=list)  # (monotonic time, step) of each new "step N" caption
     feed_times: list = field(default_factory=list)  # (monotonic time, step) of each new chart from the live feed
     feed_requests: int = 0
+    feed_at: float | None = None  # monotonic time the chart's feed first arrived after Start
     live_runs: list = field(default_factory=list)  # monotonic times of completed runs of the live fragment
     steps: int = 0
     shared_max: int = 0
@@ -238,6 +239,8 @@ class LightClient:
             return  # the same feed: the component goes on polling undisturbed
         self._stop_feed()
         if url:
+            if self.stats.feed_at is None and self.stats.clicked_at is not None:
+                self.stats.feed_at = time.monotonic()
             self.feed_url = url
             self.feed_task = asyncio.get_running_loop().create_task(self._poll(url, data.get("every", 200) / 1000))
 
@@ -656,11 +659,14 @@ def run_scenario(kind: str, n: int, measure_s: float = 15.0, spread_s: float = 1
         "load_s_max": round(max((s.loaded_s for s in stats if s.loaded_s is not None), default=0), 2),
         "refreshes_per_s_median": round(statistics.median(rates), 2) if rates else None,
         "refreshes_per_s_p10": round(_pct(rates, 0.1), 2) if rates else None,
+        "refreshes_per_s_min": round(min(rates), 2) if rates else None,
         "fragment_runs_per_s_median": round(statistics.median(run_rates), 2) if run_rates else None,
         "feed_clients": sum(bool(s.feed_times) for s in stats),
         "feed_requests_per_s": round(sum(s.feed_requests for s in stats) / window, 1) if window else None,
         "first_update_s_median": round(statistics.median(firsts), 2) if firsts else None,
         "first_update_s_max": round(max(firsts), 2) if firsts else None,
+        "feed_arrived_s_max": round(max((s.feed_at - s.clicked_at for s in stats if s.feed_at and s.clicked_at),
+                                        default=0), 2),
         "no_update": sum(s.first_update_s is None for s in stats),
         "exceptions": len(exceptions),
         "exception_samples": exceptions[:5],
