@@ -154,7 +154,8 @@ def answer(token: str, have: str | None, gzipped: bool = False) -> tuple[int, by
         bodies = _BODIES.get(cache_key)
     if bodies is None:
         head = {"v": version, "step": int(shown.latest.step) if shown.latest is not None else 0,
-                "running": shown.status == RUNNING, "every": poll_ms()}
+                "running": shown.status == RUNNING, "every": POLL_MS if stamp[0] <= 1 else poll_ms()}  # step 0:
+        # the first trained chart is wanted at once
         plain = b'{"head":' + json.dumps(head).encode() + b',"fig":' + _themed_json(fig, feed.lecture).encode() + b"}"
         bodies = (plain, gzip.compress(plain, compresslevel=1))  # level 1: about 5x smaller, once per version
         with _BODIES_LOCK:

@@ -81,6 +81,7 @@ class ClientStats:
     shared_max: int = 0
     runs_training: int | None = None  # from the sidebar caption, latest full run
     finished_seen: bool = False  # the caption read "finished": the run ended inside the window
+    finished_at: float | None = None  # when the run was first seen finished (refreshes are counted until then)
     exceptions: list = field(default_factory=list)
     messages: int = 0
     bytes_in: int = 0
@@ -116,8 +117,8 @@ class LightClient:
         self.last_full_finish = 0.0
         self.running = False
         self.base_url = ws_url.replace("ws://", "http://").rsplit("/_stcore/", 1)[0]
-        self.feed_url: str | None = None  # the chart's feed being polled, as the component does
-        self.feed_task: asyncio.Task | None = None
+        self.cookie = ""  # the Cookie header line a browser would send with its feed requests
+        self.feeds: dict[str, tuple[str, asyncio.Task]] = {}  # chart element id -> (its feed, the task polling it)
 
     # -- sending -----------------------------------------------------------------------------------------
     async def _rerun(self, *, trigger: str | None = None, fragment_id: str | None = None, auto: bool = False,
@@ -215,6 +216,7 @@ class LightClient:
                         self.stats.first_update_s = now - self.stats.clicked_at
                 if body.startswith("**finished**"):
                     self.stats.finished_seen = True
+                    self.stats.finished_at = self.stats.finished_at or now
                 s = SHARED_RE.search(body)
                 if s:
                     self.stats.shared_max = max(self.stats.shared_max, int(s.group(1)))
@@ -222,7 +224,7 @@ class LightClient:
             if r:
                 self.stats.runs_training = int(r.group(1))
         elif kind == "bidi_component" and el.bidi_component.component_name == FEED_COMPONENT:
-            self._on_chart(el.bidi_component.json)
+            self._on_chart(el.bidi_component.id, el.bidi_component.json)
         elif kind == "exception":
             e = el.exception
             self.stats.exceptions.append(f"{e.type}: {e.message}"[:300])
@@ -230,27 +232,29 @@ class LightClient:
             self.stats.exceptions.append(f"error alert: {el.alert.body}"[:300])
 
     # -- the live feed (dlviz.ui.feed): what the chart component does in a browser -----------------------------
-    def _on_chart(self, raw_json: str) -> None:
+    def _on_chart(self, element_id: str, raw_json: str) -> None:
+        """A chart element arrived: it polls its feed (each chart of a page its own, as in the browser), or, drawn
+        from a figure (paused, finished), stops polling."""
         import json
 
         data = json.loads(raw_json or "{}")
         url = data.get("feed")
-        if url == self.feed_url:
+        if url == self.feeds.get(element_id, (None,))[0]:
             return  # the same feed: the component goes on polling undisturbed
-        self._stop_feed()
+        self._stop_feed(element_id)
         if url:
             if self.stats.feed_at is None and self.stats.clicked_at is not None:
                 self.stats.feed_at = time.monotonic()
-            self.feed_url = url
-            self.feed_task = asyncio.get_running_loop().create_task(self._poll(url, data.get("every", 200) / 1000))
+            task = asyncio.get_running_loop().create_task(self._poll(element_id, url, data.get("every", 200) / 1000))
+            self.feeds[element_id] = (url, task)
 
-    def _stop_feed(self) -> None:
-        self.feed_url = None
-        if self.feed_task is not None:
-            self.feed_task.cancel()
-            self.feed_task = None
+    def _stop_feed(self, element_id: str | None = None) -> None:
+        for eid in list(self.feeds) if element_id is None else [element_id]:
+            entry = self.feeds.pop(eid, None)
+            if entry is not None:
+                entry[1].cancel()
 
-    async def _poll(self, url: str, every_s: float) -> None:
+    async def _poll(self, element_id: str, url: str, every_s: float) -> None:
         """GET the feed, wait ``every_s`` after each answer, until it says the run stopped or is gone: one
         keep-alive connection, gzip accepted, as Chromium asks."""
         import gzip
@@ -261,9 +265,10 @@ class LightClient:
         have = ""
         try:
             reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-            while self.feed_url == url and not self.closed.is_set():
+            while self.feeds.get(element_id, (None,))[0] == url and not self.closed.is_set():
                 writer.write((f"GET {url}?v={urllib.parse.quote(have)} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-                              "Accept-Encoding: gzip, deflate\r\nConnection: keep-alive\r\n\r\n").encode())
+                              f"Accept-Encoding: gzip, deflate\r\nConnection: keep-alive\r\n{self.cookie}\r\n"
+                              ).encode())
                 await writer.drain()
                 self.stats.feed_requests += 1
                 status = int((await reader.readline()).split()[1])
@@ -282,12 +287,14 @@ class LightClient:
                     head = json.loads(body)["head"]
                     now = time.monotonic()
                     have, step = head["v"], int(head["step"])
-                    self.stats.feed_times.append((now, step))
+                    if not self.stats.feed_times or step > self.stats.feed_times[-1][1]:
+                        self.stats.feed_times.append((now, step))  # a new step on the page (any of its charts)
                     self.stats.steps = max(self.stats.steps, step)
                     if step > 0 and self.stats.first_update_s is None and self.stats.clicked_at is not None:
                         self.stats.first_update_s = now - self.stats.clicked_at
                     every_s = head.get("every", every_s * 1000) / 1000
                     if not head.get("running"):
+                        self.stats.finished_at = self.stats.finished_at or now
                         break
                 elif status == 404:
                     break
@@ -395,6 +402,9 @@ class LightClient:
         self.ws = await asyncio.wait_for(
             connect(self.ws_url, subprotocols=["streamlit"], max_size=None, open_timeout=timeout,
                     ping_interval=None, close_timeout=2), timeout)
+        with contextlib.suppress(Exception):  # a sticky proxy's cookie (tools/classroom.py): sent with every request
+            cookies = [c.split(";", 1)[0].strip() for c in self.ws.response.headers.get_all("Set-Cookie")]
+            self.cookie = f"Cookie: {'; '.join(cookies)}\r\n" if cookies else ""
         self._reader_task = asyncio.get_running_loop().create_task(self._reader())
         await self._rerun(first=True)
         deadline = t0 + timeout
@@ -642,7 +652,8 @@ def run_scenario(kind: str, n: int, measure_s: float = 15.0, spread_s: float = 1
     for s in stats:
         since = s.clicked_at + s.first_update_s + 1.0 if s.first_update_s is not None else None
         shown = s.feed_times or s.step_times  # the chart drawn from the feed, else the live area's captions
-        r = _rate([t for t, step in shown if step > 0], since, t_end)
+        until = min(t_end, s.finished_at) if s.finished_at else t_end  # while the run trains
+        r = _rate([t for t, step in shown if step > 0], since, until)
         rates.append(r if r is not None else 0.0)
         rr = _rate(s.live_runs, since, t_end)
         run_rates.append(rr if rr is not None else 0.0)
