@@ -23,7 +23,8 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def app_url():
     # As the app runs by default: runs train in worker processes (dlviz.procs); the tests run the rest in process.
-    with serve_app(env={"DLVIZ_TRAIN_PROCESS": "1"}, timeout=120) as url:
+    # The live feed draws the running charts from the first session watching (the server's default: from six).
+    with serve_app(env={"DLVIZ_TRAIN_PROCESS": "1", "DLVIZ_FEED_WATCHERS": "1"}, timeout=120) as url:
         yield url
 
 

@@ -256,9 +256,13 @@ export default function (component) {
   if (data.fig) {
     stop();
     s.v = "";
-    draw(JSON.parse(data.fig)).then(() => { root.dataset.step = data.step; });
+    if (data.fig !== s.fig) {  // a rerun that resends the figure on screen changes nothing
+      s.fig = data.fig;
+      draw(JSON.parse(data.fig)).then(() => { root.dataset.step = data.step; });
+    }
   } else if (data.feed && data.feed !== s.url) {
     stop();
+    s.fig = null;
     s.url = data.feed;
     const gen = s.gen;
     const poll = async () => {

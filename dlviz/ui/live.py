@@ -13,6 +13,7 @@ import contextlib
 import contextvars
 import dataclasses
 import json
+import os
 import threading
 import time
 import uuid
@@ -37,7 +38,11 @@ BUSY_VIEWS = 2.0  # on a busy server (a live period above every_s) the heavier v
 # than SLOW_EVERY_S says, relative to the curves: they were half of a round's drawing time, and the curves are the
 # run's pulse
 FEED_AREA_S = 1.0  # with the live feed (dlviz.ui.feed) the browser redraws the main chart itself; the Streamlit area
-# around it (status line, metrics) then reruns at most this often once two or more sessions watch runs
+# around it (status line, metrics) then reruns at most this often
+FEED_WATCHERS = int(os.environ.get("DLVIZ_FEED_WATCHERS", "6"))  # the feed draws the charts once this many sessions
+# watch training runs. Fewer, the page's own reruns carry the figure (5 a second): in Chromium on 2 cores one
+# session's chart refreshed 1.0-1.5 times a second from the feed (the browser also drew the reruns) against 2.6-3.8
+# for the reruns; forty light clients got 1.2-1.6 from the reruns against 3.3-3.8 from the feed
 SLOW_EVERY_S = 1.5  # heavier views (filters, embeddings, galleries): every 1.5 s rather than 1 s took the CNN
 # page from 2.6-2.8 to 3.3-3.4 curve refreshes/s in Chromium on 2 cores (its main thread was ~70% busy drawing them)
 
@@ -166,10 +171,12 @@ def _control_row(key: str, runner: Runner, config, device, pace_s: float, main_v
         _export(key, runner, main_view)
 
 
-def _feed_enabled() -> bool:
+def feeding() -> bool:
+    """Whether running charts are drawn from the live feed now: it is served, and FEED_WATCHERS sessions or more
+    watch training runs (the server decides for everyone at once, so sessions switch together)."""
     from . import feed
 
-    return feed.enabled()
+    return feed.enabled() and scheduler().watchers() >= FEED_WATCHERS
 
 
 def _can_rewind(runner: Runner) -> bool:
@@ -411,9 +418,10 @@ _LIVE: contextvars.ContextVar[Runner | None] = contextvars.ContextVar("dlviz_liv
 
 def live_chart(runner: Runner, name: str, build: Callable[[Runner], object], key: str, *parts) -> None:
     """A page's main live chart, ``build(runner)`` (a plotly figure), built once per snapshot for all the run's
-    viewers (``shared_view``). Where the live feed is served (dlviz.ui.feed), a running run's chart is drawn by
-    the browser from the feed, several times a second, between the page's own redraws; paused, rewound, finished
-    or without the feed, it is the figure of the step shown, as ``show(shared_view(...), key=key)``."""
+    viewers (``shared_view``). Where the live feed is served (dlviz.ui.feed), the chart is its component: while
+    a run trains on a busy server (``feeding``) the browser draws it from the feed, several times a second,
+    between the page's own redraws; otherwise each redraw sends the figure of the step shown (Plotly.react
+    redraws it in place). Without the feed: ``show(shared_view(...), key=key)``."""
     from . import feed
     from .settings import lecture_mode
 
@@ -422,7 +430,7 @@ def live_chart(runner: Runner, name: str, build: Callable[[Runner], object], key
         show(fig, key=key)
         return
     live, step = _LIVE.get(), runner.latest.step if runner.latest is not None else 0
-    if live is not None and runner.status == RUNNING and runner.cursor is None:
+    if live is not None and runner.status == RUNNING and runner.cursor is None and feeding():
         token = feed.register((session_id(), key), live, name, build, parts, current_language(), lecture_mode())
         feed.chart(key, feed=token, height=fig.layout.height, step=step)
     else:
@@ -468,7 +476,7 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
     st.session_state[f"{key}._buttons"] = runner.status
     me, sched = session_id(), scheduler()
     period = sched.refresh_period(every_s)  # longer when many sessions watch (see scheduler.DRAW_SHARE)
-    if _feed_enabled() and sched.watchers() > 1:
+    if feeding():
         period = max(period, FEED_AREA_S)  # the browsers redraw the main charts from the feed meanwhile
     st.session_state[f"{key}._period"] = (period, time.monotonic())
 
@@ -496,7 +504,7 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
             st.rerun()  # the run ended or paused since the buttons were drawn: redraw them, set the timer
         used, since = ss[f"{key}._period"]
         wanted = sched.refresh_period(every_s)
-        if _feed_enabled() and sched.watchers() > 1:
+        if feeding():
             wanted = max(wanted, FEED_AREA_S)
         if r.status == RUNNING and time.monotonic() - since > 3 and not 0.5 <= wanted / used <= 2.0:
             st.rerun()  # the server got busier or quieter: a full run sets the new period
