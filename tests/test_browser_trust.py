@@ -101,8 +101,10 @@ CHART = """() => { const d = document.querySelector('.dlviz-live-chart');
   return d ? [d.parentElement.dataset.step || '', d.querySelectorAll('.main-svg').length] : null; }"""
 
 
-def _chart(page) -> tuple[int, bool]:
-    """(the step the feed chart shows, whether it is drawn)."""
+def _chart(page, wait: bool = True) -> tuple[int, bool]:
+    """(the step the feed chart shows, whether it is drawn); ``wait``: until it is mounted and drawn."""
+    if wait:
+        page.wait_for_function(f"() => {{ const c = ({CHART})(); return c && c[1] > 0; }}", timeout=20_000)  # mounted
     got = page.evaluate(CHART)
     assert got is not None, "the CNN page's curves are the live feed's chart"
     return int(got[0] or 0), got[1] > 0
@@ -116,7 +118,7 @@ def test_the_live_chart_follows_the_run_from_its_feed_and_stays_drawn_through_pa
     _button(page, "▶ Start").click()
     seen, deadline = set(), time.perf_counter() + 20
     while len(seen) < 4 and time.perf_counter() < deadline:
-        step, drawn = _chart(page)
+        step, drawn = _chart(page, wait=False)
         assert drawn, "the chart is never empty while it trains"
         seen.add(step)
         page.wait_for_timeout(150)
