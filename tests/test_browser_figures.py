@@ -110,7 +110,9 @@ def test_themed_figures_keep_legends_and_titles_clear_of_everything_else(page):
 
 
 GAN_PROBE = """() => {
-  const first = document.querySelector('[data-testid="stMain"] [data-testid="stPlotlyChart"]');
+  // A chart element, or the live feed's chart component (dlviz.ui.feed), whichever comes first on the page.
+  const first = document.querySelector(
+    '[data-testid="stMain"] [data-testid="stPlotlyChart"], [data-testid="stMain"] .dlviz-live-chart');
   if (!first) return 'no chart';
   const stack = first.closest('[class*="st-key-dlviz_buf_"]');
   const charts = stack ? [...stack.querySelectorAll('[data-testid="stPlotlyChart"]')] : [first];
@@ -133,8 +135,9 @@ GAN_PROBE = """() => {
 }"""
 
 
-def test_the_gan_page_s_first_chart_is_never_empty_while_training(page):
-    with serve_app(timeout=120) as url:
+@pytest.mark.parametrize("watchers", ["6", "1"], ids=["reruns carry the figure", "drawn from the feed"])
+def test_the_gan_page_s_first_chart_is_never_empty_while_training(page, watchers):
+    with serve_app(env={"DLVIZ_FEED_WATCHERS": watchers}, timeout=120) as url:
         page.set_viewport_size({"width": 1280, "height": 720})
         open_settled(page, f"{url}/gan?lecture=1&steps=3000")
         live_button(page, "play").click()
