@@ -6,11 +6,13 @@ Here the browser asks for the chart: a small component (``chart``) polls ``/dlvi
 with plotly.js in place (``Plotly.react``: no empty frame, no remount), while the Streamlit area around it (the
 status line, the metrics, the heavier views) reruns less often. A feed answers from the figure the run's viewers
 share (``dlviz.ui.live.shared_view``: built once per snapshot for every session in one language and lecture
-mode), already serialized and gzipped once, or with 204 when the browser has it already.
+mode), already serialized and gzipped once, or with 204 when the browser has it already. The feed is used once
+``dlviz.ui.live.FEED_WATCHERS`` sessions watch runs; fewer, the reruns carry the figure to the same component.
 
-The routes exist when the server was started from ``app.py`` by ``streamlit run app.py`` (``st.App``, which
-Streamlit 1.53+ discovers in the script); elsewhere (AppTest, an older Streamlit, ``DLVIZ_FEED=0``) pages draw
-their charts through Streamlit as before.
+The routes exist when the server was started by ``streamlit run app.py`` (app.py defines an ``st.App``, which
+``streamlit run`` discovers in the script); elsewhere (AppTest, a Streamlit without ``st.App``, ``DLVIZ_FEED=0``)
+pages draw their charts through ``st.plotly_chart`` as before. plotly.js is the page's own when Streamlit has
+loaded it (``window.Plotly``), else ``/dlviz/plotly.min.js`` from the plotly package: offline either way.
 """
 
 from __future__ import annotations
