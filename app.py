@@ -1,9 +1,9 @@
 """dlviz: small deep-learning models train live in the browser; the pictures make textbook phenomena visible.
 
 Start with ``streamlit run app.py``. Pages live in ``pages/``; each is listed on the home page from its docstring.
-Streamlit 1.53+ finds ``app`` below and serves this file as an ``st.App`` with the live feed's routes (browsers
-draw a training run's main chart from one shared feed: dlviz.ui.feed); each session runs this file as
-``__main__``.
+``streamlit run`` finds ``app`` below (a Streamlit with ``st.App``) and serves this file with the live feed's
+routes (browsers draw a training run's charts from one shared feed: dlviz.ui.feed); each session runs this file
+as ``__main__``.
 """
 
 import streamlit as st

@@ -292,7 +292,7 @@ class Scheduler:
 
     def _demand(self) -> float:
         """Seconds of a core that one round of redraws by every watching session takes, over DRAW_SHARE."""
-        return len(self._watching() | self._recent(5.0)) * self._round_cost() / DRAW_SHARE
+        return self.watchers() * self._round_cost() / DRAW_SHARE
 
     def watchers(self) -> int:
         """Sessions watching a training run now, or that drew one in the last 5 s."""

@@ -107,11 +107,6 @@ def _prune(now: float) -> None:
         _OWNERS.pop(_FEEDS.pop(token).owner, None)
 
 
-def feeds() -> int:
-    """Feeds registered now (diagnostics, tests)."""
-    return len(_FEEDS)
-
-
 # -- answering -------------------------------------------------------------------------------------------------
 _BODIES: dict = {}  # (version, chart, language, lecture) -> (JSON, gzipped JSON): made once for every viewer
 _BODIES_LOCK = threading.Lock()
@@ -124,7 +119,7 @@ def answer(token: str, have: str | None, gzipped: bool = False) -> tuple[int, by
     every}, "fig": figure}``, gzipped if asked; a body is made once per version for every viewer."""
     from ..i18n import language
     from ..runner import RUNNING
-    from .live import stamped_view
+    from .live import stamped_view, view_key
     from .settings import lecture_as
     from .show import _themed_json
 
@@ -143,9 +138,9 @@ def answer(token: str, have: str | None, gzipped: bool = False) -> tuple[int, by
         finally:
             _COSTS[chart] = (time.monotonic(), time.perf_counter() - t0)
 
-    hit = runner._views.get((feed.name, feed.lecture, feed.lang, feed.parts))  # dlviz.ui.live.stamped_view's key
-    untrained = hit is None or hit[0][0] <= 1  # still the step-0 chart: the first trained one goes out at once
     with language(feed.lang), lecture_as(feed.lecture):
+        hit = runner._views.get(view_key(feed.name, feed.parts))
+        untrained = hit is None or hit[0][0] <= 1  # still the step-0 chart: the first trained one goes out at once
         stamp, fig = stamped_view(shown, feed.name, build, feed.parts,
                                   rebuild_s=MIN_BUILD_S if untrained else rebuild_s())
     version = f"{id(runner._views):x}.{stamp[0]}.{stamp[1]}"

@@ -41,8 +41,8 @@ FEED_AREA_S = 1.0  # with the live feed (dlviz.ui.feed) the browser redraws the 
 # around it (status line, metrics) then reruns at most this often
 FEED_WATCHERS = int(os.environ.get("DLVIZ_FEED_WATCHERS", "6"))  # the feed draws the charts once this many sessions
 # watch training runs. Fewer, the page's own reruns carry the figure (5 a second): in Chromium on 2 cores one
-# session's chart refreshed 1.0-1.5 times a second from the feed (the browser also drew the reruns) against 2.6-3.8
-# for the reruns; forty light clients got 1.2-1.6 from the reruns against 3.3-3.8 from the feed
+# session's chart refreshed 1.0-1.5 times a second from the feed (the browser also drew the reruns) against 1.5-2.0
+# when the reruns carried it; forty light clients got p10 1.3-1.6 from the reruns against 2.4-3.9 from the feed
 SLOW_EVERY_S = 1.5  # heavier views (filters, embeddings, galleries): every 1.5 s rather than 1 s took the CNN
 # page from 2.6-2.8 to 3.3-3.4 curve refreshes/s in Chromium on 2 cores (its main thread was ~70% busy drawing them)
 
@@ -177,6 +177,13 @@ def feeding() -> bool:
     from . import feed
 
     return feed.enabled() and scheduler().watchers() >= FEED_WATCHERS
+
+
+def _period(every_s: float) -> float:
+    """The live area's redraw period: longer when many sessions watch (see scheduler.DRAW_SHARE), and at least
+    FEED_AREA_S while the browsers redraw the charts from the feed."""
+    period = scheduler().refresh_period(every_s)
+    return max(period, FEED_AREA_S) if feeding() else period
 
 
 def _can_rewind(runner: Runner) -> bool:
@@ -378,13 +385,19 @@ def shared_view(runner: Runner, name: str, build: Callable[[], object], *parts) 
     return stamped_view(runner, name, build, parts)[1]
 
 
+def view_key(name: str, parts: tuple = ()) -> tuple:
+    """The key of a run's view in its cache (``runner._views``) for this context's lecture mode and language:
+    figures carry text, so one per language."""
+    from .settings import lecture_mode
+
+    return name, lecture_mode(), current_language(), parts
+
+
 def stamped_view(runner: Runner, name: str, build: Callable[[], object], parts: tuple = (),
                  rebuild_s: float | None = None) -> tuple[tuple, object]:
     """``shared_view``, with the (snapshots seen, status, cursor) of the run the view was built at;
     ``rebuild_s``: the least age of a running run's view before it is rebuilt (default: the drawing area's)."""
-    from .settings import lecture_mode
-
-    key = (name, lecture_mode(), current_language(), parts)  # figures carry text: one per language
+    key = view_key(name, parts)
     stamp = (runner.snapshots_seen, runner.status, runner.cursor)  # a rewound view is another picture
     views, mine = runner._views, (id(runner._views), key)
     live = stamp[1] == RUNNING and stamp[2] is None
@@ -475,9 +488,7 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
         _control_row(key, runner, config, device, pace_s, main_view)
     st.session_state[f"{key}._buttons"] = runner.status
     me, sched = session_id(), scheduler()
-    period = sched.refresh_period(every_s)  # longer when many sessions watch (see scheduler.DRAW_SHARE)
-    if feeding():
-        period = max(period, FEED_AREA_S)  # the browsers redraw the main charts from the feed meanwhile
+    period = _period(every_s)
     st.session_state[f"{key}._period"] = (period, time.monotonic())
 
     @st.fragment(run_every=period if runner.status == RUNNING else None)
@@ -503,9 +514,7 @@ def live_run(key: str, demo: Demo, config, device: torch.device, draw: Callable[
         if (r.status == RUNNING) != (ss.get(f"{key}._buttons") == RUNNING):
             st.rerun()  # the run ended or paused since the buttons were drawn: redraw them, set the timer
         used, since = ss[f"{key}._period"]
-        wanted = sched.refresh_period(every_s)
-        if feeding():
-            wanted = max(wanted, FEED_AREA_S)
+        wanted = _period(every_s)
         if r.status == RUNNING and time.monotonic() - since > 3 and not 0.5 <= wanted / used <= 2.0:
             st.rerun()  # the server got busier or quieter: a full run sets the new period
 

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
+import json
 import os
 import random
 import re
@@ -81,7 +83,7 @@ class ClientStats:
     shared_max: int = 0
     runs_training: int | None = None  # from the sidebar caption, latest full run
     finished_seen: bool = False  # the caption read "finished": the run ended inside the window
-    finished_at: float | None = None  # when the run was first seen finished (refreshes are counted until then)
+    finished_at: float | None = None  # when the run was first seen stopped (refreshes are counted until then)
     exceptions: list = field(default_factory=list)
     messages: int = 0
     bytes_in: int = 0
@@ -212,8 +214,7 @@ class LightClient:
                     if step != self.stats.steps or not self.stats.step_times:
                         self.stats.step_times.append((now, step))
                     self.stats.steps = step
-                    if step > 0 and self.stats.first_update_s is None and self.stats.clicked_at is not None:
-                        self.stats.first_update_s = now - self.stats.clicked_at
+                    self._first_update(now, step)
                 if body.startswith("**finished**"):
                     self.stats.finished_seen = True
                     self.stats.finished_at = self.stats.finished_at or now
@@ -235,8 +236,6 @@ class LightClient:
     def _on_chart(self, element_id: str, raw_json: str) -> None:
         """A chart element arrived: it polls its feed (each chart of a page its own, as in the browser), or, drawn
         from a figure (paused, finished), stops polling."""
-        import json
-
         data = json.loads(raw_json or "{}")
         url = data.get("feed")
         if url == self.feeds.get(element_id, (None,))[0]:
@@ -248,6 +247,11 @@ class LightClient:
             task = asyncio.get_running_loop().create_task(self._poll(element_id, url, data.get("every", 200) / 1000))
             self.feeds[element_id] = (url, task)
 
+    def _first_update(self, now: float, step: int) -> None:
+        """The page showed ``step`` (caption or chart): the first step past 0 after Start is the first update."""
+        if step > 0 and self.stats.first_update_s is None and self.stats.clicked_at is not None:
+            self.stats.first_update_s = now - self.stats.clicked_at
+
     def _stop_feed(self, element_id: str | None = None) -> None:
         for eid in list(self.feeds) if element_id is None else [element_id]:
             entry = self.feeds.pop(eid, None)
@@ -257,9 +261,6 @@ class LightClient:
     async def _poll(self, element_id: str, url: str, every_s: float) -> None:
         """GET the feed, wait ``every_s`` after each answer, until it says the run stopped or is gone: one
         keep-alive connection, gzip accepted, as Chromium asks."""
-        import gzip
-        import json
-
         parts = urllib.parse.urlsplit(self.base_url)
         reader = writer = None
         have = ""
@@ -290,8 +291,7 @@ class LightClient:
                     if not self.stats.feed_times or step > self.stats.feed_times[-1][1]:
                         self.stats.feed_times.append((now, step))  # a new step on the page (any of its charts)
                     self.stats.steps = max(self.stats.steps, step)
-                    if step > 0 and self.stats.first_update_s is None and self.stats.clicked_at is not None:
-                        self.stats.first_update_s = now - self.stats.clicked_at
+                    self._first_update(now, step)
                     every_s = head.get("every", every_s * 1000) / 1000
                     if not head.get("running"):
                         self.stats.finished_at = self.stats.finished_at or now
