@@ -90,12 +90,21 @@ def test_cnn_trains_live_by_keyboard_then_rewinds_and_exports(page, app_url):
     page.wait_for_timeout(1500)
     assert _step(page) == paused, "a paused run must not advance"
     # Rewind: the timeline's thumb, moved by the keyboard to earlier checkpoints.
+    # Once in CI (1 of about 30 full runs, not reproduced here in 11 tries under load) no rewind followed the
+    # presses within 60 s; a lecturer presses again, and so does the test, then says what the page showed.
     thumb = page.get_by_role("slider", name="Rewind")
-    thumb.focus()
-    for _ in range(5):
-        thumb.press("ArrowLeft")
     rewound = page.get_by_text(re.compile(r"rewound to step \d+ of \d+")).first
-    rewound.wait_for(timeout=60_000)  # a busy machine reruns slowly
+    for attempt in range(3):
+        thumb.focus()
+        for _ in range(5):
+            thumb.press("ArrowLeft")
+        try:
+            rewound.wait_for(timeout=30_000)  # a busy machine reruns slowly
+            break
+        except Exception:
+            if attempt == 2:
+                raise AssertionError(f"no rewind after three tries: slider {thumb.get_attribute('aria-valuetext')!r}"
+                                     f", status {page.locator(FRESH).get_by_text(re.compile('step')).all_text_contents()}")
     at = int(re.search(r"rewound to step (\d+)", rewound.text_content()).group(1))
     assert 0 <= at < paused
     assert _step(page) == paused, "rewinding shows an earlier step; the run itself stays where it was"
