@@ -62,7 +62,12 @@ def enabled() -> bool:
 
 
 class WorkerDied(RuntimeError):
-    """The worker process training this run ended (killed, out of memory)."""
+    """The worker process training this run ended (killed, out of memory). Its one message is the page's: the
+    end is seen either by the reader (EOF) or by a send (a broken pipe), whichever comes first."""
+
+    def __init__(self) -> None:
+        super().__init__(Msg(N_("The training process stopped (out of memory, or killed). Press Reset to start "
+                                "this run again.")))
 
 
 # -- the worker process --------------------------------------------------------------------------------------
@@ -190,7 +195,7 @@ class _Worker:
         data = pickle.dumps((op, rid, payload), protocol=pickle.HIGHEST_PROTOCOL)
         with self._send_lock:
             if self.dead:
-                raise WorkerDied("the worker process ended")
+                raise WorkerDied()
             try:
                 while self._dropped:
                     gone = self._dropped.popleft()
@@ -199,7 +204,7 @@ class _Worker:
                 self._out.send_bytes(data)
             except OSError as exc:
                 self._died()
-                raise WorkerDied("the worker process ended") from exc
+                raise WorkerDied() from exc
 
     def box(self, rid: int) -> queue.SimpleQueue:
         q: queue.SimpleQueue = queue.SimpleQueue()
@@ -346,8 +351,7 @@ class RemoteGen:
             self.last_s = payload
             raise StopIteration
         if kind == "died":
-            raise WorkerDied(Msg(N_("The training process stopped (out of memory, or killed). Press Reset to "
-                                    "start this run again.")))
+            raise WorkerDied()
         exc, where, self.last_s = payload
         exc.dlviz_where = where  # the runner's message says where the demo raised it
         raise exc

@@ -89,6 +89,20 @@ def test_a_worker_that_dies_fails_its_runs_with_a_message_and_the_next_run_gets_
     assert procs._WORKERS and procs._WORKERS[0] is not victim
 
 
+def test_a_dead_worker_says_what_to_do_whichever_end_sees_it_first(workers):
+    """The end of a worker is seen by the reader (EOF) or by a send (broken pipe), in either order (CI once showed
+    the send's internal words on the page); both say what to do."""
+    demo = get_demo(DEMO)
+    Runner(demo, demo.default_config()).prime()
+    victim = procs._WORKERS[0]
+    victim.proc.kill()
+    victim.proc.wait(10)
+    victim._died()  # as if the reader had seen it first
+    with pytest.raises(procs.WorkerDied) as dead:
+        victim.send("next", 0)
+    assert "Press Reset" in str(dead.value.args[0])
+
+
 def test_workers_are_off_unless_asked(monkeypatch):
     monkeypatch.delenv("DLVIZ_TRAIN_PROCESS", raising=False)
     procs._ENABLED = None
