@@ -87,6 +87,7 @@ class ClientStats:
     exceptions: list = field(default_factory=list)
     messages: int = 0
     bytes_in: int = 0
+    feed_bytes: int = 0  # of bytes_in: the chart feeds' bodies, as sent (gzipped)
     ref_hits: int = 0
     ref_misses: int = 0
     reruns_sent: int = 0
@@ -282,6 +283,7 @@ class LightClient:
                     headers[k.strip().lower()] = v.strip()
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 self.stats.bytes_in += len(body)
+                self.stats.feed_bytes += len(body)
                 if status == 200:
                     if headers.get("content-encoding") == "gzip":
                         body = gzip.decompress(body)
@@ -519,6 +521,19 @@ def cpu_s(pid: int | None) -> float | None:
     return total
 
 
+def loopback_bytes() -> int | None:
+    """Bytes sent over this machine's loopback so far (/proc/net/dev): what the server sends its local clients,
+    websocket and feed together, as they travel (compressed or not), with the clients' requests."""
+    try:
+        for line in Path("/proc/net/dev").read_text().splitlines():
+            name, _, rest = line.partition(":")
+            if name.strip() == "lo":
+                return int(rest.split()[8])
+    except (OSError, IndexError, ValueError):
+        pass
+    return None
+
+
 def _log_tracebacks(port: int) -> list[str]:
     """The last lines of each traceback in the server's log (serve_app writes it beside app.py)."""
     from ..browser import ROOT
@@ -571,7 +586,7 @@ async def _drive(base_url: str, pid: int | None, kind: str, n: int, measure_s: f
     await asyncio.gather(*(load(c) for c in clients))
     marks["rss_loaded_mb"] = rss_mb(pid)
     ready = [c for c in clients if c.stats.loaded_s is not None and not c.closed.is_set()]
-    marks["cpu_start"], marks["t_start"] = cpu_s(pid), time.monotonic()
+    marks["cpu_start"], marks["t_start"], marks["lo_start"] = cpu_s(pid), time.monotonic(), loopback_bytes()
 
     async def start(c: LightClient) -> None:
         await asyncio.sleep(random.uniform(0, spread_s))  # and press Start within about a second
@@ -582,7 +597,7 @@ async def _drive(base_url: str, pid: int | None, kind: str, n: int, measure_s: f
 
     await asyncio.gather(*(start(c) for c in ready))
     await asyncio.sleep(measure_s)
-    marks["t_end"], marks["cpu_end"] = time.monotonic(), cpu_s(pid)
+    marks["t_end"], marks["cpu_end"], marks["lo_end"] = time.monotonic(), cpu_s(pid), loopback_bytes()
     marks["rss_end_mb"] = rss_mb(pid)
     probe = next((c for c in ready if not c.closed.is_set()), None)
     if probe is not None:  # the sidebar's count, now (it is drawn in full runs only)
@@ -697,6 +712,10 @@ def run_scenario(kind: str, n: int, measure_s: float = 15.0, spread_s: float = 1
                               - client_cpu0.ru_stime, 1),
         "mb_in_per_client_s": round(statistics.median(s.bytes_in for s in stats) / 1e6 / window, 2)
         if stats and window else None,
+        "feed_kb_per_client_s": round(statistics.median(s.feed_bytes for s in stats) / 1e3 / window, 1)
+        if stats and window else None,
+        "wire_kb_per_client_s": round((marks["lo_end"] - marks["lo_start"]) / 1e3 / window / n, 1)
+        if marks.get("lo_end") is not None and marks.get("lo_start") is not None and window else None,
         "ref_hash_hits": sum(s.ref_hits for s in stats),
         "ref_hash_misses": sum(s.ref_misses for s in stats),
         "auto_reruns_sent": sum(s.auto_reruns_sent for s in stats),
