@@ -145,3 +145,31 @@ def test_every_page_reads_chinese(zh_tab, slug):
         full_screenshot(page, str(SHOTS / f"zh-{slug or 'home'}.png"))
         page.set_viewport_size({"width": 1280, "height": 720})
     assert not english, f"English left on /{slug}?lang=zh: {sorted(set(english))[:30]}"
+
+
+def test_switching_language_back_and_forth_keeps_every_choice(browser, app_url):
+    """The browser names a selectbox's, radio's or select slider's choice by its label, and kept the old
+    language's label after a switch: switching back then raised KeyError in the CLIP preset's callback (found by
+    a tour) and a translated select slider fell back to its default. Here the CLIP page goes zh, en, zh, en with
+    its preset, the speed slider at "1 / s" and the GAN's 1-D view; every choice stays, no exception."""
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    page = context.new_page()
+    try:
+        for slug, kept in (("clip?preset=zero-shot", "preset=zero-shot"), ("gan?view=1d", "view=1d")):
+            open_settled(page, f"{app_url}/{slug}")
+            speed = page.locator('[data-testid="stMain"]').get_by_role("slider").first  # the live row's speed
+            speed.focus()
+            speed.press("End")  # the slowest pace, a translated label
+            wait_idle(page)
+            before = speed.input_value()
+            assert before != "0", "the speed slider should have moved off full speed"
+            sidebar = page.locator('[data-testid="stSidebar"]')
+            for name in ("简体中文", "English", "简体中文", "English"):
+                sidebar.get_by_text(name, exact=True).first.click()
+                page.wait_for_timeout(300)
+                wait_idle(page)
+                assert page.locator('[data-testid="stException"]').count() == 0, (slug, name)
+                assert kept in page.url, (slug, name, page.url)
+                assert speed.input_value() == before, (slug, name, before)
+    finally:
+        context.close()

@@ -127,7 +127,42 @@ def _no_post_script_gc() -> None:
 def _switch_language() -> None:
     choice = st.session_state.get(LANG_SWITCH)
     if choice in LANGUAGES:
+        if choice != st.session_state.get(LANG):
+            _relabel_choices(choice)
         st.session_state[LANG] = choice
+
+
+def _relabel_choices(lang: str) -> None:
+    """Before a language switch: a selectbox, radio or select slider is identified in the browser by its choice's
+    label, and the browser keeps the old language's label until the server sets the widget. Without this, the
+    next rerun after the switch found no such label: a selectbox or radio returned the label itself (a preset's
+    on_change raised KeyError on the CLIP page) and a select slider fell back to its default. So every keyed
+    choice widget whose labels differ in ``lang`` is set to its own value: this run sends the new labels.
+    Streamlit's internals are read with care; where they differ, nothing is done (as before)."""
+    from ..i18n import language
+
+    ss = st.session_state
+    try:
+        from streamlit.runtime.state.session_state_proxy import get_session_state
+
+        inner = get_session_state()._state  # the SessionState behind this session's lock
+        metas = dict(inner._new_widget_state.widget_metadata)
+        keys = dict(inner._key_id_mapper.id_key_mapping)
+    except (ImportError, AttributeError):
+        return
+    for wid, meta in metas.items():
+        key, serde = keys.get(wid), getattr(meta.deserializer, "__self__", None)
+        options, label = getattr(serde, "options", None), getattr(serde, "format_func", None)
+        if key is None or key == LANG_SWITCH or options is None or label is None or key not in ss:
+            continue
+        try:
+            now = [str(label(o)) for o in options]
+            with language(lang):
+                then = [str(label(o)) for o in options]
+            if now != then:
+                ss[key] = ss[key]
+        except Exception:  # noqa: BLE001, S112  (a widget whose labels cannot be recomputed: left as it was)
+            continue
 
 
 def render_sidebar() -> None:
