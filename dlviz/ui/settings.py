@@ -132,6 +132,59 @@ def _switch_language() -> None:
         st.session_state[LANG] = choice
 
 
+def tolerate_stale_labels() -> None:
+    """Let a selectbox, radio or select slider read a choice's label in any language of the app.
+
+    The browser names the choice by its label. Right after a language switch, a rerun already on its way (a live
+    chart's timer, a click) still carries the old language's label, and Streamlit found no such option: a
+    selectbox or radio returned the label itself (a preset's callback raised KeyError, seen in a browser tour)
+    and a select slider fell back to its default. Here a label not found is looked up in every language and read
+    as its option. Installed once; where Streamlit's internals differ, nothing changes."""
+    try:
+        from streamlit.elements.widgets.radio import RadioSerde
+        from streamlit.elements.widgets.select_slider import SelectSliderSerde
+        from streamlit.elements.widgets.selectbox import SelectboxSerde
+    except ImportError:
+        return
+    for cls, table, many in ((SelectboxSerde, "formatted_option_to_option_index", False),
+                             (RadioSerde, "formatted_option_to_option_index", False),
+                             (SelectSliderSerde, "formatted_option_to_index", True)):
+        original = getattr(cls, "deserialize", None)
+        if original is None or getattr(original, "dlviz_any_language", False):
+            continue
+
+        def deserialize(self, ui_value, _original=original, _table=table, _many=many):
+            labels = getattr(self, _table, None)
+            if isinstance(labels, dict) and ui_value is not None:
+                ui_value = [_label_now(self, v, labels) for v in ui_value] if _many else \
+                    _label_now(self, ui_value, labels)
+            return _original(self, ui_value)
+
+        deserialize.dlviz_any_language = True
+        cls.deserialize = deserialize
+
+
+def _label_now(serde, label, labels: dict):
+    """``label`` as this widget labels the same option now (``labels``: label -> index), from any language."""
+    if not isinstance(label, str) or label in labels:
+        return label
+    from ..i18n import language
+
+    try:
+        for lang in LANGUAGES:
+            with language(lang):
+                then = [str(serde.format_func(o)) for o in serde.options]
+            if label in then:
+                index = then.index(label)
+                return next((k for k, i in labels.items() if i == index), label)
+    except Exception:  # noqa: BLE001  (labels that cannot be recomputed: as Streamlit would have it)
+        pass
+    return label
+
+
+tolerate_stale_labels()
+
+
 def _relabel_choices(lang: str) -> None:
     """Before a language switch: a selectbox, radio or select slider is identified in the browser by its choice's
     label, and the browser keeps the old language's label until the server sets the widget. Without this, the
