@@ -135,6 +135,15 @@ GAN_PROBE = """() => {
 }"""
 
 
+FITS = """() => {
+  const charts = Array.from(document.querySelectorAll('.dlviz-live-chart'));
+  return charts.length > 0 && charts.every((d) => {
+    const svg = d.querySelector('.main-svg');
+    return svg && svg.getBoundingClientRect().width <= d.clientWidth + 1;
+  });
+}"""
+
+
 @pytest.mark.parametrize("watchers", ["6", "1"], ids=["reruns carry the figure", "drawn from the feed"])
 def test_the_gan_page_s_first_chart_is_never_empty_while_training(page, watchers):
     with serve_app(env={"DLVIZ_FEED_WATCHERS": watchers}, timeout=120) as url:
@@ -149,3 +158,7 @@ def test_the_gan_page_s_first_chart_is_never_empty_while_training(page, watchers
         assert len(samples) >= 20
         assert [s for s in samples if s] == [], f"{len([s for s in samples if s])} of {len(samples)} samples"
         assert page.locator('[data-testid="stException"]').count() == 0
+        # The sidebar opened mid-run (to switch the language, say): the live charts follow their narrower column
+        # (plotly's own "responsive" follows the window only: the 2-D chart's colour bar covered the metrics).
+        page.locator('[data-testid="stExpandSidebarButton"]').first.click()
+        page.wait_for_function(FITS, timeout=10_000)

@@ -239,6 +239,17 @@ export default function (component) {
     root.appendChild(s.div);
   }
   if (data.h) s.div.style.minHeight = data.h + "px";
+  if (!s.ro && window.ResizeObserver) {  // the sidebar opened or closed: plotly's "responsive" follows the window only
+    s.w = 0;
+    s.ro = new ResizeObserver((seen) => {
+      const w = Math.round(seen[0].contentRect.width);
+      if (w && w !== s.w) {
+        const first = !s.w; s.w = w;
+        if (!first && s.div.data && window.__dlvizPlotly) window.__dlvizPlotly.then((P) => P.Plots.resize(s.div));
+      }
+    });
+    s.ro.observe(s.div);
+  }
   if (!window.__dlvizPlotly) {
     window.__dlvizPlotly = new Promise((ok, fail) => {
       if (window.Plotly) return ok(window.Plotly);

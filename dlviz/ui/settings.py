@@ -63,6 +63,10 @@ h2 { font-size: 2.0rem !important; } h3 { font-size: 1.6rem !important; }
 .katex { font-size: 1.5em; }
 [data-testid="stMainBlockContainer"] { padding-top: 1.5rem; max-width: 100%; }
 .stButton button kbd { display: none; }
+/* With the sidebar open (to switch the language, say) the main area is about 770 px wide: the live buttons' labels
+   were cut ("▶ Res…", "⏸ Pa…", "↺ Re…"); there they keep the normal size. */
+body:has([data-testid="stSidebar"][data-collapsed="false"]) [data-testid="stMain"] .stButton button p {
+  font-size: 16px !important; }
 /* The lecturer's side, not the room's: the sidebar's page names and the labels of the controls keep the normal size
    (px: rem is the enlarged root size here): every page name shows whole in two or three lines, and a row of seven
    toggles ("Momentum", "AdaGrad", "AdamW") is not cut (measured at 1280x720 with the sidebar closed). */
