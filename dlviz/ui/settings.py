@@ -260,9 +260,10 @@ def render_sidebar() -> None:
         st.toggle(_("Lecture mode"), key=LECTURE,
                   help=_("Larger fonts and figures; the controls start collapsed so the figures fill the "
                          "projector."))
-    st.markdown(STEADY_CSS, unsafe_allow_html=True)
+    # One element either way: a second one for lecture mode moved every element of the page down by one, and
+    # Streamlit remounted them all (the live charts went blank for half a second when lecture mode was toggled).
+    st.markdown(STEADY_CSS + (LECTURE_CSS if lecture_mode() else ""), unsafe_allow_html=True)
     if lecture_mode():
-        st.markdown(LECTURE_CSS, unsafe_allow_html=True)
         st.query_params["lecture"] = "1"
     elif "lecture" in st.query_params:
         del st.query_params["lecture"]
