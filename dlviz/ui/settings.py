@@ -172,18 +172,23 @@ def _label_now(serde, label, labels: dict):
     """``label`` as this widget labels the same option now (``labels``: label -> index), from any language."""
     if not isinstance(label, str) or label in labels:
         return label
-    from ..i18n import language
-
     try:
         for lang in LANGUAGES:
-            with language(lang):
-                then = [str(serde.format_func(o)) for o in serde.options]
+            then = _labels_in(serde.format_func, serde.options, lang)
             if label in then:
                 index = then.index(label)
                 return next((k for k, i in labels.items() if i == index), label)
     except Exception:  # noqa: BLE001  (labels that cannot be recomputed: as Streamlit would have it)
         pass
     return label
+
+
+def _labels_in(format_func, options, lang: str | None = None) -> list[str]:
+    """A choice widget's labels, in ``lang`` (None: the current language)."""
+    from ..i18n import language
+
+    with language(lang) if lang else contextlib.nullcontext():
+        return [str(format_func(o)) for o in options]
 
 
 tolerate_stale_labels()
@@ -195,9 +200,8 @@ def _relabel_choices(lang: str) -> None:
     next rerun after the switch found no such label: a selectbox or radio returned the label itself (a preset's
     on_change raised KeyError on the CLIP page) and a select slider fell back to its default. So every keyed
     choice widget whose labels differ in ``lang`` is set to its own value: this run sends the new labels.
-    Streamlit's internals are read with care; where they differ, nothing is done (as before)."""
-    from ..i18n import language
-
+    Streamlit's internals are read with care; where they differ, nothing is done (as before). The labels now
+    come right from the wrapped deserializers too (``tolerate_stale_labels``); this makes the browser show them."""
     ss = st.session_state
     try:
         from streamlit.runtime.state.session_state_proxy import get_session_state
@@ -213,10 +217,7 @@ def _relabel_choices(lang: str) -> None:
         if key is None or key == LANG_SWITCH or options is None or label is None or key not in ss:
             continue
         try:
-            now = [str(label(o)) for o in options]
-            with language(lang):
-                then = [str(label(o)) for o in options]
-            if now != then:
+            if _labels_in(label, options) != _labels_in(label, options, lang):
                 ss[key] = ss[key]
         except Exception:  # noqa: BLE001, S112  (a widget whose labels cannot be recomputed: left as it was)
             continue
